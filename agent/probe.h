@@ -1,0 +1,70 @@
+/* agent/probe.h - the BPF side of the agent: load, attach, discover, poll.
+ * Owns: the BPF skeleton, uprobes per target library/binary (deduplicated by device and
+ * inode), the socket hook chosen by probing (kprobe -> fentry -> tp_btf -> syscalls),
+ * automatic discovery of libssl in /proc/PID/maps (containers through /proc/PID/root),
+ * the perf buffer and its lost-sample accounting.
+ * Does not own: what events mean (conn.h) or where frames go (ship.h). */
+#ifndef AGENT_PROBE_H
+#define AGENT_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ecv_event.h"
+
+/* Perf buffer pages per CPU: one SSL call's events (up to ECV_MAX_CHUNKS x 16 KiB, 1 MiB)
+ * are written in a single BPF run, so one CPU's buffer must hold them all: 2 MiB. */
+#define PROBE_PERF_PAGES_DEFAULT 512
+
+enum probe_hook {
+	PROBE_HOOK_AUTO = 0,
+	PROBE_HOOK_KPROBE,
+	PROBE_HOOK_FENTRY,
+	PROBE_HOOK_TRACEPOINT,
+	PROBE_HOOK_SYSCALLS
+};
+
+struct probe_cfg {
+	const char *const *libs; /* --lib paths */
+	size_t n_libs;
+	const char *const *bins; /* --bin paths (static OpenSSL/BoringSSL) */
+	size_t n_bins;
+	bool auto_discover; /* scan /proc for libssl.so* (rescan every rescan_ms) */
+	unsigned rescan_ms; /* default 1000 */
+	pid_t pid;	    /* 0 = all processes */
+	uint64_t cgroup_id; /* 0 = any (from --cgroup PATH: the directory's inode) */
+	uint32_t netns_ino; /* 0 = any (from --netns PATH: stat().st_ino) */
+	enum probe_hook hook;
+	unsigned perf_pages; /* per CPU, power of two; 0 = PROBE_PERF_PAGES_DEFAULT;
+			      * raised (logged) to hold one whole max_chunks call */
+	unsigned max_chunks; /* 16 KiB chunks per call, 1..ECV_MAX_CHUNKS */
+};
+
+/* One perf sample, size bytes (>= ECV_EVENT_HDR_LEN, checked), already copied to an
+ * aligned buffer. Called from probe_poll(). */
+typedef void (*probe_event_fn)(void *ctx, const struct ecv_event *ev, size_t size);
+/* Samples lost on cpu. */
+typedef void (*probe_lost_fn)(void *ctx, int cpu, uint64_t count);
+
+/* Checks privileges and kernel features (one clear logged line each when missing),
+ * loads the BPF object, attaches the socket hook and the uprobes of every target.
+ * Returns NULL with errno set; nothing stays attached on failure. */
+struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, probe_lost_fn on_lost,
+			void *ctx);
+/* Polls the perf buffer up to timeout_ms and rescans for new libraries when due.
+ * Returns the number of samples handled or -errno. */
+int probe_poll(struct probe *p, int timeout_ms);
+/* Detaches everything and frees (NULL-safe). */
+void probe_free(struct probe *p);
+
+/* Name of the socket hook in use: "kprobe", "fentry", "tracepoint", "syscalls". */
+const char *probe_hook_name(const struct probe *p);
+int probe_hook_parse(const char *s, enum probe_hook *hook);
+/* Number of distinct library/binary files hooked so far. */
+unsigned probe_targets(const struct probe *p);
+/* Calls truncated so far (events with ECV_F_TRUNCATED count once per call). */
+uint64_t probe_truncated(const struct probe *p);
+
+#endif
