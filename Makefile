@@ -7,6 +7,8 @@
 #   make install    PREFIX=/usr/local DESTDIR=
 #   V=1             show the real commands
 .DELETE_ON_ERROR:
+# Keep intermediate objects (tools, BPF) so a second make does nothing.
+.SECONDARY:
 .SUFFIXES:
 
 BUILD   ?= build

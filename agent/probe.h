@@ -56,7 +56,8 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 /* Polls the perf buffer up to timeout_ms and rescans for new libraries when due.
  * Returns the number of samples handled or -errno. */
 int probe_poll(struct probe *p, int timeout_ms);
-/* Detaches everything and frees (NULL-safe). */
+/* Detaches everything and frees (NULL-safe). Takes about 2 s per hooked library: the
+ * kernel waits for a grace period per uprobe removed. */
 void probe_free(struct probe *p);
 
 /* Name of the socket hook in use: "kprobe", "fentry", "tracepoint", "syscalls". */

@@ -54,6 +54,7 @@ struct ecv_event {
 	__u8 data[ECV_CHUNK_SIZE];
 };
 
-#define ECV_EVENT_HDR_LEN ((unsigned long)&((struct ecv_event *)0)->data)
+/* An integer constant expression (usable for array sizes, in BPF and user space). */
+#define ECV_EVENT_HDR_LEN ((unsigned long)__builtin_offsetof(struct ecv_event, data))
 
 #endif

@@ -1,0 +1,603 @@
+// SPDX-License-Identifier: GPL-2.0
+/* bpf/ecv.bpf.c - plaintext capture at SSL_write/SSL_read (DESIGN §1).
+ *
+ * Uprobes save the arguments of SSL_* calls per thread; uretprobes emit the bytes the
+ * call actually moved as ECV_EV_DATA events (16 KiB chunks) with byte offsets assigned
+ * here from per-(SSL, direction) counters. While a thread is inside an SSL_* call, a
+ * socket hook (one of kprobe / fentry / tp_btf / syscall tracepoints, chosen by user
+ * space with autoload) learns the struct sock under the SSL object: its 5-tuple, and
+ * the role the kernel saw at connection open (sock/inet_sock_set_state). */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "ecv_event.h"
+#include "sock.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Tunables written by user space before load (probe.c). 0 = no filter. */
+const volatile __u32 filter_tgid = 0;
+const volatile __u64 filter_cgroup_id = 0;
+const volatile __u32 filter_netns = 0;
+const volatile __u32 max_chunks = ECV_MAX_CHUNKS;
+
+/* SSL_* calls cut at max_chunks, and calls not copied because this CPU's scratch
+ * buffer was busy (preemption; their bytes are a sequence hole). Read by user space. */
+__u64 truncated_calls = 0;
+__u64 busy_calls = 0;
+
+#define ECV_MAX_CONNS 65536
+#define ECV_MAX_THREADS 16384
+
+#define TCP_ESTABLISHED_ 1
+#define TCP_SYN_SENT_ 2
+#define TCP_SYN_RECV_ 3
+#define TCP_CLOSE_ 7
+
+/* Arguments of an SSL_read or SSL_write call in flight, saved at entry. */
+struct ssl_call {
+	__u64 ssl;
+	__u64 buf;
+	__u64 ex_len; /* size_t *written / *readbytes of the _ex variants, else 0 */
+	__u32 dir;    /* ecv_dir */
+	__u32 pad;
+};
+
+struct conn_key {
+	__u64 ssl;
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* What the kernel knows of one SSL object. */
+struct conn_state {
+	__u64 offsets[2]; /* next byte offset per ecv_dir */
+	__u64 sk;	  /* struct sock the tuple was read from */
+	__u32 flags;	  /* ECV_F_FROM_START, ECV_F_TUPLE, ECV_F_ROLE_* */
+	__u32 closed;	  /* ECV_EV_CLOSE already sent (SSL_shutdown before SSL_free) */
+	struct sock_tuple tuple;
+};
+
+/* pid_tgid -> arguments of the SSL data call in flight. LRU: a thread killed inside a
+ * call never reaches the uretprobe, its entry must not stay forever. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ECV_MAX_THREADS);
+	__type(key, __u64);
+	__type(value, struct ssl_call);
+} ssl_calls SEC(".maps");
+
+/* pid_tgid -> SSL object of any SSL_* call in flight: tells the socket hook which SSL
+ * object the thread's socket I/O belongs to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ECV_MAX_THREADS);
+	__type(key, __u64);
+	__type(value, __u64);
+} ssl_threads SEC(".maps");
+
+/* (tgid, SSL object) -> offsets, tuple, role. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ECV_MAX_CONNS);
+	__type(key, struct conn_key);
+	__type(value, struct conn_state);
+} ssl_conns SEC(".maps");
+
+/* struct sock -> ECV_F_ROLE_CLIENT / ECV_F_ROLE_SERVER, from the open the kernel saw. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ECV_MAX_CONNS);
+	__type(key, __u64);
+	__type(value, __u32);
+} sock_roles SEC(".maps");
+
+/* One DATA event under construction per CPU: 16 KiB does not fit the 512-byte stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ecv_event);
+} scratch SEC(".maps");
+
+/* 1 while this CPU's scratch is in use. Programs stay on their CPU (migration is
+ * disabled) but on a fully preemptible kernel another task's uprobe may run on the same
+ * CPU in the middle of a copy loop: it must not overwrite the event being sent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64); /* 64-bit: BPF has no 32-bit atomic exchange before v3 */
+} scratch_busy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} events SEC(".maps");
+
+static __always_inline __u32 current_netns(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+}
+
+/* True when the current task passes the pid, cgroup and network-namespace filters. */
+static __always_inline bool filter_pass(void)
+{
+	if (filter_tgid && (bpf_get_current_pid_tgid() >> 32) != filter_tgid)
+		return false;
+	if (filter_cgroup_id && bpf_get_current_cgroup_id() != filter_cgroup_id)
+		return false;
+	if (filter_netns && current_netns() != filter_netns)
+		return false;
+	return true;
+}
+
+static __always_inline struct conn_state *conn_get(__u64 ssl, __u32 tgid, bool from_start,
+						   bool *created)
+{
+	struct conn_key key = { .ssl = ssl, .tgid = tgid };
+	struct conn_state *st, fresh = {};
+
+	*created = false;
+	st = bpf_map_lookup_elem(&ssl_conns, &key);
+	if (st)
+		return st;
+	fresh.flags = from_start ? ECV_F_FROM_START : 0;
+	/* NOEXIST: another thread of the process may have created it meanwhile. */
+	if (!bpf_map_update_elem(&ssl_conns, &key, &fresh, BPF_NOEXIST))
+		*created = true;
+	return bpf_map_lookup_elem(&ssl_conns, &key);
+}
+
+/* Fills the header of ev (offset, len and flags are the DATA loop's to set again). */
+static __always_inline void event_begin(struct ecv_event *ev, __u16 type, __u64 ssl, __u32 dir,
+					const struct conn_state *st)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->ssl = ssl;
+	ev->offset = 0;
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->tgid = id >> 32;
+	ev->pid = (__u32)id;
+	ev->len = 0;
+	ev->call_len = 0;
+	ev->flags = st ? st->flags : 0;
+	ev->netns = current_netns();
+	ev->type = type;
+	ev->dir = dir;
+	if (st && (st->flags & ECV_F_TUPLE)) {
+		ev->lport = st->tuple.lport;
+		ev->rport = st->tuple.rport;
+		ev->family = st->tuple.family;
+		__builtin_memcpy(ev->laddr, st->tuple.laddr, 16);
+		__builtin_memcpy(ev->raddr, st->tuple.raddr, 16);
+	} else {
+		ev->lport = 0;
+		ev->rport = 0;
+		ev->family = 0;
+		__builtin_memset(ev->laddr, 0, 16);
+		__builtin_memset(ev->raddr, 0, 16);
+	}
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+}
+
+/* Emits a header-only event (START, CLOSE, SOCK). The header fits the stack, so these
+ * never touch the shared scratch buffer. */
+static __always_inline void emit_meta(void *ctx, __u16 type, __u64 ssl, const struct conn_state *st)
+{
+	__u64 hdr[ECV_EVENT_HDR_LEN / 8] = {};
+	/* Only header fields are written: every access stays inside hdr[]. */
+	struct ecv_event *ev = (struct ecv_event *)hdr;
+
+	event_begin(ev, type, ssl, 0, st);
+	bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, hdr, sizeof(hdr));
+}
+
+/* Emits n bytes of plaintext at buf as ceil(n / 16 KiB) DATA events. */
+static __always_inline void emit_data(void *ctx, const struct ssl_call *call, __u64 n)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct conn_state *st;
+	struct ecv_event *ev;
+	__u64 base, captured, limit;
+	__u32 zero = 0;
+	__u64 *busy;
+	bool created, trunc = false;
+
+	st = conn_get(call->ssl, tgid, false, &created);
+	if (!st)
+		return;
+	/* Offsets advance by the whole call, captured or not: a cut call or a lost sample
+	 * is a visible hole in sequence space, never shifted data. "& 1": the verifier
+	 * wants the index into offsets[] provably in range. */
+	base = __sync_fetch_and_add(&st->offsets[call->dir & 1], n);
+	ev = bpf_map_lookup_elem(&scratch, &zero);
+	busy = bpf_map_lookup_elem(&scratch_busy, &zero);
+	if (!ev || !busy)
+		return;
+	if (__sync_lock_test_and_set(busy, 1)) {
+		__sync_fetch_and_add(&busy_calls, 1);
+		return;
+	}
+	event_begin(ev, ECV_EV_DATA, call->ssl, call->dir & 1, st);
+	ev->call_len = n > 0xffffffffULL ? 0xffffffffU : (__u32)n;
+	limit = (__u64)max_chunks * ECV_CHUNK_SIZE;
+	captured = n;
+	if (captured > limit) {
+		captured = limit;
+		trunc = true;
+		__sync_fetch_and_add(&truncated_calls, 1);
+	}
+	/* Bounded loop (kernel >= 5.3): the verifier needs a constant trip count, the
+	 * run-time limit max_chunks is applied through captured. */
+	for (__u32 i = 0; i < ECV_MAX_CHUNKS; i++) {
+		__u64 off = (__u64)i * ECV_CHUNK_SIZE;
+		__u64 len;
+
+		if (off >= captured)
+			break;
+		len = captured - off;
+		/* Also the upper bound the verifier checks the helper sizes against. */
+		if (len > ECV_CHUNK_SIZE)
+			len = ECV_CHUNK_SIZE;
+		ev->offset = base + off;
+		ev->len = len;
+		ev->flags = st->flags;
+		if (trunc && off + len >= captured)
+			ev->flags |= ECV_F_TRUNCATED;
+		if (bpf_probe_read_user(ev->data, len, (const void *)(call->buf + off))) {
+			/* Not resident (a uprobe cannot fault pages in): send the header
+			 * alone, so the bytes are a counted hole rather than zeros. */
+			ev->len = 0;
+			len = 0;
+		}
+		bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, ev, ECV_EVENT_HDR_LEN + len);
+	}
+	*busy = 0; /* a plain store: only this CPU ever touches its slot */
+}
+
+/* --- SSL data calls ---------------------------------------------------------------- */
+
+static __always_inline int call_enter(__u64 ssl, __u64 buf, __u64 ex_len, __u32 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_call call = { .ssl = ssl, .buf = buf, .ex_len = ex_len, .dir = dir };
+	struct conn_state *st;
+	bool created;
+
+	if (!ssl || !filter_pass())
+		return 0;
+	/* Created here (mid-stream unless a handshake uprobe saw it first) so the socket
+	 * hook, which runs inside the call, has a state to write the tuple into. */
+	st = conn_get(ssl, id >> 32, false, &created);
+	if (!st)
+		return 0;
+	bpf_map_update_elem(&ssl_calls, &id, &call, BPF_ANY);
+	bpf_map_update_elem(&ssl_threads, &id, &ssl, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_enter, void *ssl, const void *buf, int num)
+{
+	return call_enter((__u64)ssl, (__u64)buf, 0, ECV_DIR_WRITE);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_ex_enter, void *ssl, const void *buf, size_t num, size_t *written)
+{
+	return call_enter((__u64)ssl, (__u64)buf, (__u64)written, ECV_DIR_WRITE);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_enter, void *ssl, void *buf, int num)
+{
+	return call_enter((__u64)ssl, (__u64)buf, 0, ECV_DIR_READ);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_ex_enter, void *ssl, void *buf, size_t num, size_t *readbytes)
+{
+	return call_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, ECV_DIR_READ);
+}
+
+/* Attached as uretprobe of all four data calls: plain ones return the byte count,
+ * the _ex ones 1 on success with the count in *written / *readbytes. */
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_data_exit, long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_call *saved, call;
+	__u64 n = 0;
+
+	saved = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (!saved)
+		return 0;
+	call = *saved;
+	bpf_map_delete_elem(&ssl_calls, &id);
+	bpf_map_delete_elem(&ssl_threads, &id);
+	if (call.ex_len) {
+		if ((int)ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)call.ex_len))
+			return 0;
+	} else {
+		if ((int)ret <= 0)
+			return 0;
+		n = (__u32)(int)ret;
+	}
+	if (n)
+		emit_data(ctx, &call, n);
+	return 0;
+}
+
+/* --- handshake and end ------------------------------------------------------------- */
+
+/* SSL_new returned: an object created while we watch is followed from its very start.
+ * Overwrites any state left at that address (an SSL_free we did not see). */
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_new_exit, void *ssl)
+{
+	struct conn_key key = { .ssl = (__u64)ssl, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct conn_state fresh = { .flags = ECV_F_FROM_START };
+	struct conn_state *st;
+
+	if (!ssl || !filter_pass())
+		return 0;
+	bpf_map_update_elem(&ssl_conns, &key, &fresh, BPF_ANY);
+	st = bpf_map_lookup_elem(&ssl_conns, &key);
+	if (st)
+		emit_meta(ctx, ECV_EV_START, key.ssl, st);
+	return 0;
+}
+
+/* SSL_set_connect_state / SSL_set_accept_state: no I/O yet, so the object is at its
+ * start even if SSL_new ran before the agent (s_client and python call these, then
+ * let the first SSL_read/SSL_write drive the handshake). */
+SEC("uprobe")
+int BPF_KPROBE(ssl_set_state_enter, void *ssl)
+{
+	__u64 s = (__u64)ssl;
+	struct conn_state *st;
+	bool created;
+
+	if (!s || !filter_pass())
+		return 0;
+	st = conn_get(s, bpf_get_current_pid_tgid() >> 32, true, &created);
+	if (st && created)
+		emit_meta(ctx, ECV_EV_START, s, st);
+	return 0;
+}
+
+/* SSL_do_handshake / SSL_connect / SSL_accept: the object is followed from its start. */
+SEC("uprobe")
+int BPF_KPROBE(ssl_handshake_enter, void *ssl)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 s = (__u64)ssl;
+	struct conn_state *st;
+	bool created;
+
+	if (!s || !filter_pass())
+		return 0;
+	st = conn_get(s, id >> 32, true, &created);
+	if (!st)
+		return 0;
+	if (created)
+		emit_meta(ctx, ECV_EV_START, s, st);
+	/* The handshake's own socket I/O teaches the socket hook the tuple early. */
+	bpf_map_update_elem(&ssl_threads, &id, &s, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_handshake_exit)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&ssl_threads, &id);
+	return 0;
+}
+
+static __always_inline void conn_end(void *ctx, __u64 ssl, bool free)
+{
+	struct conn_key key = { .ssl = ssl, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct conn_state *st = bpf_map_lookup_elem(&ssl_conns, &key);
+
+	if (!st)
+		return;
+	if (!st->closed) {
+		st->closed = 1;
+		emit_meta(ctx, ECV_EV_CLOSE, ssl, st);
+	}
+	/* SSL_shutdown keeps the state: a read of the peer's close_notify may follow and
+	 * its offsets must go on; SSL_free ends the object (its address may be reused). */
+	if (free)
+		bpf_map_delete_elem(&ssl_conns, &key);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_shutdown_enter, void *ssl)
+{
+	conn_end(ctx, (__u64)ssl, false);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_free_enter, void *ssl)
+{
+	conn_end(ctx, (__u64)ssl, true);
+	return 0;
+}
+
+/* --- socket hooks: learn the struct sock under the SSL object ---------------------- */
+
+static __always_inline void sock_learn(void *ctx, struct sock *sk)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = { .tgid = id >> 32 };
+	struct conn_state *st;
+	struct sock_tuple t = {};
+	__u64 *ssl, skp = (__u64)sk;
+	__u32 *role;
+
+	ssl = bpf_map_lookup_elem(&ssl_threads, &id);
+	if (!ssl || !sk)
+		return;
+	key.ssl = *ssl;
+	st = bpf_map_lookup_elem(&ssl_conns, &key);
+	if (!st || st->sk == skp)
+		return;
+	if (sock_read_tuple(sk, &t))
+		return;
+	st->tuple = t;
+	st->sk = skp;
+	st->flags &= ~(ECV_F_ROLE_CLIENT | ECV_F_ROLE_SERVER);
+	role = bpf_map_lookup_elem(&sock_roles, &skp);
+	if (role)
+		st->flags |= *role & (ECV_F_ROLE_CLIENT | ECV_F_ROLE_SERVER);
+	st->flags |= ECV_F_TUPLE;
+	emit_meta(ctx, ECV_EV_SOCK, key.ssl, st);
+}
+
+/* Preferred hook (the design's): needs CONFIG_KPROBES. */
+SEC("kprobe/tcp_sendmsg")
+int BPF_KPROBE(tcp_sendmsg_kprobe, struct sock *sk)
+{
+	sock_learn(ctx, sk);
+	return 0;
+}
+
+SEC("kprobe/tcp_recvmsg")
+int BPF_KPROBE(tcp_recvmsg_kprobe, struct sock *sk)
+{
+	sock_learn(ctx, sk);
+	return 0;
+}
+
+/* Same functions through BTF trampolines (no kprobes needed, but may be refused). */
+SEC("fentry/tcp_sendmsg")
+int BPF_PROG(tcp_sendmsg_fentry, struct sock *sk)
+{
+	sock_learn(ctx, sk);
+	return 0;
+}
+
+SEC("fentry/tcp_recvmsg")
+int BPF_PROG(tcp_recvmsg_fentry, struct sock *sk)
+{
+	sock_learn(ctx, sk);
+	return 0;
+}
+
+/* Kernels >= 6.3: every socket send/receive, after the fact, with its struct sock. */
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(sock_send_length_btf, struct sock *sk, int ret, int flags)
+{
+	sock_learn(ctx, sk);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sock_recv_length_btf, struct sock *sk, int ret, int flags)
+{
+	sock_learn(ctx, sk);
+	return 0;
+}
+
+/* Last resort, any kernel with syscall tracepoints: the fd argument of the socket I/O
+ * syscalls leads to the socket. Entry is enough: the fd -> socket binding is known
+ * before the call runs, and nothing at exit adds to it. */
+static __always_inline int sys_io_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sock *sk;
+
+	/* Cheap test first: most syscalls on the host are not inside an SSL_* call. */
+	if (!bpf_map_lookup_elem(&ssl_threads, &id))
+		return 0;
+	sk = sock_from_fd((int)BPF_CORE_READ(ctx, args[0]));
+	if (sk)
+		sock_learn(ctx, sk);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int sys_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return sys_io_enter(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int sys_enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return sys_io_enter(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int sys_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return sys_io_enter(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int sys_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return sys_io_enter(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int sys_enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	return sys_io_enter(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int sys_enter_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	return sys_io_enter(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int sys_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	return sys_io_enter(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int sys_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return sys_io_enter(ctx);
+}
+
+/* --- roles ------------------------------------------------------------------------- */
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	__u64 sk = (__u64)ctx->skaddr;
+	__u32 role;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	if (ctx->newstate == TCP_CLOSE_) {
+		bpf_map_delete_elem(&sock_roles, &sk);
+		return 0;
+	}
+	if (ctx->newstate != TCP_ESTABLISHED_)
+		return 0;
+	if (ctx->oldstate == TCP_SYN_SENT_)
+		role = ECV_F_ROLE_CLIENT;
+	else if (ctx->oldstate == TCP_SYN_RECV_)
+		role = ECV_F_ROLE_SERVER;
+	else
+		return 0;
+	bpf_map_update_elem(&sock_roles, &sk, &role, BPF_ANY);
+	return 0;
+}

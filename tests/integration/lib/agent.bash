@@ -1,0 +1,237 @@
+# tests/integration/lib/agent.bash - shared helpers of the test_agent_*.sh scripts.
+# Sourced, not run (tests/run.sh only runs *.sh). Every test:
+#   - runs its TLS programs in its own network namespace ecvb-<name> (loopback inside),
+#     and scopes the agent to it with --netns, so other tests' traffic on this host is
+#     never captured and ports never collide;
+#   - ships to a tvn on 127.0.0.1 (root namespace) writing a pcap, read back by tshark;
+#   - cleans up on exit (processes it started, by pid; its namespace; its temp dir).
+# Environment: BUILD (default build), ECVB_AGENT / ECVB_TVN to override the binaries.
+
+set -u
+ECVB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD=$ECVB_ROOT/$BUILD ;; esac
+AGENT=${ECVB_AGENT:-$BUILD/ecv-agent}
+TVN=${ECVB_TVN:-$BUILD/tvn}
+STREAMS=$ECVB_ROOT/tests/integration/lib/streams.py
+LIBSSL=/usr/lib/x86_64-linux-gnu/libssl.so.3
+
+METRICS_PORT=0
+ECVB_PIDS=()
+ECVB_NS=()
+TMP=
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+note() { echo "== $*"; }
+
+ecvb_cleanup() {
+	local pid ns i
+	for ((i = ${#ECVB_PIDS[@]} - 1; i >= 0; i--)); do
+		pid=${ECVB_PIDS[$i]}
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${ECVB_PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null
+	done
+	for ns in "${ECVB_NS[@]}"; do
+		# Anything still running inside (a stuck TLS server) goes with it.
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+		ip netns del "$ns" 2>/dev/null
+	done
+	[ -n "$TMP" ] && [ -z "${ECVB_KEEP:-}" ] && rm -rf "$TMP"
+}
+
+# ecvb_init NAME: preconditions, temp dir, namespace ecvb-NAME, cleanup trap.
+ecvb_init() {
+	local name=$1 tool
+	[ "$(id -u)" = 0 ] || skip "needs root (BPF, network namespaces)"
+	[ -x "$AGENT" ] || skip "no agent binary at $AGENT (build it first)"
+	[ -x "$TVN" ] || skip "no tvn binary at $TVN (build it first)"
+	for tool in tshark openssl python3 ip curl; do
+		command -v $tool >/dev/null || skip "$tool not installed"
+	done
+	[ -r /sys/kernel/btf/vmlinux ] || skip "kernel without BTF"
+	[ -e "$LIBSSL" ] || skip "no $LIBSSL"
+	# Two runs of one test (two build trees) would share its namespace and ports:
+	# the second waits for the first.
+	exec {ECVB_LOCK}>"/tmp/ecvb-$name.lock"
+	flock -w 300 $ECVB_LOCK || skip "another run of this test held /tmp/ecvb-$name.lock for 300 s"
+	trap ecvb_cleanup EXIT
+	trap 'exit 1' INT TERM
+	TMP=$(mktemp -d /tmp/ecvb-$name.XXXXXX)
+	NS=ecvb-$name
+	ip netns del "$NS" 2>/dev/null
+	ip netns add "$NS" || skip "cannot create network namespace $NS"
+	ECVB_NS+=("$NS")
+	ip -n "$NS" link set lo up
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
+		-days 2 -subj /CN=localhost >/dev/null 2>&1 || fail "cannot make a test certificate"
+}
+
+# bg CMD...: runs CMD in the background, remembered for cleanup; pid in $BG_PID.
+# stdin is passed on explicitly: bash gives an asynchronous command /dev/null otherwise.
+bg() {
+	"$@" <&0 &
+	BG_PID=$!
+	ECVB_PIDS+=("$BG_PID")
+}
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds; 1 on timeout.
+wait_for() {
+	local t=$(($1 * 10)) i
+	shift
+	for ((i = 0; i < t; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+udp_listening() { ss -Hlun "sport = :$1" | grep -q .; }
+tcp_listening() { ip netns exec "$NS" ss -Hltn "sport = :$1" | grep -q .; }
+
+# start_tvn PORT: tvn on 127.0.0.1:PORT writing $TMP/out.pcap.
+start_tvn() {
+	TVN_PORT=$1
+	PCAP=$TMP/out.pcap
+	bg "$TVN" --listen 127.0.0.1:"$TVN_PORT" --out "pcap:$PCAP" >"$TMP/tvn.log" 2>&1
+	TVN_PID=$BG_PID
+	wait_for 10 udp_listening "$TVN_PORT" || { cat "$TMP/tvn.log"; fail "tvn did not start"; }
+}
+
+# openssl_pair PORT [s_client options]: one exchange between openssl s_server and
+# s_client (SSL_write/SSL_read); the bytes each side sent are in $TMP/PORT.c and .s.
+# SERVER_NS/CLIENT_NS (default $NS), ADDR (default 127.0.0.1) and SERVER_ENV (env
+# assignments for the server, e.g. LD_LIBRARY_PATH=...) place the two programs.
+openssl_pair() {
+	local port=$1 sfd cfd spid cpid sns=${SERVER_NS:-$NS} cns=${CLIENT_NS:-$NS}
+	shift
+	head -c 3000 /dev/urandom | base64 >"$TMP/$port.c"
+	head -c 5000 /dev/urandom | base64 >"$TMP/$port.s"
+	mkfifo "$TMP/$port.sin" "$TMP/$port.cin"
+	# Held open read-write here so neither program sees end of input early.
+	exec {sfd}<>"$TMP/$port.sin" {cfd}<>"$TMP/$port.cin"
+	bg ip netns exec "$sns" env ${SERVER_ENV:-} openssl s_server -accept "$port" \
+		-cert "$TMP/cert.pem" -key "$TMP/key.pem" -quiet -naccept 1 \
+		<"$TMP/$port.sin" >"$TMP/$port.sout" 2>&1
+	spid=$BG_PID
+	SERVER_PID=$spid
+	wait_for 10 bash -c "ip netns exec $sns ss -Hltn 'sport = :$port' | grep -q ." ||
+		fail "s_server did not listen on $port"
+	[ -z "${BEFORE_CLIENT:-}" ] || $BEFORE_CLIENT
+	bg ip netns exec "$cns" openssl s_client -connect "${ADDR:-127.0.0.1}:$port" -quiet "$@" \
+		<"$TMP/$port.cin" >"$TMP/$port.cout" 2>"$TMP/$port.cerr"
+	cpid=$BG_PID
+	cat "$TMP/$port.c" >&$cfd
+	wait_for 20 cmp -s "$TMP/$port.c" "$TMP/$port.sout" ||
+		fail "s_server on $port did not receive the client's bytes"
+	cat "$TMP/$port.s" >&$sfd
+	wait_for 20 cmp -s "$TMP/$port.s" "$TMP/$port.cout" ||
+		fail "s_client to $port did not receive the server's bytes"
+	kill -TERM "$cpid"
+	wait "$cpid" 2>/dev/null
+	wait_for 10 bash -c "! kill -0 $spid" || kill -TERM "$spid"
+	exec {sfd}>&- {cfd}>&-
+}
+
+# python_pair PORT [ADDR]: one exchange between the python peers (SSL_write_ex and
+# SSL_read_ex) on ADDR (default 127.0.0.1, ::1 for IPv6); what the client sent and
+# received is in $TMP/py$PORT.c2s and .s2c.
+python_pair() {
+	local port=$1 addr=${2:-127.0.0.1} spid peer=$ECVB_ROOT/tests/integration/lib/tls_peer.py
+	head -c 20000 /dev/urandom >"$TMP/py$port.1"
+	head -c 777 /dev/urandom >"$TMP/py$port.2"
+	bg ip netns exec "$NS" python3 "$peer" server "$port" "$TMP/cert.pem" "$TMP/key.pem" \
+		--bind "$addr"
+	spid=$BG_PID
+	wait_for 10 tcp_listening "$port" || fail "python server did not listen on $port"
+	ip netns exec "$NS" python3 "$peer" client "$addr" "$port" --record "$TMP/py$port" \
+		"$TMP/py$port.1" "$TMP/py$port.2" || fail "python client to $port failed"
+	wait "$spid" || fail "python server on $port failed"
+}
+
+# start_agent ARGS...: ecv-agent scoped to $NS shipping to the tvn; waits until it has
+# chosen its socket hook and hooked at least one library (log lines of agent/probe.c).
+start_agent() {
+	METRICS_PORT=${METRICS_PORT:-0}
+	local extra=()
+	[ "$METRICS_PORT" != 0 ] && extra+=(--metrics 127.0.0.1:"$METRICS_PORT")
+	bg "$AGENT" --tvn 127.0.0.1:"$TVN_PORT" --netns /var/run/netns/"$NS" "${extra[@]}" \
+		"$@" >"$TMP/agent.log" 2>&1
+	AGENT_PID=$BG_PID
+	if ! wait_for 20 grep -q "${AGENT_READY:-hooked }" "$TMP/agent.log"; then
+		cat "$TMP/agent.log"
+		fail "agent did not log '${AGENT_READY:-hooked }'"
+	fi
+	kill -0 "$AGENT_PID" 2>/dev/null || { cat "$TMP/agent.log"; fail "agent exited"; }
+	note "agent: $(grep -o 'socket hook: .*' "$TMP/agent.log" | head -1)"
+}
+
+# stop_agent: SIGINT, the agent closes its flows and flushes; it must exit 0.
+stop_agent() {
+	local rc
+	kill -INT "$AGENT_PID"
+	# Bounded, not timed: removing uprobes costs the kernel ~2 s per hooked library.
+	wait_for 30 bash -c "! kill -0 $AGENT_PID" || fail "agent did not stop on SIGINT"
+	wait "$AGENT_PID"
+	rc=$?
+	[ $rc = 0 ] || { cat "$TMP/agent.log"; fail "agent exited $rc on SIGINT"; }
+}
+
+# stop_tvn: SIGINT, the tvn flushes and closes its pcap.
+stop_tvn() {
+	kill -INT "$TVN_PID"
+	wait_for 10 bash -c "! kill -0 $TVN_PID" || fail "tvn did not stop on SIGINT"
+	[ -s "$PCAP" ] || { cat "$TMP/tvn.log"; fail "tvn wrote no pcap"; }
+}
+
+# streams: reassembles $PCAP into $TMP/streams.txt and $TMP/dump/.
+streams() {
+	python3 "$STREAMS" "$PCAP" --dump "$TMP/dump" >"$TMP/streams.txt" ||
+		fail "cannot read $PCAP with tshark"
+	note "streams in the capture:"
+	sed 's/^/   /' "$TMP/streams.txt"
+}
+
+# stream_line SPORT DPORT: the streams.txt line of that direction (one, or fail).
+stream_line() {
+	local l
+	l=$(awk -v s="$1" -v d="$2" '$2 == s && $4 == d' "$TMP/streams.txt")
+	[ -n "$l" ] || fail "no stream $1 -> $2 in the capture"
+	[ "$(echo "$l" | wc -l)" = 1 ] || fail "stream $1 -> $2 appears more than once"
+	echo "$l"
+}
+
+# stream_file SPORT DPORT: the dumped bytes of that direction.
+stream_file() { ls "$TMP"/dump/*_"$1"-*_"$2".bin 2>/dev/null | head -1; }
+
+field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+# expect_exact SPORT DPORT FILE [syn]: that direction holds exactly FILE's bytes, once,
+# with no hole; with "syn", it starts with a synthesized SYN.
+expect_exact() {
+	local l f
+	l=$(stream_line "$1" "$2")
+	f=$(stream_file "$1" "$2")
+	[ "$(field "$l" dup)" = 0 ] || fail "$1 -> $2: duplicated bytes ($l)"
+	[ "$(field "$l" holes)" = 0 ] || fail "$1 -> $2: holes ($l)"
+	cmp -s "$f" "$3" || fail "$1 -> $2: bytes differ from $(basename "$3") ($l)"
+	if [ "${4:-}" = syn ]; then
+		[ "$(field "$l" syn)" = 1 ] || fail "$1 -> $2: no synthesized SYN ($l)"
+	fi
+	note "ok: $1 -> $2 holds exactly $(basename "$3") ($(stat -c %s "$3") bytes)"
+}
+
+# metric NAME: the agent's value of a Prometheus sample (first match), or empty.
+metric() {
+	curl -s --max-time 2 "http://127.0.0.1:$METRICS_PORT/metrics" |
+		awk -v n="$1" '$1 == n || index($1, n "{") == 1 { print $2; exit }'
+}
+
+# the server port of a flow is the peer port of the client's ephemeral one: find the
+# client port of the (only) connection to PORT in the capture.
+client_port_of() {
+	awk -v p="$1" '$4 == p { print $2; exit }' "$TMP/streams.txt"
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# test_agent_bin.sh - --bin hooks a program that links OpenSSL statically (its SSL_*
+# symbols are in the binary's own symbol table, no libssl.so is mapped), with
+# discovery off: only that program's copy of the flow reaches the tvn, exactly.
+. "$(dirname "$0")/lib/agent.bash"
+ecvb_init bin
+for a in /usr/lib/x86_64-linux-gnu/libssl.a /usr/lib/x86_64-linux-gnu/libcrypto.a; do
+	[ -r "$a" ] || skip "no static OpenSSL ($a; libssl-dev)"
+done
+command -v cc >/dev/null || skip "no C compiler to build the static client"
+cc -O2 -o "$TMP/static_client" "$ECVB_ROOT/tests/integration/lib/static_tls_client.c" \
+	/usr/lib/x86_64-linux-gnu/libssl.a /usr/lib/x86_64-linux-gnu/libcrypto.a \
+	-lpthread -ldl >"$TMP/cc.log" 2>&1 || { cat "$TMP/cc.log"; skip "cannot link OpenSSL statically"; }
+if ldd "$TMP/static_client" | grep -q libssl; then fail "static client maps libssl.so"; fi
+
+head -c 40000 /dev/urandom >"$TMP/msg"
+start_tvn 4470
+start_agent --no-auto --bin "$TMP/static_client"
+bg ip netns exec "$NS" python3 "$ECVB_ROOT/tests/integration/lib/tls_peer.py" server 4471 \
+	"$TMP/cert.pem" "$TMP/key.pem"
+spid=$BG_PID
+wait_for 10 tcp_listening 4471 || fail "python server did not listen"
+ip netns exec "$NS" "$TMP/static_client" 127.0.0.1 4471 "$TMP/msg" "$TMP/rec" ||
+	fail "static client failed"
+wait "$spid" || fail "python server failed"
+sleep 0.5
+stop_agent
+stop_tvn
+streams
+cport=$(client_port_of 4471)
+[ -n "$cport" ] || fail "the static binary's flow was not captured"
+expect_exact "$cport" 4471 "$TMP/rec.c2s" syn
+expect_exact 4471 "$cport" "$TMP/rec.s2c" syn
+echo "PASS: statically linked OpenSSL client hooked with --bin and captured exactly"
