@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Interop: the Linux kernel's own vxlan device (a VxLAN peer we did not write), in the
+# network namespace ecvt-tool, decapsulates what tvn --out vxlan:ADDR,vni=42 sends. A
+# capture on vx0 inside the namespace holds the same frames, byte for byte, as tvn's
+# pcap output of the same run.
+source "$(dirname "$0")/tvn_common.bash"
+need ip tshark dumpcap capinfos
+need_build tvn ecv-flowgen
+[ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
+NS=ecvt-tool
+ip netns del $NS 2>/dev/null
+ip link del ecvt-h0 2>/dev/null
+ip netns add $NS || skip "cannot create network namespaces here"
+tvn_on_exit "ip netns del $NS; ip link del ecvt-h0 2>/dev/null"
+ip link add ecvt-h0 type veth peer name ecvt-t0 || skip "no veth support"
+ip link set ecvt-t0 netns $NS
+ip addr add 10.247.0.1/24 dev ecvt-h0
+ip link set ecvt-h0 up
+ip -n $NS link set lo up
+ip -n $NS addr add 10.247.0.2/24 dev ecvt-t0
+ip -n $NS link set ecvt-t0 up
+ip -n $NS link add vx0 type vxlan id 42 dstport 4789 local 10.247.0.2 dev ecvt-t0 ||
+	skip "kernel has no vxlan device support"
+ip netns exec $NS sysctl -qw net.ipv6.conf.all.disable_ipv6=1 2>/dev/null
+ip -n $NS link set vx0 up
+
+"$BUILD/ecv-flowgen" --dir "$T/g" --flows 40 --max-size 4000 --seed 5 || fail "flowgen"
+ip netns exec $NS dumpcap -q -B 64 -i vx0 -f tcp -w "$T/vx0.pcap" 2>"$T/dumpcap.log" &
+CAP=$!
+tvn_on_exit "kill $CAP 2>/dev/null; wait $CAP 2>/dev/null"
+wait_until 10 grep -q 'Capturing on' "$T/dumpcap.log" || { cat "$T/dumpcap.log"; fail "dumpcap did not start"; }
+# A wrong VNI on a second output must not reach vx0 (the kernel drops it): proves the
+# VNI is what we asked for.
+"$BUILD/tvn" --read "$T/g/a.pcap" --read "$T/g/b.pcap" --out "pcap:$T/ref.pcap" \
+	--out "vxlan:10.247.0.2,vni=42" --out "vxlan:10.247.0.2:4789,vni=43" 2>"$T/tvn.log" ||
+	{ cat "$T/tvn.log"; fail "tvn failed"; }
+cat "$T/tvn.log"
+want=$(npackets "$T/ref.pcap")
+[ "$want" -gt 100 ] || fail "reference output has only $want frames"
+have() { [ "$(npackets "$T/vx0.pcap")" -ge "$want" ]; }
+wait_until 10 have
+sleep 0.5 # anything beyond the expected count (the VNI 43 copies) would show up now
+kill -INT $CAP; wait $CAP
+got=$(npackets "$T/vx0.pcap")
+echo "tvn delivered $want frames; the kernel vxlan device decapsulated $got"
+[ "$got" -eq "$want" ] || fail "vx0 saw $got frames, expected $want"
+fields="-T fields -e eth.src -e eth.dst -e ip.src -e ip.dst -e tcp.srcport -e tcp.dstport -e tcp.seq_raw -e tcp.ack_raw -e tcp.flags -e tcp.payload"
+a=$(tshark -n -r "$T/ref.pcap" $fields 2>/dev/null | sha256sum)
+b=$(tshark -n -r "$T/vx0.pcap" $fields 2>/dev/null | sha256sum)
+[ "$a" = "$b" ] || fail "frames decapsulated by the kernel differ from tvn's pcap output"
+python3 "$CHECK" "$T/vx0.pcap" "$T/g" || fail "decapsulated stream not exact"
+echo PASS

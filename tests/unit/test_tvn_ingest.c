@@ -1,0 +1,204 @@
+/* tests/unit/test_tvn_ingest.c - what tvn accepts and rejects per datagram, and how an
+ * --out spec is read. Frames are built with common/pkt (pkt_build), datagrams by hand. */
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "../../tvn/egress.h"
+#include "../../tvn/ingest.h"
+#include "meta.h"
+#include "pkt.h"
+#include "vxlan.h"
+
+static const uint8_t src2[16] = { [10] = 0xff, [11] = 0xff, [12] = 127, [15] = 2 };
+static const uint8_t src3[16] = { [10] = 0xff, [11] = 0xff, [12] = 127, [15] = 3 };
+
+/* VxLAN(vni) + a TCP frame with 5 bytes of payload; returns the datagram length. */
+static size_t datagram(uint8_t *buf, size_t cap, uint32_t vni)
+{
+	struct pkt_l2 l2 = { .src = { 2, 0, 0, 0, 0, 1 }, .dst = { 2, 0, 0, 0, 0, 2 } };
+	struct pkt_tcp tcp = { .seq = 1000, .ack = 1, .flags = PKT_TCP_ACK };
+	uint8_t a[16], b[16], fam;
+	struct ecv_tuple t;
+	int n;
+
+	tuple_addr_parse("10.0.0.1", a, &fam);
+	tuple_addr_parse("10.0.0.2", b, &fam);
+	tuple_init(&t, a, 40000, b, 443, IPPROTO_TCP);
+	ck_assert_int_eq(vxlan_encode(buf, vni), 0);
+	n = pkt_build(buf + VXLAN_HDR_LEN, cap - VXLAN_HDR_LEN, &l2, &t, &tcp, 1, "hello", 5);
+	ck_assert_int_gt(n, 0);
+	return VXLAN_HDR_LEN + (size_t)n;
+}
+
+static int reason_of(int ret)
+{
+	ck_assert_int_lt(ret, 0);
+	return -ret - 1;
+}
+
+START_TEST(accepts_and_names_source)
+{
+	static struct ingest_pkt p;
+	struct ingest_cfg cfg = { 0 };
+	uint8_t buf[2048];
+	size_t n = datagram(buf, sizeof(buf), 42);
+
+	ck_assert_int_eq(ingest_datagram(&cfg, buf, n, src2, &p), INGEST_FRAME);
+	ck_assert_uint_eq(p.src.vni, 42);
+	ck_assert_mem_eq(p.src.addr, src2, 16);
+	ck_assert_uint_eq(p.info.payload_len, 5);
+	ck_assert_mem_eq(p.info.payload, "hello", 5);
+	ck_assert_ptr_eq(p.frame, buf + VXLAN_HDR_LEN);
+}
+END_TEST
+
+START_TEST(allow_and_vni_lists)
+{
+	static struct ingest_pkt p;
+	struct args_cidr allow;
+	uint32_t vnis[] = { 7, 42 };
+	struct ingest_cfg cfg = { .allow = &allow, .n_allow = 1, .vnis = vnis, .n_vnis = 2 };
+	uint8_t buf[2048];
+	size_t n = datagram(buf, sizeof(buf), 42);
+
+	ck_assert_int_eq(args_parse_cidr("127.0.0.2/32", &allow), 0);
+	ck_assert_int_eq(ingest_datagram(&cfg, buf, n, src2, &p), INGEST_FRAME);
+	ck_assert_int_eq(reason_of(ingest_datagram(&cfg, buf, n, src3, &p)), INGEST_R_SOURCE);
+	ck_assert_str_eq(ingest_reason_name(INGEST_R_SOURCE), "source");
+	n = datagram(buf, sizeof(buf), 8);
+	ck_assert_int_eq(reason_of(ingest_datagram(&cfg, buf, n, src2, &p)), INGEST_R_VNI);
+	ck_assert_str_eq(ingest_reason_name(INGEST_R_VNI), "vni");
+}
+END_TEST
+
+START_TEST(malformed_reasons)
+{
+	static struct ingest_pkt p;
+	struct ingest_cfg cfg = { 0 };
+	uint8_t buf[2048];
+	size_t n = datagram(buf, sizeof(buf), 1);
+	int r;
+
+	r = reason_of(ingest_datagram(&cfg, buf, 7, src2, &p));
+	ck_assert_str_eq(ingest_reason_name(r), "short");
+	buf[0] = 0;
+	r = reason_of(ingest_datagram(&cfg, buf, n, src2, &p));
+	ck_assert_str_eq(ingest_reason_name(r), "flags");
+	buf[0] = 0x08;
+	r = reason_of(ingest_datagram(&cfg, buf, VXLAN_HDR_LEN + 10, src2, &p));
+	ck_assert_str_eq(ingest_reason_name(r), "eth_short");
+	/* IPv4 total length larger than what arrived. */
+	r = reason_of(ingest_datagram(&cfg, buf, n - 3, src2, &p));
+	ck_assert_str_eq(ingest_reason_name(r), "ip_len");
+	/* Metadata frame with JSON that does not parse. */
+	buf[VXLAN_HDR_LEN + 12] = 0x88;
+	buf[VXLAN_HDR_LEN + 13] = 0xb5;
+	memcpy(buf + VXLAN_HDR_LEN + 14, "{\"v\":1,", 7);
+	r = reason_of(ingest_datagram(&cfg, buf, VXLAN_HDR_LEN + 21, src2, &p));
+	ck_assert_str_eq(ingest_reason_name(r), "meta");
+	for (r = 0; r < INGEST_N_REASONS; r++)
+		ck_assert_str_ne(ingest_reason_name(r), "unknown");
+}
+END_TEST
+
+START_TEST(meta_frames)
+{
+	static struct ingest_pkt p;
+	static struct meta_flow m;
+	struct pkt_l2 l2 = { .src = { 2, 0, 0, 0, 0, 1 } };
+	struct ingest_cfg cfg = { 0 };
+	uint8_t buf[8192], fam;
+	int n;
+
+	tuple_addr_parse("10.0.0.1", m.tuple.saddr, &fam);
+	tuple_addr_parse("10.0.0.2", m.tuple.daddr, &fam);
+	tuple_init(&m.tuple, m.tuple.saddr, 1, m.tuple.daddr, 2, IPPROTO_TCP);
+	strcpy(m.node, "node-a");
+	vxlan_encode(buf, 1);
+	n = meta_build_frame(buf + VXLAN_HDR_LEN, sizeof(buf) - VXLAN_HDR_LEN, &l2, &m);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(ingest_datagram(&cfg, buf, VXLAN_HDR_LEN + (size_t)n, src2, &p),
+			 INGEST_META);
+	ck_assert_str_eq(p.meta.node, "node-a");
+}
+END_TEST
+
+START_TEST(out_specs)
+{
+	struct egress_out_cfg o;
+	const char *why;
+
+	ck_assert_int_eq(
+		egress_parse_spec("pcap:/tmp/x.pcap,snaplen=96,origin=vlan,size=10m,time=1m", &o,
+				  &why),
+		0);
+	ck_assert_int_eq(o.type, EGRESS_PCAP);
+	ck_assert_str_eq(o.target, "/tmp/x.pcap");
+	ck_assert_uint_eq(o.snaplen, 96);
+	ck_assert(o.origin_vlan);
+	ck_assert_uint_eq(o.rotate_bytes, 10u << 20);
+	ck_assert_uint_eq(o.rotate_ms, 60000);
+	ck_assert_str_eq(o.name, "pcap:/tmp/x.pcap");
+	/* filter= last takes the rest, commas included. */
+	ck_assert_int_eq(egress_parse_spec("vxlan:10.0.0.9:4790,vni=42,filter=tcp port 443, or udp",
+					   &o, &why),
+			 0);
+	ck_assert_int_eq(o.type, EGRESS_VXLAN);
+	ck_assert_str_eq(o.target, "10.0.0.9:4790");
+	ck_assert_uint_eq(o.vni, 42);
+	ck_assert_str_eq(o.filter, "tcp port 443, or udp");
+	/* A quoted filter may be followed by more options. */
+	ck_assert_int_eq(egress_parse_spec("iface:eth9,filter=\"tcp, udp\",snaplen=64", &o, &why),
+			 0);
+	ck_assert_str_eq(o.filter, "tcp, udp");
+	ck_assert_uint_eq(o.snaplen, 64);
+	ck_assert_int_eq(egress_parse_spec("pcap:-,queue=2m", &o, &why), 0);
+	ck_assert_uint_eq(o.queue_bytes, 2u << 20);
+	ck_assert_int_eq(egress_parse_spec("pcap:-,queue=1k", &o, &why), -EINVAL);
+	ck_assert_int_eq(egress_parse_spec("file:x", &o, &why), -EINVAL);
+	ck_assert_int_eq(egress_parse_spec("pcap:", &o, &why), -EINVAL);
+	ck_assert_int_eq(egress_parse_spec("pcap:x,vni=3", &o, &why), -EINVAL);
+	ck_assert_int_eq(egress_parse_spec("pcap:x,snaplen=abc", &o, &why), -EINVAL);
+	ck_assert_int_eq(egress_parse_spec("vxlan:h,vni=16777216", &o, &why), -EINVAL);
+	ck_assert_int_eq(egress_parse_spec("pcap:x,origin=mpls", &o, &why), -EINVAL);
+	ck_assert_int_eq(egress_parse_spec("pcap:x,filter=\"open", &o, &why), -EINVAL);
+	ck_assert_ptr_nonnull(why);
+}
+END_TEST
+
+START_TEST(origin_vlan_ids)
+{
+	struct dedup_src s = {
+		.addr = { [10] = 0xff, [11] = 0xff, [12] = 10, [13] = 0, [14] = 3, [15] = 7 }
+	};
+
+	ck_assert_uint_eq(egress_origin_vlan_id(&s), 775);
+	s.addr[14] = 0, s.addr[15] = 0;
+	ck_assert_uint_eq(egress_origin_vlan_id(&s), 4094);
+	s.addr[15] = 2;
+	ck_assert_uint_eq(egress_origin_vlan_id(&s), 2);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("tvn_ingest");
+	TCase *tc = tcase_create("ingest");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, accepts_and_names_source);
+	tcase_add_test(tc, allow_and_vni_lists);
+	tcase_add_test(tc, malformed_reasons);
+	tcase_add_test(tc, meta_frames);
+	tcase_add_test(tc, out_specs);
+	tcase_add_test(tc, origin_vlan_ids);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,351 @@
+/* tvn/ingest.c - UDP sockets and the validation every datagram passes. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ingest.h"
+#include "log.h"
+#include "vxlan.h"
+
+#define INGEST_MAX_SOCKS 16
+#define INGEST_BATCH 64
+#define INGEST_BUF 65536 /* the largest UDP payload fits: nothing is cut short */
+
+const char *ingest_reason_name(int reason)
+{
+	if (reason < 0 || reason >= INGEST_N_REASONS)
+		return "unknown";
+	if (reason < INGEST_R_PKT)
+		return vxlan_strerror(-(reason - INGEST_R_VXLAN + 1));
+	if (reason < INGEST_R_SOURCE)
+		return pkt_strerror(-(reason - INGEST_R_PKT + 1));
+	switch (reason) {
+	case INGEST_R_SOURCE:
+		return "source";
+	case INGEST_R_VNI:
+		return "vni";
+	case INGEST_R_META:
+		return "meta";
+	case INGEST_R_TRUNCATED:
+		return "truncated";
+	default:
+		return "outer";
+	}
+}
+
+static bool source_allowed(const struct ingest_cfg *cfg, const uint8_t addr[16])
+{
+	size_t i;
+
+	if (!cfg->n_allow)
+		return true;
+	for (i = 0; i < cfg->n_allow; i++)
+		if (args_cidr_match(&cfg->allow[i], addr))
+			return true;
+	return false;
+}
+
+static bool vni_allowed(const struct ingest_cfg *cfg, uint32_t vni)
+{
+	size_t i;
+
+	if (!cfg->n_vnis)
+		return true;
+	for (i = 0; i < cfg->n_vnis; i++)
+		if (cfg->vnis[i] == vni)
+			return true;
+	return false;
+}
+
+int ingest_frame(const uint8_t *frame, size_t len, const struct dedup_src *src,
+		 struct ingest_pkt *out)
+{
+	int ret;
+
+	out->frame = frame;
+	out->len = len;
+	out->src = *src;
+	ret = pkt_parse(frame, len, &out->info);
+	if (ret < 0)
+		return -1 - (INGEST_R_PKT + (-ret) - 1);
+	if (ret == PKT_META) {
+		if (meta_decode((const char *)out->info.payload, out->info.payload_len, &out->meta,
+				NULL) < 0)
+			return -1 - INGEST_R_META;
+		out->kind = INGEST_META;
+		return INGEST_META;
+	}
+	out->kind = INGEST_FRAME;
+	return INGEST_FRAME;
+}
+
+int ingest_datagram(const struct ingest_cfg *cfg, const uint8_t *dgram, size_t len,
+		    const uint8_t src_addr[16], struct ingest_pkt *out)
+{
+	const uint8_t *inner;
+	size_t inner_len;
+	uint32_t vni;
+	int ret;
+
+	/* The cheapest test first: a source we do not trust is not parsed at all. */
+	if (!source_allowed(cfg, src_addr))
+		return -1 - INGEST_R_SOURCE;
+	ret = vxlan_decode(dgram, len, cfg->strict_vxlan, &vni, &inner, &inner_len);
+	if (ret < 0)
+		return -1 - (INGEST_R_VXLAN + (-ret) - 1);
+	if (!vni_allowed(cfg, vni))
+		return -1 - INGEST_R_VNI;
+	memcpy(out->src.addr, src_addr, 16);
+	out->src.vni = vni;
+	return ingest_frame(inner, inner_len, &out->src, out);
+}
+
+/* --- sockets --- */
+
+struct ingest {
+	int fds[INGEST_MAX_SOCKS];
+	size_t n;
+	uint32_t ovfl[INGEST_MAX_SOCKS]; /* last SO_RXQ_OVFL value per socket */
+	unsigned port;
+	struct mmsghdr msgs[INGEST_BATCH];
+	struct iovec iov[INGEST_BATCH];
+	struct sockaddr_storage from[INGEST_BATCH];
+	char ctrl[INGEST_BATCH][CMSG_SPACE(sizeof(uint32_t))];
+	uint8_t *bufs; /* INGEST_BATCH * INGEST_BUF */
+};
+
+static bool sockaddr_is_multicast(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return IN_MULTICAST(ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr));
+	return IN6_IS_ADDR_MULTICAST(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+static int join_group(int fd, const struct sockaddr_storage *ss, const char *iface)
+{
+	unsigned ifindex = if_nametoindex(iface);
+
+	if (!ifindex)
+		return -errno;
+	if (ss->ss_family == AF_INET) {
+		struct ip_mreqn mr = { .imr_ifindex = (int)ifindex };
+
+		mr.imr_multiaddr = ((const struct sockaddr_in *)ss)->sin_addr;
+		if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0)
+			return -errno;
+	} else {
+		struct ipv6_mreq mr = { .ipv6mr_interface = ifindex };
+
+		mr.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)ss)->sin6_addr;
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof(mr)) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int open_one(const char *spec, const struct ingest_sock_cfg *cfg, int *out_fd,
+		    unsigned *port, bool *mcast)
+{
+	struct sockaddr_storage ss, bound;
+	socklen_t sl, bl = sizeof(bound);
+	uint8_t baddr[16];
+	uint16_t bport;
+	int fd = -1, one = 1, err;
+
+	err = args_resolve(spec, VXLAN_PORT, &ss, &sl);
+	if (err) {
+		log_err("failed to parse listen address %s: %s", spec, strerror(-err));
+		return err;
+	}
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = -errno;
+		log_err("failed to create socket for %s: %s", spec, strerror(errno));
+		return err;
+	}
+	/* Several monitors on one host may join the same group (overlay mirroring). */
+	if (sockaddr_is_multicast(&ss)) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	}
+	if (cfg->rcvbuf > 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &cfg->rcvbuf, sizeof(cfg->rcvbuf)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cfg->rcvbuf, sizeof(cfg->rcvbuf));
+	/* Kernel drop counter in a control message: cheap, and the only way to see loss
+	 * that happens before tvn reads the socket. */
+	setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+		err = -errno;
+		log_err("failed to bind %s: %s", spec, strerror(errno));
+		goto cleanup;
+	}
+	*mcast = sockaddr_is_multicast(&ss);
+	if (*mcast) {
+		if (!cfg->join_iface) {
+			log_warn("listening on multicast group %s without --join: no membership",
+				 spec);
+		} else {
+			err = join_group(fd, &ss, cfg->join_iface);
+			if (err) {
+				log_err("failed to join %s on %s: %s", spec, cfg->join_iface,
+					strerror(-err));
+				goto cleanup;
+			}
+			log_info("joined multicast group %s on %s", spec, cfg->join_iface);
+		}
+	}
+	if (getsockname(fd, (struct sockaddr *)&bound, &bl) == 0 &&
+	    args_from_sockaddr((struct sockaddr *)&bound, baddr, &bport) == 0)
+		*port = bport;
+	*out_fd = fd;
+	return 0;
+cleanup:
+	close(fd);
+	return err;
+}
+
+struct ingest *ingest_new(const struct ingest_sock_cfg *cfg)
+{
+	struct ingest *in;
+	bool mcast, any_mcast = false;
+	uint16_t port = 0;
+	size_t i;
+	int err = 0;
+
+	if (!cfg->n_listen || cfg->n_listen > INGEST_MAX_SOCKS) {
+		errno = EINVAL;
+		return NULL;
+	}
+	in = calloc(1, sizeof(*in));
+	if (!in)
+		return NULL;
+	for (i = 0; i < INGEST_MAX_SOCKS; i++)
+		in->fds[i] = -1;
+	in->bufs = malloc((size_t)INGEST_BATCH * INGEST_BUF);
+	if (!in->bufs) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	for (i = 0; i < cfg->n_listen; i++) {
+		unsigned p = 0;
+
+		err = open_one(cfg->listen[i], cfg, &in->fds[i], &p, &mcast);
+		if (err)
+			goto cleanup;
+		any_mcast |= mcast;
+		if (i == 0)
+			port = (uint16_t)p;
+		in->n++;
+		log_info("listening on %s (port %u)", cfg->listen[i], p);
+	}
+	if (cfg->join_iface && !any_mcast)
+		log_warn("--join %s ignored: no --listen address is a multicast group",
+			 cfg->join_iface);
+	in->port = port;
+	return in;
+cleanup:
+	ingest_free(in);
+	errno = -err;
+	return NULL;
+}
+
+void ingest_free(struct ingest *in)
+{
+	size_t i;
+
+	if (!in)
+		return;
+	for (i = 0; i < INGEST_MAX_SOCKS; i++)
+		if (in->fds[i] >= 0)
+			close(in->fds[i]);
+	free(in->bufs);
+	free(in);
+}
+
+unsigned ingest_port(const struct ingest *in)
+{
+	return in ? in->port : 0;
+}
+
+uint64_t ingest_kernel_drops(const struct ingest *in)
+{
+	uint64_t sum = 0;
+	size_t i;
+
+	for (i = 0; in && i < in->n; i++)
+		sum += in->ovfl[i];
+	return sum;
+}
+
+static int drain_socket(struct ingest *in, size_t s, ingest_dgram_fn fn, void *ctx)
+{
+	uint8_t addr[16];
+	uint16_t port;
+	int n, i, total = 0, rounds;
+
+	/* A few batches per wake-up keep one busy socket from starving the others. */
+	for (rounds = 0; rounds < 8; rounds++) {
+		for (i = 0; i < INGEST_BATCH; i++) {
+			in->iov[i].iov_base = in->bufs + (size_t)i * INGEST_BUF;
+			in->iov[i].iov_len = INGEST_BUF;
+			in->msgs[i].msg_hdr = (struct msghdr){
+				.msg_name = &in->from[i],
+				.msg_namelen = sizeof(in->from[i]),
+				.msg_iov = &in->iov[i],
+				.msg_iovlen = 1,
+				.msg_control = in->ctrl[i],
+				.msg_controllen = sizeof(in->ctrl[i]),
+			};
+		}
+		n = recvmmsg(in->fds[s], in->msgs, INGEST_BATCH, MSG_DONTWAIT, NULL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				break;
+			return -errno;
+		}
+		for (i = 0; i < n; i++) {
+			struct msghdr *mh = &in->msgs[i].msg_hdr;
+			struct cmsghdr *c;
+
+			for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
+				if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL)
+					memcpy(&in->ovfl[s], CMSG_DATA(c), sizeof(uint32_t));
+			if (args_from_sockaddr((struct sockaddr *)&in->from[i], addr, &port))
+				memset(addr, 0, sizeof(addr));
+			fn(ctx, in->iov[i].iov_base, in->msgs[i].msg_len, addr,
+			   (mh->msg_flags & MSG_TRUNC) != 0);
+		}
+		total += n;
+		if (n < INGEST_BATCH)
+			break;
+	}
+	return total;
+}
+
+int ingest_poll(struct ingest *in, int timeout_ms, ingest_dgram_fn fn, void *ctx)
+{
+	struct pollfd pfd[INGEST_MAX_SOCKS];
+	size_t i;
+	int n, total = 0, err;
+
+	for (i = 0; i < in->n; i++)
+		pfd[i] = (struct pollfd){ .fd = in->fds[i], .events = POLLIN };
+	n = poll(pfd, in->n, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (i = 0; i < in->n && n > 0; i++) {
+		if (!(pfd[i].revents & POLLIN))
+			continue;
+		err = drain_socket(in, i, fn, ctx);
+		if (err < 0)
+			return err;
+		total += err;
+	}
+	return total;
+}
