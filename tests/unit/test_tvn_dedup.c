@@ -1,0 +1,1963 @@
+/* tests/unit/test_tvn_dedup.c - Check suite for tvn/dedup.c.
+ *
+ * Fixtures: every connection is synthesized here the way an agent does it (pkt_segment,
+ * seq = ISN + 1 + offset, SYN/SYN-ACK/ACK, data as alternating request/response
+ * messages, FINs), once per node copy with that copy's MTU, then the copies are merged
+ * by timestamp and fed to the engine. The sink re-parses every emitted frame, checks its
+ * checksums, and reassembles each direction by sequence number, counting how often each
+ * byte, SYN and FIN was delivered: the tests assert "every byte exactly once, equal to
+ * the original" plus the counters. */
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../tvn/dedup.h"
+#include "isn.h"
+#include "pkt.h"
+#include "tuple.h"
+
+#define SEC 1000000000ull
+#define MS 1000000ull
+#define MAX_CONNS 4
+
+/* --- frame lists ---------------------------------------------------------- */
+
+struct fr {
+	uint8_t *b;
+	size_t len;
+	uint64_t ts;
+	int src;
+	int dir;
+};
+
+struct frl {
+	struct fr *v;
+	size_t n, cap;
+};
+
+static void frl_add(struct frl *l, const uint8_t *b, size_t len, uint64_t ts, int src, int dir)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->v = realloc(l->v, l->cap * sizeof(*l->v));
+		ck_assert_ptr_nonnull(l->v);
+	}
+	l->v[l->n].b = malloc(len);
+	ck_assert_ptr_nonnull(l->v[l->n].b);
+	memcpy(l->v[l->n].b, b, len);
+	l->v[l->n].len = len;
+	l->v[l->n].ts = ts;
+	l->v[l->n].src = src;
+	l->v[l->n].dir = dir;
+	l->n++;
+}
+
+static void frl_free(struct frl *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i].b);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static void frl_remove(struct frl *l, size_t i)
+{
+	free(l->v[i].b);
+	memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(l->v[0]));
+	l->n--;
+}
+
+static int fr_cmp(const void *a, const void *b)
+{
+	const struct fr *x = a, *y = b;
+
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return x->src - y->src;
+}
+
+/* Moves every frame of src into dst, keeping dst sorted by time (then by source). */
+static void frl_merge(struct frl *dst, struct frl *src)
+{
+	size_t i;
+
+	for (i = 0; i < src->n; i++) {
+		frl_add(dst, src->v[i].b, src->v[i].len, src->v[i].ts, src->v[i].src,
+			src->v[i].dir);
+	}
+	frl_free(src);
+	qsort(dst->v, dst->n, sizeof(dst->v[0]), fr_cmp);
+}
+
+/* --- connections and their synthesized copies ------------------------------ */
+
+struct conn {
+	struct ecv_tuple t[2]; /* [0] client -> server, [1] server -> client */
+	uint32_t isn[2];
+	uint8_t *data[2];
+	size_t len[2];
+};
+
+static void fill_pattern(uint8_t *p, size_t n, uint32_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (uint8_t)(seed >> 16);
+	}
+}
+
+static void conn_init4(struct conn *c, const char *cli, uint16_t cport, const char *srv,
+		       uint16_t sport, size_t c2s, size_t s2c, uint32_t seed)
+{
+	uint8_t a[16], b[16], fam;
+
+	memset(c, 0, sizeof(*c));
+	ck_assert_int_eq(tuple_addr_parse(cli, a, &fam), 0);
+	ck_assert_int_eq(tuple_addr_parse(srv, b, &fam), 0);
+	ck_assert_int_eq(tuple_init(&c->t[0], a, cport, b, sport, IPPROTO_TCP), 0);
+	tuple_reverse(&c->t[1], &c->t[0]);
+	c->isn[0] = isn_compute(&c->t[0]);
+	c->isn[1] = isn_compute(&c->t[1]);
+	c->len[0] = c2s;
+	c->len[1] = s2c;
+	c->data[0] = malloc(c2s + 1);
+	c->data[1] = malloc(s2c + 1);
+	fill_pattern(c->data[0], c2s, seed);
+	fill_pattern(c->data[1], s2c, seed ^ 0x5a5a5a5a);
+}
+
+static void conn_free(struct conn *c)
+{
+	free(c->data[0]);
+	free(c->data[1]);
+}
+
+/* How one node's copy of a connection is made. */
+struct copy_opts {
+	int src;	  /* index of the dedup_src it comes from */
+	unsigned mtu;	  /* inner IP MTU: sets the segmentation */
+	uint64_t t0;	  /* time of the first frame */
+	uint64_t step;	  /* time between frames */
+	bool handshake;	  /* SYN, SYN-ACK, ACK */
+	bool fins;	  /* FIN from both sides, last ACK */
+	size_t msg;	  /* bytes per application message (alternating directions) */
+	size_t from[2];	  /* mid-stream: first offset per direction (0 = from the start) */
+	uint8_t mac_last; /* distinguishes the node's MACs */
+	uint8_t ttl;	  /* 0 = as built (64) */
+	uint16_t vlan;	  /* 802.1Q tag on every frame, 0 = none */
+	bool rst;	  /* end with a RST from the server instead of FINs */
+};
+
+struct gen_ctx {
+	struct frl *out;
+	uint64_t *ts;
+	uint64_t step;
+	int src, dir;
+	uint8_t ttl;
+};
+
+static void set_ttl(uint8_t *b, size_t len, uint8_t ttl)
+{
+	struct pkt_info in;
+
+	ck_assert_int_eq(pkt_parse(b, len, &in), 0);
+	if (in.ethertype == 0x0800) {
+		b[in.l3_off + 8] = ttl;
+		b[in.l3_off + 10] = b[in.l3_off + 11] = 0;
+		memcpy(b + in.l3_off + 10, (uint16_t[]){ pkt_csum(b + in.l3_off, 20) }, 2);
+	} else {
+		b[in.l3_off + 7] = ttl;
+	}
+}
+
+static int gen_emit(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct gen_ctx *g = ctx;
+
+	frl_add(g->out, frame, len, *g->ts, g->src, g->dir);
+	if (g->ttl)
+		set_ttl(g->out->v[g->out->n - 1].b, len, g->ttl);
+	*g->ts += g->step;
+	return 0;
+}
+
+static void gen_seg(struct gen_ctx *g, const struct conn *c, const struct copy_opts *o, int dir,
+		    uint32_t seq, uint32_t ack, uint8_t flags, const uint8_t *p, size_t n,
+		    uint16_t *ip_id)
+{
+	struct pkt_l2 l2 = { .src = { 2, 0, 0, 0, dir, o->mac_last },
+			     .dst = { 2, 0, 0, 0, !dir, o->mac_last },
+			     .vlan = o->vlan };
+	struct pkt_tcp tcp = { .seq = seq, .ack = ack, .flags = flags };
+
+	g->dir = dir;
+	ck_assert_int_eq(pkt_segment(&l2, &c->t[dir], &tcp, ip_id, o->mtu, p, n, gen_emit, g), 0);
+}
+
+/* Appends one node's copy of c to out. */
+static void gen_copy(struct frl *out, const struct conn *c, const struct copy_opts *o)
+{
+	uint64_t ts = o->t0;
+	struct gen_ctx g = { .out = out, .ts = &ts, .step = o->step, .src = o->src, .ttl = o->ttl };
+	size_t off[2] = { o->from[0], o->from[1] };
+	uint16_t ip_id = (uint16_t)(o->src * 1000 + 1);
+	size_t msg = o->msg ? o->msg : 3000;
+	int dir = 0;
+
+#define SEQ(d) (c->isn[d] + 1 + (uint32_t)off[d])
+	if (o->handshake) {
+		gen_seg(&g, c, o, 0, c->isn[0], 0, PKT_TCP_SYN, NULL, 0, &ip_id);
+		gen_seg(&g, c, o, 1, c->isn[1], c->isn[0] + 1, PKT_TCP_SYN | PKT_TCP_ACK, NULL, 0,
+			&ip_id);
+		gen_seg(&g, c, o, 0, SEQ(0), SEQ(1), PKT_TCP_ACK, NULL, 0, &ip_id);
+	}
+	while (off[0] < c->len[0] || off[1] < c->len[1]) {
+		size_t n = c->len[dir] - off[dir] < msg ? c->len[dir] - off[dir] : msg;
+
+		if (n) {
+			gen_seg(&g, c, o, dir, SEQ(dir), SEQ(!dir), PKT_TCP_ACK | PKT_TCP_PSH,
+				c->data[dir] + off[dir], n, &ip_id);
+			off[dir] += n;
+		}
+		dir = !dir;
+	}
+	if (o->rst) {
+		gen_seg(&g, c, o, 1, SEQ(1), SEQ(0), PKT_TCP_RST | PKT_TCP_ACK, NULL, 0, &ip_id);
+	} else if (o->fins) {
+		gen_seg(&g, c, o, 0, SEQ(0), SEQ(1), PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0, &ip_id);
+		gen_seg(&g, c, o, 1, SEQ(1), SEQ(0) + 1, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0,
+			&ip_id);
+		gen_seg(&g, c, o, 0, SEQ(0) + 1, SEQ(1) + 1, PKT_TCP_ACK, NULL, 0, &ip_id);
+	}
+#undef SEQ
+}
+
+/* --- the sink: what the tools would receive ------------------------------- */
+
+struct sink {
+	const struct conn *c[MAX_CONNS];
+	unsigned nconns;
+	uint8_t *got[MAX_CONNS][2];
+	uint8_t *cnt[MAX_CONNS][2];
+	unsigned syn[MAX_CONNS][2], fin[MAX_CONNS][2];
+	size_t frames, bad_csum, other, out_of_range, rst, vlan_mismatch, fin_early;
+	uint16_t want_vlan;
+	size_t from_src[4];
+	struct dedup_src srcs[4];
+	/* end() reports */
+	struct dedup_flow_info ended[8];
+	unsigned nended;
+};
+
+static void sink_add(struct sink *s, const struct conn *c)
+{
+	unsigned i = s->nconns++, d;
+
+	ck_assert_uint_le(s->nconns, MAX_CONNS);
+	s->c[i] = c;
+	for (d = 0; d < 2; d++) {
+		s->got[i][d] = calloc(1, c->len[d] + 1);
+		s->cnt[i][d] = calloc(1, c->len[d] + 1);
+	}
+}
+
+static void sink_reset(struct sink *s)
+{
+	unsigned i, d;
+
+	for (i = 0; i < s->nconns; i++) {
+		for (d = 0; d < 2; d++) {
+			free(s->got[i][d]);
+			free(s->cnt[i][d]);
+		}
+	}
+	s->nconns = 0;
+	memset(s->syn, 0, sizeof(s->syn));
+	memset(s->fin, 0, sizeof(s->fin));
+	s->frames = s->bad_csum = s->other = s->out_of_range = 0;
+	memset(s->from_src, 0, sizeof(s->from_src));
+}
+
+static void sink_emit(void *ctx, const uint8_t *frame, size_t len, uint64_t ts,
+		      const struct dedup_src *src)
+{
+	struct sink *s = ctx;
+	struct pkt_info in;
+	unsigned i, d, k;
+
+	(void)ts;
+	s->frames++;
+	for (k = 0; k < 4; k++)
+		if (!memcmp(src, &s->srcs[k], sizeof(*src)))
+			s->from_src[k]++;
+	if (pkt_parse(frame, len, &in) != 0) {
+		s->other++;
+		return;
+	}
+	if (!pkt_checksums_ok(frame, &in))
+		s->bad_csum++;
+	/* Rebuilt frames keep the original L2: the VLAN and MACs naming the node. */
+	if (in.vlan != s->want_vlan || frame[0] != 2 || frame[6] != 2)
+		s->vlan_mismatch++;
+	if (in.tcp_flags & PKT_TCP_RST)
+		s->rst++;
+	for (i = 0; i < s->nconns; i++) {
+		for (d = 0; d < 2; d++) {
+			const struct conn *c = s->c[i];
+			uint32_t syn = !!(in.tcp_flags & PKT_TCP_SYN), off;
+			size_t j;
+
+			if (!tuple_equal(&in.tuple, &c->t[d]))
+				continue;
+			s->syn[i][d] += syn;
+			off = in.seq + syn - c->isn[d] - 1;
+			for (j = 0; j < in.payload_len; j++) {
+				if ((size_t)off + j >= c->len[d]) {
+					s->out_of_range++;
+					break;
+				}
+				s->got[i][d][off + j] = in.payload[j];
+				s->cnt[i][d][off + j]++;
+			}
+			if (in.tcp_flags & PKT_TCP_FIN) {
+				s->fin[i][d]++;
+				/* A FIN anywhere but after the last byte cuts the stream short. */
+				if ((size_t)off + in.payload_len != c->len[d])
+					s->fin_early++;
+			}
+			return;
+		}
+	}
+	s->other++;
+}
+
+static void sink_end(void *ctx, const struct dedup_flow_info *f)
+{
+	struct sink *s = ctx;
+
+	if (s->nended < 8)
+		s->ended[s->nended] = *f;
+	s->nended++;
+}
+
+/* Every byte of connection i delivered exactly once and equal to the original; SYN and
+ * FIN once per direction when expect_ctl. */
+static void sink_assert_exact(const struct sink *s, unsigned i, bool expect_ctl)
+{
+	unsigned d;
+	size_t j;
+
+	ck_assert_uint_eq(s->bad_csum, 0);
+	ck_assert_uint_eq(s->out_of_range, 0);
+	ck_assert_uint_eq(s->vlan_mismatch, 0);
+	ck_assert_uint_eq(s->fin_early, 0);
+	for (d = 0; d < 2; d++) {
+		const struct conn *c = s->c[i];
+
+		for (j = 0; j < c->len[d]; j++) {
+			if (s->cnt[i][d][j] != 1)
+				ck_abort_msg("conn %u dir %u byte %zu delivered %u times", i, d, j,
+					     s->cnt[i][d][j]);
+		}
+		ck_assert_mem_eq(s->got[i][d], c->data[d], c->len[d]);
+		if (expect_ctl) {
+			ck_assert_uint_eq(s->syn[i][d], 1);
+			ck_assert_uint_eq(s->fin[i][d], 1);
+		}
+	}
+}
+
+/* --- engine harness ------------------------------------------------------- */
+
+static struct dedup_cfg default_cfg(enum dedup_mode mode)
+{
+	struct dedup_cfg cfg = {
+		.mode = mode,
+		.max_flows = 1024,
+		.max_flows_per_source = 0,
+		.flow_timeout_ns = 30 * SEC,
+		.skew_ns = 2 * SEC,
+		.window_ns = 2 * SEC,
+	};
+	return cfg;
+}
+
+static void sink_init_srcs(struct sink *s)
+{
+	unsigned k;
+
+	memset(s, 0, sizeof(*s));
+	for (k = 0; k < 4; k++) {
+		s->srcs[k].addr[10] = 0xff;
+		s->srcs[k].addr[11] = 0xff;
+		s->srcs[k].addr[12] = 192;
+		s->srcs[k].addr[13] = 0;
+		s->srcs[k].addr[14] = 2;
+		s->srcs[k].addr[15] = (uint8_t)(10 + k);
+		s->srcs[k].vni = 1;
+	}
+}
+
+/* Feeds frames in order; with expire, calls dedup_expire(ts) before each, as the tvn
+ * loop does. */
+static void feed(struct dedup *d, struct sink *s, const struct frl *l, bool expire)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		struct pkt_info in;
+
+		if (expire)
+			dedup_expire(d, l->v[i].ts);
+		ck_assert_int_eq(pkt_parse(l->v[i].b, l->v[i].len, &in), 0);
+		dedup_input(d, l->v[i].b, l->v[i].len, &in, &s->srcs[l->v[i].src], l->v[i].ts);
+	}
+}
+
+static size_t count_src(const struct frl *l, int src)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < l->n; i++)
+		n += l->v[i].src == src;
+	return n;
+}
+
+static struct copy_opts copy_a(void)
+{
+	struct copy_opts o = { .src = 0,
+			       .mtu = 1450,
+			       .t0 = 1 * SEC,
+			       .step = 10000,
+			       .handshake = true,
+			       .fins = true,
+			       .mac_last = 0xa };
+	return o;
+}
+
+static struct copy_opts copy_b(void)
+{
+	struct copy_opts o = { .src = 1,
+			       .mtu = 1450,
+			       .t0 = 1 * SEC + 5000,
+			       .step = 10000,
+			       .handshake = true,
+			       .fins = true,
+			       .mac_last = 0xb };
+	return o;
+}
+
+/* Runs copies of one connection through a fresh engine and returns the stats. */
+struct run {
+	struct sink s;
+	struct dedup *d;
+	struct dedup_stats st;
+	struct frl all;
+	struct conn c;
+};
+
+static void run_start(struct run *r, const struct dedup_cfg *cfg)
+{
+	sink_init_srcs(&r->s);
+	memset(&r->all, 0, sizeof(r->all));
+	r->d = dedup_new(cfg, sink_emit, sink_end, &r->s);
+	ck_assert_ptr_nonnull(r->d);
+}
+
+static void run_copy(struct run *r, const struct conn *c, const struct copy_opts *o)
+{
+	struct frl l = { 0 };
+
+	gen_copy(&l, c, o);
+	frl_merge(&r->all, &l);
+}
+
+static void run_finish(struct run *r)
+{
+	dedup_get_stats(r->d, &r->st);
+}
+
+static void run_free(struct run *r)
+{
+	dedup_free(r->d);
+	frl_free(&r->all);
+	sink_reset(&r->s);
+}
+
+/* --- tests: bytes mode ---------------------------------------------------- */
+
+START_TEST(test_identical_copies)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct run r;
+
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40000, "10.0.0.2", 443, 20000, 50000, 1);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.rx_packets, r.all.n);
+	ck_assert_uint_eq(r.st.emitted_packets, count_src(&r.all, 0));
+	ck_assert_uint_eq(r.st.dropped_packets, count_src(&r.all, 1));
+	ck_assert_uint_eq(r.st.trimmed_packets, 0);
+	ck_assert_uint_eq(r.st.dup_bytes, 70000);
+	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
+	/* Everything from A, except the FINs: A's wait for B's to confirm the end of the
+	 * connection (an agent shutting down also sends FINs), and B's then go out. */
+	ck_assert_uint_eq(r.s.from_src[0], count_src(&r.all, 0) - 2);
+	ck_assert_uint_eq(r.s.from_src[1], 2);
+	ck_assert_uint_eq(r.st.flows_active, 1);
+	ck_assert_uint_eq(r.st.flows_total, 1);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* MSS 1000 vs 1400 and an odd 537: the normal case, not an edge case. */
+static void segmentation_case(unsigned mtu_a, unsigned mtu_b, size_t msg_a, size_t msg_b,
+			      uint16_t vlan)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct run r;
+
+	a.vlan = b.vlan = vlan;
+
+	a.mtu = mtu_a;
+	b.mtu = mtu_b;
+	a.msg = msg_a;
+	b.msg = msg_b;
+	/* The copies drift against each other: B leads at first, then A overtakes. */
+	b.t0 = a.t0 - 20000;
+	b.step = 13000;
+	a.step = (uint64_t)(mtu_a - 40) * b.step * 5 / (6 * (mtu_b - 40));
+	run_start(&r, &cfg);
+	r.s.want_vlan = vlan;
+	conn_init4(&r.c, "10.0.0.1", 40001, "10.0.0.2", 443, 31111, 77777, 2);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_gt(r.st.trimmed_packets, 0);
+	ck_assert_uint_eq(r.st.emitted_packets, r.s.frames);
+	ck_assert_uint_eq(r.st.dup_bytes, 31111 + 77777);
+	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
+	/* Each input frame is either dropped or produces at least one output frame. */
+	ck_assert_uint_le(r.st.dropped_packets + r.st.trimmed_packets, r.all.n);
+	run_free(&r);
+	conn_free(&r.c);
+}
+
+START_TEST(test_different_segmentation)
+{
+	segmentation_case(1040, 1440, 3000, 3000, 0);
+}
+END_TEST
+
+START_TEST(test_odd_segmentation)
+{
+	segmentation_case(577, 1440, 2500, 7000, 0);
+}
+END_TEST
+
+/* Trimmed frames keep the 802.1Q tag and MACs of the frame they came from. */
+START_TEST(test_vlan_segmentation)
+{
+	segmentation_case(1040, 1440, 3000, 3000, 42);
+}
+END_TEST
+
+START_TEST(test_late_copy_3s)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct run r;
+
+	cfg.skew_ns = 4 * SEC; /* configured for 3 s of lateness */
+	a.mtu = 1040;
+	b.t0 = a.t0 + 3 * SEC;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40002, "10.0.0.2", 443, 10000, 30000, 3);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.flows_total, 1);
+	ck_assert_uint_eq(r.st.emitted_packets, count_src(&r.all, 0));
+	ck_assert_uint_eq(r.st.dup_bytes, 40000);
+	/* Only B's FINs: they confirm A's held ones. */
+	ck_assert_uint_eq(r.s.from_src[1], 2);
+	/* The flow is closed and retained for skew after the late copy's last frame. */
+	dedup_expire(r.d, r.all.v[r.all.n - 1].ts + cfg.skew_ns - 1);
+	ck_assert_uint_eq(r.s.nended, 0);
+	dedup_expire(r.d, r.all.v[r.all.n - 1].ts + cfg.skew_ns + 1);
+	ck_assert_uint_eq(r.s.nended, 1);
+	dedup_get_stats(r.d, &r.st);
+	ck_assert_uint_eq(r.st.flows_expired, 1);
+	ck_assert_uint_eq(r.st.flows_active, 0);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* Default skew (2 s): a copy 1.5 s late after the first copy closed is still matched. */
+START_TEST(test_closed_flow_retained_for_skew)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct run r;
+
+	b.t0 = a.t0 + 1500 * MS;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40003, "10.0.0.2", 443, 5000, 5000, 4);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.flows_total, 1);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+START_TEST(test_gaps_filled_by_other_copy)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl la = { 0 }, lb = { 0 };
+	struct run r;
+	size_t i, n0, lost = 0;
+
+	a.mtu = 1040;
+	b.t0 = a.t0 + 1 * SEC;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40004, "10.0.0.2", 443, 40000, 60000, 5);
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	gen_copy(&lb, &r.c, &b);
+	/* Copy A loses its SYN, frames 10..14, every 7th later frame and its last FIN. */
+	n0 = la.n;
+	for (i = n0; i-- > 0;) {
+		if (i == 0 || (i >= 10 && i < 15) || (i > 20 && i % 7 == 0) || i == n0 - 2) {
+			lost += la.v[i].len > 70;
+			frl_remove(&la, i);
+		}
+	}
+	ck_assert_uint_gt(lost, 5);
+	frl_merge(&r.all, &la);
+	frl_merge(&r.all, &lb);
+	feed(r.d, &r.s, &r.all, true);
+	/* B's server FIN has no confirmation from A (A lost it): out after skew. */
+	ck_assert_uint_eq(r.s.fin[0][1], 0);
+	dedup_expire(r.d, r.all.v[r.all.n - 1].ts + cfg.skew_ns + 1);
+	run_finish(&r);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_gt(r.s.from_src[1], lost);
+	ck_assert_uint_eq(r.st.holes_abandoned, 0);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* More holes than the inline array holds: the spill path. */
+START_TEST(test_many_holes)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl la = { 0 }, lb = { 0 };
+	struct run r;
+	size_t i;
+
+	a.msg = b.msg = 100000;
+	a.mtu = 1040;
+	b.t0 = a.t0 + 1 * SEC;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40005, "10.0.0.2", 443, 40000, 100, 6);
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	gen_copy(&lb, &r.c, &b);
+	/* 20 holes in copy A's client data (frames 3.. are 1000-byte segments). */
+	for (i = 43; i >= 4; i -= 2)
+		frl_remove(&la, i);
+	frl_merge(&r.all, &la);
+	frl_merge(&r.all, &lb);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.holes_abandoned, 0);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* Beyond the hole bound the lowest holes are given up and counted, never silently. */
+START_TEST(test_too_many_holes_counted)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a();
+	struct frl la = { 0 };
+	struct run r;
+	size_t i;
+
+	a.msg = 200000;
+	a.mtu = 1040;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40006, "10.0.0.2", 443, 100000, 10, 7);
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	for (i = 83; i >= 4; i -= 2)
+		frl_remove(&la, i); /* 40 holes */
+	frl_merge(&r.all, &la);
+	feed(r.d, &r.s, &r.all, true);
+	dedup_flush(r.d); /* a young one-copy flow's FINs wait for a copy that never comes */
+	run_finish(&r);
+	ck_assert_uint_ge(r.st.holes_abandoned, 40 - 32);
+	ck_assert_uint_eq(r.st.emitted_packets, r.all.n);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* Copy B starts mid-flow (agent started late, no metadata): not absolute, so the flow
+ * falls back to keeping copy A. */
+START_TEST(test_mid_stream_copy)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct run r;
+
+	a.mtu = 1040;
+	b.handshake = false;
+	b.from[0] = 9000;
+	b.from[1] = 21000;
+	b.t0 = a.t0 + 200 * MS;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40007, "10.0.0.2", 443, 20000, 40000, 8);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+	dedup_flush(r.d);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.s.from_src[1], 0);
+	ck_assert_uint_eq(r.st.dropped_packets, count_src(&r.all, 1));
+	ck_assert_uint_eq(r.s.nended, 1);
+	ck_assert(r.s.ended[0].mid_stream);
+	ck_assert_int_eq(r.s.ended[0].kept_source, 0);
+	ck_assert_uint_eq(r.s.ended[0].n_sources, 2);
+	ck_assert_mem_eq(&r.s.ended[0].sources[1], &r.s.srcs[1], sizeof(struct dedup_src));
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* Copy A's agent is stopped (SIGTERM) mid-transfer: it closes its view of the flow with
+ * FINs at its current offsets while B's copy goes on. Those FINs must not reach the
+ * tools before the end of the data (a tool stops reading there), nor take the sequence
+ * byte the data needs. */
+START_TEST(test_agent_shutdown_fins_held)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl la = { 0 }, lf = { 0 };
+	struct run r;
+	uint32_t end[2] = { 0, 0 };
+	size_t i;
+
+	a.mtu = 1040;
+	b.t0 = a.t0 + 50 * MS;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40034, "10.0.0.2", 443, 20000, 30000, 54);
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	while (la.n > 14)
+		frl_remove(&la, la.n - 1);
+	for (i = 0; i < la.n; i++) {
+		struct pkt_info in;
+
+		ck_assert_int_eq(pkt_parse(la.v[i].b, la.v[i].len, &in), 0);
+		if (in.payload_len)
+			end[la.v[i].dir] = in.seq + in.payload_len;
+	}
+	ck_assert_uint_ne(end[0], 0);
+	ck_assert_uint_ne(end[1], 0);
+	/* The shutdown FINs, as the agent sends them. */
+	{
+		struct copy_opts o = a;
+		struct gen_ctx g = { .out = &lf, .ts = &o.t0, .step = 1000, .src = 0 };
+		uint16_t ip_id = 900;
+
+		o.t0 = la.v[la.n - 1].ts + 1000;
+		gen_seg(&g, &r.c, &o, 0, end[0], end[1], PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0,
+			&ip_id);
+		gen_seg(&g, &r.c, &o, 1, end[1], end[0] + 1, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0,
+			&ip_id);
+	}
+	frl_merge(&r.all, &la);
+	frl_merge(&r.all, &lf);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, true);
+	/* B's real FINs are the only ones; they wait for a confirmation that cannot come
+	 * (A is gone) and go out after skew. */
+	ck_assert_uint_eq(r.s.fin[0][0] + r.s.fin[0][1], 0);
+	dedup_expire(r.d, r.all.v[r.all.n - 1].ts + cfg.skew_ns + 1);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* Copy A's agent restarts halfway: it announces the flow again as mid-stream and counts
+ * offsets from its restart. The flow falls back to keeping the copy with absolute
+ * offsets (B), so the stream stays exact. */
+START_TEST(test_agent_restart_mid_flow)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b(), a2;
+	struct frl la = { 0 };
+	struct conn c2;
+	struct meta_flow m;
+	struct run r;
+	uint64_t restart;
+
+	a.msg = b.msg = 4000;
+	b.t0 = a.t0 + 30000;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40032, "10.0.0.2", 443, 20000, 20000, 52);
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	/* A's first life ends after its handshake and three data frames... */
+	while (la.n > 6)
+		frl_remove(&la, la.n - 1);
+	restart = b.t0 + 100000;
+	frl_merge(&r.all, &la);
+	/* ...its second life sends from offset 12000 each way, counted from 0. */
+	c2 = r.c;
+	c2.isn[0] -= 12000;
+	c2.isn[1] -= 12000;
+	a2 = a;
+	a2.handshake = false;
+	a2.from[0] = a2.from[1] = 12000;
+	a2.t0 = restart + 1000;
+	run_copy(&r, &c2, &a2);
+	run_copy(&r, &r.c, &b);
+
+	memset(&m, 0, sizeof(m));
+	m.event = META_START;
+	m.tuple = r.c.t[0];
+	m.from_start = false;
+	{
+		size_t i;
+
+		for (i = 0; i < r.all.n && r.all.v[i].ts < restart; i++) {
+			struct pkt_info in;
+
+			ck_assert_int_eq(pkt_parse(r.all.v[i].b, r.all.v[i].len, &in), 0);
+			dedup_input(r.d, r.all.v[i].b, r.all.v[i].len, &in,
+				    &r.s.srcs[r.all.v[i].src], r.all.v[i].ts);
+		}
+		dedup_meta(r.d, &m, &r.s.srcs[0], restart);
+		for (; i < r.all.n; i++) {
+			struct pkt_info in;
+
+			ck_assert_int_eq(pkt_parse(r.all.v[i].b, r.all.v[i].len, &in), 0);
+			dedup_input(r.d, r.all.v[i].b, r.all.v[i].len, &in,
+				    &r.s.srcs[r.all.v[i].src], r.all.v[i].ts);
+		}
+	}
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	/* A's second life is discarded whole, not mistaken for disagreeing bytes. */
+	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
+	dedup_flush(r.d);
+	ck_assert(r.s.ended[0].mid_stream);
+	ck_assert_int_eq(r.s.ended[0].kept_source, 1);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* The same restart seen from that node's copy alone: the restarted agent's relative
+ * offsets are never laid over the absolute stream already delivered, so every byte
+ * delivered is at its position and none twice. */
+static void restart_single_case(bool ended)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), a2;
+	struct frl la = { 0 }, l2 = { 0 };
+	struct conn c2;
+	struct meta_flow m;
+	struct run r;
+	size_t i, n1, j, got[2] = { 0, 0 };
+
+	a.msg = 4000;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40033, "10.0.0.2", 443, 20000, 20000, 53);
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	while (la.n > 9)
+		frl_remove(&la, la.n - 1);
+	n1 = la.n;
+	c2 = r.c;
+	c2.isn[0] -= 12000;
+	c2.isn[1] -= 12000;
+	a2 = a;
+	a2.handshake = false;
+	a2.from[0] = a2.from[1] = 12000;
+	a2.t0 = 2 * SEC;
+	if (ended) /* the restart took longer than the flow timeout */
+		a2.t0 = la.v[la.n - 1].ts + cfg.flow_timeout_ns + 1 * SEC;
+	gen_copy(&l2, &c2, &a2);
+	memset(&m, 0, sizeof(m));
+	m.event = META_START;
+	m.tuple = r.c.t[0];
+	for (i = 0; i < la.n; i++) {
+		struct pkt_info in;
+
+		ck_assert_int_eq(pkt_parse(la.v[i].b, la.v[i].len, &in), 0);
+		dedup_input(r.d, la.v[i].b, la.v[i].len, &in, &r.s.srcs[0], la.v[i].ts);
+	}
+	if (ended) {
+		dedup_expire(r.d, la.v[la.n - 1].ts + cfg.flow_timeout_ns + 1);
+		ck_assert_uint_eq(r.s.nended, 1);
+	}
+	dedup_meta(r.d, &m, &r.s.srcs[0], a2.t0 - 1000);
+	for (i = 0; i < l2.n; i++) {
+		struct pkt_info in;
+
+		ck_assert_int_eq(pkt_parse(l2.v[i].b, l2.v[i].len, &in), 0);
+		dedup_input(r.d, l2.v[i].b, l2.v[i].len, &in, &r.s.srcs[0], l2.v[i].ts);
+	}
+	run_finish(&r);
+	ck_assert_uint_eq(r.s.bad_csum, 0);
+	ck_assert_uint_eq(r.s.out_of_range, 0);
+	for (j = 0; j < 2; j++) {
+		size_t k;
+
+		for (k = 0; k < r.c.len[j]; k++) {
+			ck_assert_uint_le(r.s.cnt[0][j][k], 1);
+			if (r.s.cnt[0][j][k]) {
+				ck_assert_uint_eq(r.s.got[0][j][k], r.c.data[j][k]);
+				got[j]++;
+			}
+		}
+	}
+	ck_assert_uint_eq(got[0], 4000);
+	ck_assert_uint_eq(got[1], 4000);
+	ck_assert_uint_eq(r.st.emitted_packets, n1);
+	ck_assert_uint_eq(r.st.dropped_packets, l2.n);
+	ck_assert_uint_eq(r.s.fin[0][0] + r.s.fin[0][1], 0);
+	frl_free(&la);
+	frl_free(&l2);
+	run_free(&r);
+	conn_free(&r.c);
+}
+
+START_TEST(test_agent_restart_single_copy)
+{
+	restart_single_case(false);
+}
+END_TEST
+
+/* The same after the first flow entry expired during the restart: the tuple is
+ * remembered, so the restarted copy still is not laid over what was delivered. */
+START_TEST(test_agent_restart_after_expiry)
+{
+	restart_single_case(true);
+}
+END_TEST
+
+/* A copy without SYN whose metadata says from_start is absolute: its holes are filled
+ * from the other copy byte by byte instead of falling back. */
+START_TEST(test_meta_from_start_is_absolute)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl la = { 0 };
+	struct meta_flow m;
+	struct run r;
+	size_t i;
+
+	a.mtu = 1040;
+	b.t0 = a.t0 + 500 * MS;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40008, "10.0.0.2", 443, 20000, 20000, 9);
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	frl_remove(&la, 10);
+	frl_remove(&la, 2); /* the handshake ACK */
+	frl_remove(&la, 1); /* SYN-ACK */
+	frl_remove(&la, 0); /* SYN */
+	frl_merge(&r.all, &la);
+	run_copy(&r, &r.c, &b);
+
+	memset(&m, 0, sizeof(m));
+	m.event = META_START;
+	m.tuple = r.c.t[0];
+	m.isn[0] = r.c.isn[0];
+	m.isn[1] = r.c.isn[1];
+	m.from_start = true;
+	strcpy(m.role, "client");
+	strcpy(m.comm, "curl");
+	dedup_meta(r.d, &m, &r.s.srcs[0], a.t0 - 1000);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.meta_frames, 1);
+	dedup_flush(r.d);
+	ck_assert_uint_eq(r.s.nended, 1);
+	ck_assert(!r.s.ended[0].mid_stream);
+	ck_assert(r.s.ended[0].have_meta);
+	ck_assert_str_eq(r.s.ended[0].meta.comm, "curl");
+	ck_assert_int_eq(r.s.ended[0].kept_source, -1);
+	for (i = 0; i < 2; i++)
+		ck_assert_uint_eq(r.s.ended[0].isn[i], r.c.isn[i]);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* Retransmissions inside one copy (the same frame again, and a re-segmented resend
+ * spanning several earlier segments) are delivered once. */
+START_TEST(test_retransmits_within_copy)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a();
+	struct frl la = { 0 }, lr = { 0 };
+	struct run r;
+	size_t i, n;
+
+	a.mtu = 1040;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40009, "10.0.0.2", 443, 15000, 15000, 10);
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	n = la.n;
+	/* Resend frames 3..8 later, same bytes. */
+	for (i = 3; i < 9; i++)
+		frl_add(&lr, la.v[i].b, la.v[i].len, la.v[i].ts + 50 * MS, 0, la.v[i].dir);
+	/* And the client's first 2500 bytes again as one 1440-MSS resegmentation. */
+	{
+		struct copy_opts o = a;
+		struct conn c2 = r.c;
+		struct frl tmp = { 0 };
+
+		c2.len[0] = 2500;
+		c2.len[1] = 0;
+		o.handshake = o.fins = false;
+		o.mtu = 1480;
+		o.t0 = a.t0 + 80 * MS;
+		gen_copy(&tmp, &c2, &o);
+		frl_merge(&lr, &tmp);
+	}
+	frl_merge(&r.all, &la);
+	frl_merge(&r.all, &lr);
+	feed(r.d, &r.s, &r.all, true);
+	dedup_flush(r.d);
+	run_finish(&r);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.emitted_packets, n);
+	ck_assert_uint_eq(r.st.dropped_packets, r.all.n - n);
+	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* Sequence numbers wrap past 2^32 in the middle of both directions. */
+START_TEST(test_seq_wraparound)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl la = { 0 };
+	struct run r;
+
+	a.mtu = 1040;
+	b.mtu = 1300;
+	b.t0 = a.t0 + 300 * MS;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40010, "10.0.0.2", 443, 30000, 30000, 11);
+	r.c.isn[0] = 0xffffff00u;
+	r.c.isn[1] = 0xffff9000u;
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	ck_assert_uint_eq(la.v[6].len, 14 + 20 + 20 + 1000);
+	frl_remove(&la, 6); /* a hole right around the wrap, filled from B */
+	frl_merge(&r.all, &la);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_gt(r.st.trimmed_packets, 0);
+	ck_assert_uint_eq(r.st.dup_bytes, 60000 - 1000);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* A second connection on the same 5-tuple after the first ended starts a fresh flow,
+ * whether its ISN is the same (ISN derived from the tuple) or not. */
+static void reuse_case(uint32_t isn_shift)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct conn c2;
+	struct run r;
+
+	b.t0 = a.t0 + 20 * MS;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40011, "10.0.0.2", 443, 8000, 9000, 12);
+	conn_init4(&c2, "10.0.0.1", 40011, "10.0.0.2", 443, 7000, 11000, 13);
+	c2.isn[0] += isn_shift;
+	c2.isn[1] += isn_shift;
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, true);
+	sink_assert_exact(&r.s, 0, true);
+	frl_free(&r.all);
+
+	/* 0.5 s later, well within skew: the same tuple again. */
+	sink_reset(&r.s);
+	sink_add(&r.s, &c2);
+	a.t0 = b.t0 + 500 * MS;
+	b.t0 = a.t0 + 20 * MS;
+	run_copy(&r, &c2, &a);
+	run_copy(&r, &c2, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.flows_total, 2);
+	ck_assert_uint_eq(r.st.flows_active, 1);
+	ck_assert_uint_eq(r.s.nended, 1);
+	ck_assert_uint_eq(r.s.ended[0].bytes_out, 17000);
+	ck_assert_uint_eq(r.s.ended[0].bytes_dropped, 17000);
+	run_free(&r);
+	conn_free(&r.c);
+	conn_free(&c2);
+}
+
+START_TEST(test_tuple_reuse_same_isn)
+{
+	reuse_case(0);
+}
+END_TEST
+
+START_TEST(test_tuple_reuse_new_isn)
+{
+	reuse_case(0x12345678u);
+}
+END_TEST
+
+/* Two different connections whose ISNs collide stay apart: identity is the 5-tuple. */
+START_TEST(test_isn_collision_kept_apart)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct conn c2;
+	struct run r;
+
+	a.mtu = 1040;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40012, "10.0.0.2", 443, 12000, 24000, 14);
+	conn_init4(&c2, "10.0.0.3", 50000, "10.0.0.2", 443, 13000, 22000, 15);
+	c2.isn[0] = r.c.isn[0];
+	c2.isn[1] = r.c.isn[1];
+	sink_add(&r.s, &r.c);
+	sink_add(&r.s, &c2);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	a.t0 += 3000;
+	b.t0 += 3000;
+	run_copy(&r, &c2, &a);
+	run_copy(&r, &c2, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	sink_assert_exact(&r.s, 1, true);
+	ck_assert_uint_eq(r.st.flows_total, 2);
+	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
+	run_free(&r);
+	conn_free(&r.c);
+	conn_free(&c2);
+}
+END_TEST
+
+START_TEST(test_ipv6)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct run r;
+
+	a.mtu = 1280;
+	b.mtu = 1500;
+	b.t0 = a.t0 - 100000;
+	b.step = 13000;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "2001:db8::1", 55555, "2001:db8::2", 443, 25000, 35000, 16);
+	ck_assert_int_eq(r.c.t[0].family, AF_INET6);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_gt(r.st.trimmed_packets, 0);
+	ck_assert_uint_eq(r.st.dup_bytes, 60000);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* Copy B disagrees on some bytes: first copy wins, the conflict is counted. */
+START_TEST(test_overlap_conflict)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct conn cb;
+	struct run r;
+
+	a.mtu = 1040;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40013, "10.0.0.2", 443, 9000, 9000, 17);
+	cb = r.c;
+	cb.data[0] = malloc(9000);
+	memcpy(cb.data[0], r.c.data[0], 9000);
+	cb.data[0][4321] ^= 0xff;
+	b.t0 = a.t0 + 100 * MS; /* A brings every byte first */
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &cb, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.overlap_conflicts, 1);
+	dedup_flush(r.d);
+	ck_assert_uint_eq(r.s.ended[0].overlap_conflicts, 1);
+	run_free(&r);
+	conn_free(&r.c);
+	free(cb.data[0]);
+}
+END_TEST
+
+START_TEST(test_table_full_passes_through)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct conn c[3];
+	struct run r;
+	size_t before;
+	unsigned i;
+
+	cfg.max_flows = 2;
+	run_start(&r, &cfg);
+	for (i = 0; i < 3; i++) {
+		conn_init4(&c[i], "10.0.0.1", (uint16_t)(41000 + i), "10.0.0.2", 443, 3000, 3000,
+			   20 + i);
+		sink_add(&r.s, &c[i]);
+	}
+	for (i = 0; i < 2; i++) {
+		run_copy(&r, &c[i], &a);
+		run_copy(&r, &c[i], &b);
+	}
+	before = r.all.n;
+	a.t0 += 1 * SEC;
+	b.t0 += 1 * SEC;
+	run_copy(&r, &c[2], &a);
+	run_copy(&r, &c[2], &b);
+	feed(r.d, &r.s, &r.all, false);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	sink_assert_exact(&r.s, 1, true);
+	/* Flow 3: both copies delivered un-deduplicated, every frame counted. */
+	ck_assert_uint_eq(r.st.table_full, r.all.n - before);
+	ck_assert_uint_eq(r.s.syn[2][0], 2);
+	ck_assert_uint_eq(r.s.cnt[2][1][0], 2);
+	ck_assert_uint_eq(r.st.flows_active, 2);
+	run_free(&r);
+	for (i = 0; i < 3; i++)
+		conn_free(&c[i]);
+}
+END_TEST
+
+START_TEST(test_per_source_limit)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct conn c[3];
+	struct run r;
+	size_t n1;
+	unsigned i;
+
+	cfg.max_flows_per_source = 1;
+	run_start(&r, &cfg);
+	for (i = 0; i < 3; i++) {
+		conn_init4(&c[i], "10.0.0.1", (uint16_t)(42000 + i), "10.0.0.2", 443, 2000, 2000,
+			   30 + i);
+		sink_add(&r.s, &c[i]);
+	}
+	/* A owns flow 0, B owns flow 1 (B's copy comes first): both deduplicated. */
+	run_copy(&r, &c[0], &a);
+	run_copy(&r, &c[0], &b);
+	a.t0 += 1 * SEC;
+	b.t0 = a.t0 - 2000;
+	run_copy(&r, &c[1], &a);
+	run_copy(&r, &c[1], &b);
+	n1 = r.all.n;
+	/* Flow 2 only from A, which already owns one flow. */
+	a.t0 += 1 * SEC;
+	run_copy(&r, &c[2], &a);
+	feed(r.d, &r.s, &r.all, false);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	sink_assert_exact(&r.s, 1, true);
+	sink_assert_exact(&r.s, 2, true);
+	ck_assert_uint_eq(r.st.source_limited, r.all.n - n1);
+	ck_assert_uint_eq(r.st.flows_active, 2);
+	run_free(&r);
+	for (i = 0; i < 3; i++)
+		conn_free(&c[i]);
+}
+END_TEST
+
+/* A connection reset: one RST reaches the tools, the flow is closed and ends skew after
+ * its last frame rather than after the idle timeout. */
+START_TEST(test_rst_once)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct run r;
+	uint64_t last;
+
+	a.rst = b.rst = true;
+	b.t0 = a.t0 + 300 * MS;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40030, "10.0.0.2", 443, 5000, 5000, 50);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, false);
+	ck_assert_uint_eq(r.s.rst, 1);
+	last = r.all.v[r.all.n - 1].ts;
+	dedup_expire(r.d, last + cfg.skew_ns - 1);
+	ck_assert_uint_eq(r.s.nended, 0);
+	dedup_expire(r.d, last + cfg.skew_ns + 1);
+	ck_assert_uint_eq(r.s.nended, 1);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* More distinct sources than the registry holds: ids are recycled without confusing
+ * the source a flow keeps. */
+START_TEST(test_many_sources)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_FLOW);
+	struct copy_opts a = copy_a();
+	struct frl la = { 0 };
+	struct run r;
+	struct dedup_src other;
+	struct pkt_info in;
+	size_t half, i;
+	uint32_t k;
+
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40031, "10.0.0.2", 443, 20000, 100, 51);
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	half = la.n / 2;
+	for (i = 0; i < half; i++) {
+		ck_assert_int_eq(pkt_parse(la.v[i].b, la.v[i].len, &in), 0);
+		dedup_input(r.d, la.v[i].b, la.v[i].len, &in, &r.s.srcs[0], la.v[i].ts);
+	}
+	/* 70000 strangers replay frame 5 (one client data segment). */
+	ck_assert_int_eq(pkt_parse(la.v[5].b, la.v[5].len, &in), 0);
+	memset(&other, 0, sizeof(other));
+	for (k = 0; k < 70000; k++) {
+		other.vni = 100 + k;
+		dedup_input(r.d, la.v[5].b, la.v[5].len, &in, &other, la.v[half].ts);
+	}
+	for (i = half; i < la.n; i++) {
+		ck_assert_int_eq(pkt_parse(la.v[i].b, la.v[i].len, &in), 0);
+		dedup_input(r.d, la.v[i].b, la.v[i].len, &in, &r.s.srcs[0], la.v[i].ts);
+	}
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.dropped_packets, 70000);
+	ck_assert_uint_eq(r.s.from_src[0], la.n);
+	dedup_flush(r.d);
+	ck_assert_uint_eq(r.s.ended[0].n_sources, DEDUP_MAX_SOURCES);
+	ck_assert_int_eq(r.s.ended[0].kept_source, 0);
+	frl_free(&la);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* A long flow (2.5 GiB each way through the 2^32 wrap and past 2^31 from its start),
+ * two copies segmented 60000 vs 45000 and leapfrogging: the output must be one gapless,
+ * in-order stream whose bytes sit at the right sequence numbers (byte(seq) = seq & 0xff,
+ * so any misalignment shows up as a conflict or a wrong byte). */
+struct long_sink {
+	uint32_t next;
+	uint64_t bytes, frames, errors;
+};
+
+static void long_emit(void *ctx, const uint8_t *frame, size_t len, uint64_t ts,
+		      const struct dedup_src *src)
+{
+	struct long_sink *ls = ctx;
+	struct pkt_info in;
+
+	(void)ts;
+	(void)src;
+	ls->frames++;
+	if (pkt_parse(frame, len, &in) != 0 || in.seq != ls->next) {
+		ls->errors++;
+		return;
+	}
+	if (in.payload_len &&
+	    (in.payload[0] != (uint8_t)in.seq ||
+	     in.payload[in.payload_len - 1] != (uint8_t)(in.seq + in.payload_len - 1)))
+		ls->errors++;
+	if (ls->frames % 64 == 0 && !pkt_checksums_ok(frame, &in))
+		ls->errors++;
+	ls->next += in.payload_len + !!(in.tcp_flags & PKT_TCP_SYN);
+	ls->bytes += in.payload_len;
+}
+
+START_TEST(test_long_flow)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	const uint64_t total = 2500ull << 20;
+	const size_t seg[2] = { 60000, 45000 };
+	static uint8_t pat[65536 + 256];
+	struct long_sink ls = { 0 };
+	struct dedup_src srcs[2] = { { .addr = { 1 } }, { .addr = { 2 } } };
+	struct ecv_tuple t;
+	struct dedup_stats st;
+	struct dedup *d;
+	uint64_t off[2] = { 0, 0 }, ts = SEC;
+	uint8_t a[16], b[16], fam, *frame = malloc(PKT_MAX_FRAME);
+	uint32_t isn = 0xfff00000u;
+	size_t i;
+
+	for (i = 0; i < sizeof(pat); i++)
+		pat[i] = (uint8_t)i;
+	tuple_addr_parse("10.0.0.1", a, &fam);
+	tuple_addr_parse("10.0.0.2", b, &fam);
+	tuple_init(&t, a, 40040, b, 443, IPPROTO_TCP);
+	ls.next = isn;
+	d = dedup_new(&cfg, long_emit, NULL, &ls);
+	ck_assert_ptr_nonnull(d);
+	for (i = 0; i < 2; i++) {
+		/* Both copies from the start: byte-level dedup, not the flow fallback. */
+		struct pkt_tcp syn = { .seq = isn, .flags = PKT_TCP_SYN };
+		struct pkt_info in;
+		int k = pkt_build(frame, PKT_MAX_FRAME, NULL, &t, &syn, 1, NULL, 0);
+
+		ck_assert_int_eq(pkt_parse(frame, (size_t)k, &in), 0);
+		dedup_input(d, frame, (size_t)k, &in, &srcs[i], ts += 1000);
+	}
+	while (off[0] < total || off[1] < total) {
+		/* The copy that is behind sends next: they keep overtaking each other. */
+		int c = off[0] < total && (off[1] >= total || off[0] <= off[1]) ? 0 : 1;
+		uint32_t seq = isn + 1 + (uint32_t)off[c];
+		size_t n = total - off[c] < seg[c] ? (size_t)(total - off[c]) : seg[c];
+		struct pkt_tcp tcp = { .seq = seq, .ack = 1, .flags = PKT_TCP_ACK };
+		struct pkt_info in;
+		int k = pkt_build(frame, PKT_MAX_FRAME, NULL, &t, &tcp, 1, pat + (seq & 0xff), n);
+
+		ck_assert_int_gt(k, 0);
+		ck_assert_int_eq(pkt_parse(frame, (size_t)k, &in), 0);
+		dedup_input(d, frame, (size_t)k, &in, &srcs[c], ts += 1000);
+		off[c] += n;
+	}
+	dedup_get_stats(d, &st);
+	ck_assert_uint_eq(ls.errors, 0);
+	ck_assert_uint_eq(ls.bytes, total);
+	ck_assert_uint_eq(st.dup_bytes, total);
+	ck_assert_uint_gt(st.trimmed_packets, 1000);
+	ck_assert_uint_eq(st.overlap_conflicts, 0);
+	ck_assert_uint_eq(st.holes_abandoned, 0);
+	dedup_free(d);
+	free(frame);
+}
+END_TEST
+
+/* --- other modes ------------------------------------------------------------ */
+
+/* flow mode keeps source A whole and discards B without looking at it: A's hole stays a
+ * hole and B's different bytes are not even noticed. */
+START_TEST(test_flow_mode_keeps_first_source)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_FLOW);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl la = { 0 };
+	struct conn cb;
+	struct run r;
+	size_t removed_len;
+
+	a.mtu = 1040;
+	b.t0 = a.t0 + 100 * MS;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40014, "10.0.0.2", 443, 9000, 9000, 18);
+	cb = r.c;
+	cb.data[0] = malloc(9000);
+	memcpy(cb.data[0], r.c.data[0], 9000);
+	cb.data[0][100] ^= 0xff;
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	ck_assert_uint_gt(la.v[5].len, 1000);
+	removed_len = la.v[5].len;
+	frl_remove(&la, 5);
+	frl_merge(&r.all, &la);
+	run_copy(&r, &cb, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+
+	ck_assert_uint_eq(r.s.from_src[1], 0);
+	ck_assert_uint_eq(r.st.dropped_packets, count_src(&r.all, 1));
+	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
+	ck_assert_uint_eq(r.s.bad_csum, 0);
+	ck_assert_uint_eq(r.st.trimmed_packets, 0);
+	/* The hole in A is not filled. */
+	ck_assert_uint_gt(removed_len, 0);
+	{
+		size_t j, missing = 0;
+
+		for (j = 0; j < r.c.len[0]; j++)
+			missing += r.s.cnt[0][0][j] == 0;
+		for (j = 0; j < r.c.len[1]; j++)
+			missing += r.s.cnt[0][1][j] == 0;
+		ck_assert_uint_eq(missing, 1000);
+	}
+	dedup_flush(r.d);
+	ck_assert_int_eq(r.s.ended[0].kept_source, 0);
+	run_free(&r);
+	conn_free(&r.c);
+	free(cb.data[0]);
+}
+END_TEST
+
+/* flow mode: the kept source's agent dies mid-transfer; after skew of silence the other
+ * copy takes over from the next byte not yet emitted. */
+START_TEST(test_flow_mode_failover)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_FLOW);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl la = { 0 };
+	struct run r;
+
+	cfg.skew_ns = 500 * MS;
+	a.mtu = 1040;
+	b.t0 = a.t0 + 1 * SEC;
+	b.step = 100 * MS; /* slow enough that A's silence exceeds skew mid-stream */
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40015, "10.0.0.2", 443, 9000, 9000, 19);
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	while (la.n > 12)
+		frl_remove(&la, la.n - 1);
+	frl_merge(&r.all, &la);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_gt(r.s.from_src[1], 0);
+	dedup_flush(r.d);
+	ck_assert_int_eq(r.s.ended[0].kept_source, 1);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* content mode: the same payload from another source inside the window is dropped even
+ * though its headers (IP id, MACs, TTL) differ; a repeat from the same source is not,
+ * and neither is a repeat after the window. */
+START_TEST(test_content_mode)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_CONTENT);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl late = { 0 };
+	struct run r;
+	size_t na;
+
+	b.ttl = 61;
+	cfg.window_ns = 1 * SEC;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40016, "10.0.0.2", 443, 9000, 9000, 20);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	na = count_src(&r.all, 0);
+	/* A retransmits its first data frame (same source), and C repeats it 5 s later. */
+	frl_add(&late, r.all.v[6].b, r.all.v[6].len, 2 * SEC, 0, 0);
+	ck_assert_int_eq(r.all.v[6].src, 0);
+	frl_add(&late, r.all.v[6].b, r.all.v[6].len, 7 * SEC, 2, 0);
+	frl_merge(&r.all, &late);
+	feed(r.d, &r.s, &r.all, false);
+	run_finish(&r);
+	ck_assert_uint_eq(r.st.emitted_packets, na + 2);
+	ck_assert_uint_eq(r.st.dropped_packets, count_src(&r.all, 1));
+	ck_assert_uint_eq(r.s.from_src[1], 0);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* content mode cannot see through different segmentation (that is what bytes is for). */
+START_TEST(test_content_mode_segmentation_differs)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_CONTENT);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct run r;
+
+	a.mtu = 1040;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40017, "10.0.0.2", 443, 9000, 9000, 21);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, false);
+	run_finish(&r);
+	ck_assert_uint_gt(r.s.from_src[1], 6);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* packet mode drops frames that differ only in MACs, TTL and checksums, keeps frames
+ * that differ in anything else (here the IP id), and forgets after the window. */
+START_TEST(test_packet_mode)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_PACKET);
+	struct copy_opts a = copy_a();
+	struct frl lb = { 0 }, extra = { 0 };
+	struct run r;
+	size_t i, na;
+
+	cfg.window_ns = 1 * SEC;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40018, "10.0.0.2", 443, 6000, 6000, 22);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	na = r.all.n;
+	/* B = A's frames with other MACs and TTL (checksum recomputed), same IP ids. */
+	for (i = 0; i < na; i++) {
+		frl_add(&lb, r.all.v[i].b, r.all.v[i].len, r.all.v[i].ts + 1000, 1, 0);
+		lb.v[i].b[5] ^= 0x33;
+		lb.v[i].b[11] ^= 0x44;
+		set_ttl(lb.v[i].b, lb.v[i].len, 60);
+	}
+	/* One frame with a different IP id, and one exact repeat after the window. */
+	frl_add(&extra, r.all.v[4].b, r.all.v[4].len, 1 * SEC + 500 * MS, 1, 0);
+	extra.v[0].b[18] ^= 1;
+	set_ttl(extra.v[0].b, extra.v[0].len, 64);
+	frl_add(&extra, r.all.v[4].b, r.all.v[4].len, 9 * SEC, 1, 0);
+	frl_merge(&r.all, &lb);
+	frl_merge(&r.all, &extra);
+	feed(r.d, &r.s, &r.all, false);
+	run_finish(&r);
+	ck_assert_uint_eq(r.st.dropped_packets, na);
+	ck_assert_uint_eq(r.st.emitted_packets, na + 2);
+	ck_assert_uint_eq(r.s.from_src[1], 2);
+	ck_assert_uint_eq(r.s.bad_csum, 0);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+START_TEST(test_off_mode)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_OFF);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct run r;
+
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40019, "10.0.0.2", 443, 6000, 6000, 23);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, false);
+	run_finish(&r);
+	ck_assert_uint_eq(r.st.emitted_packets, r.all.n);
+	ck_assert_uint_eq(r.st.dropped_packets, 0);
+	ck_assert_uint_eq(r.s.cnt[0][0][0], 2);
+	ck_assert_uint_eq(r.s.fin[0][1], 2);
+	/* Still accounted per flow, and ended with the connection (skew after its FINs). */
+	dedup_expire(r.d, r.all.v[r.all.n - 1].ts + cfg.skew_ns + 1);
+	ck_assert_uint_eq(r.s.nended, 1);
+	ck_assert_uint_eq(r.s.ended[0].pkts_in, r.all.n);
+	ck_assert_uint_eq(r.s.ended[0].pkts_out, r.all.n);
+	ck_assert_uint_eq(r.s.ended[0].n_sources, 2);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* UDP has no sequence space: bytes mode passes it through. */
+START_TEST(test_udp_passes_through)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct sink s;
+	struct dedup *d;
+	struct ecv_tuple t;
+	struct dedup_stats st;
+	struct pkt_info in;
+	uint8_t a[16], b[16], fam, frame[256];
+	int n;
+
+	sink_init_srcs(&s);
+	d = dedup_new(&cfg, sink_emit, sink_end, &s);
+	ck_assert_ptr_nonnull(d);
+	tuple_addr_parse("10.0.0.1", a, &fam);
+	tuple_addr_parse("10.0.0.53", b, &fam);
+	tuple_init(&t, a, 5353, b, 53, IPPROTO_UDP);
+	n = pkt_build(frame, sizeof(frame), NULL, &t, NULL, 1, "query", 5);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(pkt_parse(frame, (size_t)n, &in), 0);
+	dedup_input(d, frame, (size_t)n, &in, &s.srcs[0], 1);
+	dedup_input(d, frame, (size_t)n, &in, &s.srcs[1], 2);
+	dedup_get_stats(d, &st);
+	ck_assert_uint_eq(st.emitted_packets, 2);
+	ck_assert_uint_eq(s.frames, 2);
+	ck_assert_uint_eq(st.flows_active, 0);
+	dedup_free(d);
+}
+END_TEST
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+/* An open flow expires after flow_timeout of silence with its counters reported. */
+START_TEST(test_expiry_reports_counters)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct run r;
+	uint64_t last;
+
+	a.fins = b.fins = false;
+	a.mtu = 1040;
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40020, "10.0.0.2", 443, 7000, 11000, 24);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	run_copy(&r, &r.c, &b);
+	feed(r.d, &r.s, &r.all, true);
+	run_finish(&r);
+	last = r.all.v[r.all.n - 1].ts;
+	dedup_expire(r.d, last + cfg.flow_timeout_ns - 1);
+	ck_assert_uint_eq(r.s.nended, 0);
+	dedup_expire(r.d, last + cfg.flow_timeout_ns + 1);
+	ck_assert_uint_eq(r.s.nended, 1);
+	{
+		const struct dedup_flow_info *f = &r.s.ended[0];
+
+		ck_assert(tuple_equal(&f->tuple, &r.c.t[0]));
+		ck_assert_uint_eq(f->isn[0], r.c.isn[0]);
+		ck_assert_uint_eq(f->isn[1], r.c.isn[1]);
+		ck_assert_uint_eq(f->n_sources, 2);
+		ck_assert_uint_eq(f->pkts_in, r.all.n);
+		ck_assert_uint_eq(f->bytes_in, 2 * 18000);
+		ck_assert_uint_eq(f->bytes_out, 18000);
+		ck_assert_uint_eq(f->bytes_dropped, 18000);
+		ck_assert_uint_eq(f->pkts_out, r.st.emitted_packets);
+		ck_assert_uint_eq(f->pkts_dropped, r.st.dropped_packets);
+		ck_assert_uint_eq(f->first_ns, r.all.v[0].ts);
+		ck_assert_uint_eq(f->last_ns, last);
+		ck_assert(!f->mid_stream);
+		ck_assert(!f->have_meta);
+	}
+	dedup_get_stats(r.d, &r.st);
+	ck_assert_uint_eq(r.st.flows_expired, 1);
+	ck_assert_uint_eq(r.st.flows_active, 0);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+/* The flow is reported client -> server even when the server's copy of a SYN-ACK is the
+ * first frame seen. */
+START_TEST(test_orientation_from_syn)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a();
+	struct frl la = { 0 };
+	struct run r;
+
+	run_start(&r, &cfg);
+	conn_init4(&r.c, "10.0.0.1", 40021, "10.0.0.2", 443, 3000, 3000, 25);
+	sink_add(&r.s, &r.c);
+	gen_copy(&la, &r.c, &a);
+	la.v[1].ts = la.v[0].ts - 1; /* SYN-ACK first */
+	frl_merge(&r.all, &la);
+	feed(r.d, &r.s, &r.all, false);
+	dedup_flush(r.d);
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.s.nended, 1);
+	ck_assert(tuple_equal(&r.s.ended[0].tuple, &r.c.t[0]));
+	ck_assert_uint_eq(r.s.ended[0].isn[0], r.c.isn[0]);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
+static int count_flows(void *ctx, const struct dedup_flow_info *f)
+{
+	unsigned *n = ctx;
+
+	(void)f;
+	return ++*n == 2 ? 7 : 0;
+}
+
+START_TEST(test_foreach_and_flush)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a();
+	struct conn c[3];
+	struct run r;
+	unsigned i, n = 0;
+
+	a.fins = false;
+	run_start(&r, &cfg);
+	for (i = 0; i < 3; i++) {
+		conn_init4(&c[i], "10.0.0.1", (uint16_t)(43000 + i), "10.0.0.2", 443, 100, 100,
+			   40 + i);
+		run_copy(&r, &c[i], &a);
+	}
+	feed(r.d, &r.s, &r.all, false);
+	ck_assert_int_eq(dedup_foreach(r.d, count_flows, &n), 7);
+	ck_assert_uint_eq(n, 2);
+	dedup_flush(r.d);
+	ck_assert_uint_eq(r.s.nended, 3);
+	run_finish(&r);
+	ck_assert_uint_eq(r.st.flows_active, 0);
+	ck_assert_uint_eq(r.st.flows_expired, 0);
+	n = 0;
+	ck_assert_int_eq(dedup_foreach(r.d, count_flows, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	run_free(&r);
+	for (i = 0; i < 3; i++)
+		conn_free(&c[i]);
+}
+END_TEST
+
+START_TEST(test_api_basics)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	enum dedup_mode m;
+	unsigned i;
+
+	for (i = DEDUP_BYTES; i <= DEDUP_OFF; i++) {
+		ck_assert_int_eq(dedup_mode_parse(dedup_mode_name(i), &m), 0);
+		ck_assert_int_eq(m, i);
+	}
+	ck_assert_str_eq(dedup_mode_name(DEDUP_BYTES), "bytes");
+	ck_assert_int_eq(dedup_mode_parse("flows", &m), -EINVAL);
+	ck_assert_int_eq(dedup_mode_parse(NULL, &m), -EINVAL);
+	ck_assert_uint_le(dedup_flow_bytes(), 256);
+	errno = 0;
+	ck_assert_ptr_null(dedup_new(&cfg, NULL, NULL, NULL));
+	ck_assert_int_eq(errno, EINVAL);
+	cfg.max_flows = 0;
+	errno = 0;
+	ck_assert_ptr_null(dedup_new(&cfg, sink_emit, NULL, NULL));
+	ck_assert_int_eq(errno, EINVAL);
+	dedup_free(NULL);
+}
+END_TEST
+
+static Suite *dedup_suite(void)
+{
+	Suite *s = suite_create("tvn_dedup");
+	TCase *b = tcase_create("bytes"), *o = tcase_create("modes"), *l = tcase_create("life"),
+	      *lg = tcase_create("long");
+
+	tcase_add_test(b, test_identical_copies);
+	tcase_add_test(b, test_different_segmentation);
+	tcase_add_test(b, test_odd_segmentation);
+	tcase_add_test(b, test_vlan_segmentation);
+	tcase_add_test(b, test_late_copy_3s);
+	tcase_add_test(b, test_rst_once);
+	tcase_add_test(o, test_many_sources);
+	tcase_add_test(b, test_closed_flow_retained_for_skew);
+	tcase_add_test(b, test_gaps_filled_by_other_copy);
+	tcase_add_test(b, test_many_holes);
+	tcase_add_test(b, test_too_many_holes_counted);
+	tcase_add_test(b, test_mid_stream_copy);
+	tcase_add_test(b, test_meta_from_start_is_absolute);
+	tcase_add_test(b, test_agent_shutdown_fins_held);
+	tcase_add_test(b, test_agent_restart_mid_flow);
+	tcase_add_test(b, test_agent_restart_single_copy);
+	tcase_add_test(b, test_agent_restart_after_expiry);
+	tcase_add_test(b, test_retransmits_within_copy);
+	tcase_add_test(b, test_seq_wraparound);
+	tcase_add_test(b, test_tuple_reuse_same_isn);
+	tcase_add_test(b, test_tuple_reuse_new_isn);
+	tcase_add_test(b, test_isn_collision_kept_apart);
+	tcase_add_test(b, test_ipv6);
+	tcase_add_test(b, test_overlap_conflict);
+	tcase_add_test(b, test_table_full_passes_through);
+	tcase_add_test(b, test_per_source_limit);
+	tcase_add_test(o, test_flow_mode_keeps_first_source);
+	tcase_add_test(o, test_flow_mode_failover);
+	tcase_add_test(o, test_content_mode);
+	tcase_add_test(o, test_content_mode_segmentation_differs);
+	tcase_add_test(o, test_packet_mode);
+	tcase_add_test(o, test_off_mode);
+	tcase_add_test(o, test_udp_passes_through);
+	tcase_add_test(l, test_expiry_reports_counters);
+	tcase_add_test(l, test_orientation_from_syn);
+	tcase_add_test(l, test_foreach_and_flush);
+	tcase_add_test(l, test_api_basics);
+	suite_add_tcase(s, b);
+	suite_add_tcase(s, o);
+	suite_add_tcase(s, l);
+	/* ~5 GB of checksummed frames: seconds, more under ASan. */
+	tcase_set_timeout(lg, 300);
+	tcase_add_test(lg, test_long_flow);
+	suite_add_tcase(s, lg);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(dedup_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
