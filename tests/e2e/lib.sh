@@ -1,0 +1,430 @@
+# tests/e2e/lib.sh - end-to-end harness: network-namespace "nodes", TLS peers, a TVN,
+# one agent per node, and checkers that read the TVN's output the way a tool would.
+# Sourced by tests/e2e/test_*.sh (and demo.sh); not run on its own.
+#
+# Topology made by e2e_topology NODE...:
+#
+#   PREFIX-NODE1 (eth0 10.77.0.1/24) --veth--+
+#   PREFIX-NODE2 (eth0 10.77.0.2/24) --veth--+-- br0 (10.77.0.254/24) in PREFIX-c
+#   ...                                           collector: the tvn listens here
+#
+# Every address lives only inside namespaces made here; the agents run *inside* their
+# node's namespace (ip netns exec) so the TVN sees each node's copy arrive from that
+# node's address, as on a real cluster, and they are scoped to it with --netns.
+# Everything started is remembered and torn down on EXIT (processes by pid, anything
+# left inside the namespaces, the namespaces, the temp dir).
+#
+# Environment: BUILD (default build); E2E_AGENT / E2E_TVN override the binaries.
+
+set -u
+E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD=$E2E_ROOT/$BUILD ;; esac
+E2E_AGENT=${E2E_AGENT:-$BUILD/ecv-agent}
+E2E_TVN=${E2E_TVN:-$BUILD/tvn}
+E2E_STREAMS=$E2E_ROOT/tests/integration/lib/streams.py
+E2E_LIBSSL=${E2E_LIBSSL:-$(ldconfig -p | awk '/libssl\.so\.3 / && /x86-64/ {print $NF; exit}')}
+E2E_NET=10.77.0
+E2E_TVN_IP=$E2E_NET.254
+E2E_TVN_PORT=4789
+
+E2E_PIDS=()
+E2E_NS=()
+E2E_TMP=
+E2E_PREFIX=
+declare -A E2E_IP=()
+
+e2e_skip() { echo "skip: $*"; exit 77; }
+e2e_fail() { echo "FAIL: $*"; exit 1; }
+e2e_note() { echo "== $*"; }
+
+# e2e_ours PID: PID is still a child of this shell. A pid remembered from a process
+# that has ended and been reaped can belong to someone else's process by now (pid_max
+# is small on test hosts and other tests churn processes): never signal those.
+e2e_ours() {
+	local ppid
+	ppid=$(awk '{ print $4 }' "/proc/$1/stat" 2>/dev/null) && [ "$ppid" = "$$" ]
+}
+
+e2e_cleanup() {
+	local pid ns i
+	for ((i = ${#E2E_PIDS[@]} - 1; i >= 0; i--)); do
+		e2e_ours "${E2E_PIDS[$i]}" && kill -TERM "${E2E_PIDS[$i]}" 2>/dev/null
+	done
+	for pid in "${E2E_PIDS[@]}"; do
+		for _ in $(seq 50); do e2e_ours "$pid" || break; sleep 0.1; done
+		e2e_ours "$pid" && kill -KILL "$pid" 2>/dev/null
+	done
+	for ns in "${E2E_NS[@]}"; do
+		# Stray processes (a TLS peer that forked, nginx workers) die with their node.
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+		ip netns del "$ns" 2>/dev/null
+	done
+	if [ -n "$E2E_TMP" ]; then
+		if [ "${E2E_KEEP:-0}" = 1 ]; then echo "kept $E2E_TMP"; else rm -rf "$E2E_TMP"; fi
+	fi
+}
+
+# e2e_init PREFIX NAME: preconditions, temp dir /tmp/PREFIX-NAME.*, cleanup trap.
+# E2E_NEED_TVN=0: the test runs no tvn.
+e2e_init() {
+	local tool
+	E2E_PREFIX=$1
+	[ "$(id -u)" = 0 ] || e2e_skip "needs root (BPF, network namespaces)"
+	[ -x "$E2E_AGENT" ] || e2e_fail "no agent binary at $E2E_AGENT (build it first)"
+	[ "${E2E_NEED_TVN:-1}" = 0 ] || [ -x "$E2E_TVN" ] ||
+		e2e_fail "no tvn binary at $E2E_TVN (build it first)"
+	for tool in tshark openssl python3 ip curl nginx; do
+		command -v $tool >/dev/null || e2e_skip "$tool not installed"
+	done
+	[ -r /sys/kernel/btf/vmlinux ] || e2e_skip "kernel without BTF"
+	if [ -z "$E2E_LIBSSL" ] || [ ! -e "$E2E_LIBSSL" ]; then e2e_skip "no libssl.so.3 found"; fi
+	trap e2e_cleanup EXIT
+	trap 'exit 1' INT TERM
+	E2E_TMP=$(mktemp -d "/tmp/$E2E_PREFIX-$2.XXXXXX")
+	chmod 755 "$E2E_TMP" # nginx workers (www-data) read the served files
+}
+
+# e2e_ns NAME: creates namespace PREFIX-NAME with loopback up (replacing a stale one).
+e2e_ns() {
+	local ns=$E2E_PREFIX-$1 pid
+	if ip netns list | grep -qw "$ns"; then
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+		ip netns del "$ns"
+	fi
+	ip netns add "$ns" || e2e_skip "cannot create network namespace $ns"
+	E2E_NS+=("$ns")
+	ip -n "$ns" link set lo up
+}
+
+# e2e_topology NODE...: the collector namespace with a bridge, and one namespace per
+# node wired to it; node i gets 10.77.0.i (E2E_IP[NODE]).
+e2e_topology() {
+	local c=$E2E_PREFIX-c i=0 node ns
+	e2e_ns c
+	ip -n "$c" link add br0 type bridge
+	ip -n "$c" addr add "$E2E_TVN_IP/24" dev br0
+	ip -n "$c" link set br0 up
+	for node in "$@"; do
+		i=$((i + 1))
+		ns=$E2E_PREFIX-$node
+		e2e_ns "$node"
+		ip -n "$ns" link add eth0 type veth peer name "v-$node" netns "$c" ||
+			e2e_fail "cannot create veth for $node"
+		ip -n "$c" link set "v-$node" master br0 up
+		ip -n "$ns" addr add "$E2E_NET.$i/24" dev eth0
+		ip -n "$ns" link set eth0 up
+		E2E_IP[$node]=$E2E_NET.$i
+	done
+}
+
+# e2e_in NODE CMD...: runs CMD inside node NODE ("c" is the collector).
+e2e_in() {
+	local node=$1
+	shift
+	ip netns exec "$E2E_PREFIX-$node" "$@"
+}
+
+# e2e_bg NAME CMD...: runs CMD (a program, not a shell function, so that the pid is
+# the program's and signals reach it) in the background, output in
+# $E2E_TMP/NAME.log, remembered for cleanup; its pid in $E2E_PID.
+e2e_bg() {
+	local name=$1
+	shift
+	"$@" >"$E2E_TMP/$name.log" 2>&1 &
+	E2E_PID=$!
+	E2E_PIDS+=("$E2E_PID")
+}
+
+# e2e_bg_in NODE NAME CMD...: e2e_bg inside NODE (ip netns exec execs CMD in place, so
+# $E2E_PID is CMD's pid).
+e2e_bg_in() {
+	local node=$1 name=$2
+	shift 2
+	e2e_bg "$name" ip netns exec "$E2E_PREFIX-$node" "$@"
+}
+
+# e2e_wait_for SECONDS CMD...: polls CMD every 0.1 s; 1 when it never succeeded.
+e2e_wait_for() {
+	local t=$(($1 * 10)) i
+	shift
+	for ((i = 0; i < t; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# e2e_exited PID: our child PID has ended (a zombie counts as ended).
+e2e_exited() {
+	local st
+	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 0
+	[ -z "$st" ] || [ "$st" = Z ] || ! e2e_ours "$1"
+}
+
+# e2e_stop PID [SECONDS]: SIGINT, wait (bounded), then the exit status; 124 if it had
+# to be killed.
+e2e_stop() {
+	local pid=$1 t=${2:-30}
+	e2e_ours "$pid" || { wait "$pid"; return; } # already ended: its status
+	kill -INT "$pid" 2>/dev/null
+	if ! e2e_wait_for "$t" e2e_exited "$pid"; then
+		e2e_ours "$pid" && kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		return 124
+	fi
+	wait "$pid"
+}
+
+# e2e_tcp_listening NODE PORT
+e2e_tcp_listening() { e2e_in "$1" ss -Hltn "sport = :$2" | grep -q .; }
+
+# e2e_cert: a self-signed certificate in $E2E_TMP/cert.pem, key.pem.
+e2e_cert() {
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$E2E_TMP/key.pem" \
+		-out "$E2E_TMP/cert.pem" -days 2 -subj /CN=ecv-e2e >/dev/null 2>&1 ||
+		e2e_fail "cannot make a test certificate"
+	chmod 644 "$E2E_TMP/key.pem"
+}
+
+# e2e_random FILE SIZE: SIZE random bytes (e.g. 300K) in FILE.
+e2e_random() { head -c "$2" /dev/urandom >"$1"; }
+
+# e2e_nginx NODE WWW PORT_TLS12 PORT_TLS13: nginx in NODE serving WWW over TLS 1.2 only
+# on one port and TLS 1.3 only on the other (keep-alive on). POST /upload reads and
+# discards the request body and answers "uploaded".
+e2e_nginx() {
+	local node=$1 www=$2 p12=$3 p13=$4 conf=$E2E_TMP/nginx-$1.conf
+	cat >"$conf" <<NGINX
+worker_processes 1;
+pid $E2E_TMP/nginx-$node.pid;
+error_log $E2E_TMP/nginx-$node.error.log info;
+events { worker_connections 64; }
+http {
+	access_log $E2E_TMP/nginx-$node.access.log;
+	client_body_temp_path $E2E_TMP/nginx-body;
+	proxy_temp_path $E2E_TMP/nginx-proxy;
+	fastcgi_temp_path $E2E_TMP/nginx-fcgi;
+	uwsgi_temp_path $E2E_TMP/nginx-uwsgi;
+	scgi_temp_path $E2E_TMP/nginx-scgi;
+	default_type application/octet-stream;
+	keepalive_timeout 30s;
+	sendfile off;
+	ssl_certificate $E2E_TMP/cert.pem;
+	ssl_certificate_key $E2E_TMP/key.pem;
+	server {
+		listen $p12 ssl;
+		ssl_protocols TLSv1.2;
+		root $www;
+		location = /upload { client_max_body_size 16m; return 200 "uploaded\n"; }
+	}
+	server {
+		listen $p13 ssl;
+		ssl_protocols TLSv1.3;
+		root $www;
+		location = /upload { client_max_body_size 16m; return 200 "uploaded\n"; }
+	}
+}
+NGINX
+	e2e_bg_in "$node" "nginx-$node" nginx -c "$conf" -g 'daemon off;'
+	if ! e2e_wait_for 10 e2e_tcp_listening "$node" "$p12" ||
+		! e2e_wait_for 10 e2e_tcp_listening "$node" "$p13"; then
+		cat "$E2E_TMP/nginx-$node.log" "$E2E_TMP/nginx-$node.error.log"
+		e2e_fail "nginx did not start"
+	fi
+}
+
+# e2e_tvn_start NAME PORT HTTP_PORT [ARGS...]: a tvn in the collector listening on
+# 10.77.0.254:PORT, writing $E2E_TMP/NAME.pcap and $E2E_TMP/NAME-flows.jsonl, with
+# /metrics on 127.0.0.1:HTTP_PORT inside the collector (read it with e2e_tvn_metric).
+declare -A E2E_TVNS_PID=() E2E_TVNS_HTTP=()
+e2e_tvn_start() {
+	local name=$1 port=$2 http=$3
+	shift 3
+	e2e_bg_in c "$name" "$E2E_TVN" --listen "$E2E_TVN_IP:$port" \
+		--out "pcap:$E2E_TMP/$name.pcap" --flow-log "$E2E_TMP/$name-flows.jsonl" \
+		--http "127.0.0.1:$http" "$@"
+	E2E_TVNS_PID[$name]=$E2E_PID
+	E2E_TVNS_HTTP[$name]=$http
+	e2e_wait_for 10 e2e_in c curl -sf "http://127.0.0.1:$http/healthz" ||
+		{ cat "$E2E_TMP/$name.log"; e2e_fail "tvn $name did not start"; }
+}
+
+# e2e_tvn HTTP_PORT [ARGS...]: the default tvn "tvn" on port 4789; its capture is
+# $E2E_PCAP, its flow log $E2E_FLOWS.
+e2e_tvn() {
+	e2e_tvn_start tvn "$E2E_TVN_PORT" "$@"
+	E2E_PCAP=$E2E_TMP/tvn.pcap
+	E2E_FLOWS=$E2E_TMP/tvn-flows.jsonl
+}
+
+# e2e_tvn_metric NAME [TVN]: sum of every sample of NAME (all label sets) on a tvn.
+e2e_tvn_metric() {
+	e2e_in c curl -s --max-time 2 "http://127.0.0.1:${E2E_TVNS_HTTP[${2:-tvn}]}/metrics" |
+		awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%d\n", s }'
+}
+
+# e2e_agent NODE METRICS_PORT [ARGS...]: ecv-agent inside NODE, scoped to it with
+# --netns, hooking the system libssl, shipping to the tvn; returns once /healthz
+# answers (the agent serves it only after its probes are attached). Pid in
+# E2E_AGENT_PID[NODE], log in $E2E_TMP/agent-NODE.log.
+declare -A E2E_AGENT_PID=() E2E_AGENT_METRICS=()
+e2e_agent() {
+	local node=$1 port=$2
+	shift 2
+	e2e_bg_in "$node" "agent-$node" "$E2E_AGENT" --netns "/var/run/netns/$E2E_PREFIX-$node" \
+		--tvn "$E2E_TVN_IP:$E2E_TVN_PORT" --node "$node" --lib "$E2E_LIBSSL" \
+		--metrics "127.0.0.1:$port" --stats-interval 1h "$@"
+	E2E_AGENT_PID[$node]=$E2E_PID
+	E2E_AGENT_METRICS[$node]=$port
+	if ! e2e_wait_for 90 e2e_in "$node" curl -sf "http://127.0.0.1:$port/healthz"; then
+		cat "$E2E_TMP/agent-$node.log"
+		e2e_fail "agent on $node did not come up"
+	fi
+	e2e_note "agent $node: $(grep -o 'capturing with .*' "$E2E_TMP/agent-$node.log")"
+}
+
+# e2e_agent_metric NODE NAME: the agent's value of a sample (first match).
+e2e_agent_metric() {
+	e2e_in "$1" curl -s --max-time 2 "http://127.0.0.1:${E2E_AGENT_METRICS[$1]}/metrics" |
+		awk -v n="$2" '$1 == n || index($1, n "{") == 1 { print $2; exit }'
+}
+
+# e2e_stop_agent NODE: SIGINT; the agent closes its flows, flushes, must exit 0. Sets
+# E2E_SENT to the datagrams it sent (from the stats line it prints at exit).
+e2e_stop_agent() {
+	local node=$1 rc
+	e2e_stop "${E2E_AGENT_PID[$node]}"
+	rc=$?
+	[ "$rc" = 0 ] || { tail -20 "$E2E_TMP/agent-$node.log"; e2e_fail "agent $node exited $rc on SIGINT"; }
+	E2E_SENT=$(grep '"type":"stats"' "$E2E_TMP/agent-$node.log" | tail -1 |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["tx_packets"])') ||
+		e2e_fail "agent $node printed no final stats line"
+}
+
+# e2e_wait_tvn_rx N [TVN...]: waits (bounded) until the tvns (default: tvn) have
+# received N datagrams between them.
+e2e_tvn_has() {
+	local want=$1 sum=0 t
+	shift
+	for t in "${@:-tvn}"; do sum=$((sum + $(e2e_tvn_metric tvn_rx_packets_total "$t"))); done
+	[ "$sum" -ge "$want" ]
+}
+e2e_wait_tvn_rx() { e2e_wait_for 15 e2e_tvn_has "$@"; }
+
+# e2e_stop_tvn [TVN]: SIGINT; the tvn flushes and closes its outputs, must exit 0.
+e2e_stop_tvn() {
+	local name=${1:-tvn}
+	e2e_stop "${E2E_TVNS_PID[$name]}" ||
+		{ tail -20 "$E2E_TMP/$name.log"; e2e_fail "tvn $name did not exit 0"; }
+	[ -s "$E2E_TMP/$name.pcap" ] || { cat "$E2E_TMP/$name.log"; e2e_fail "tvn $name wrote no pcap"; }
+}
+
+# e2e_streams [PCAP]: reassembles every TCP direction of the capture with tshark into
+# $E2E_TMP/streams.txt (one line per direction, see streams.py) and $E2E_TMP/dump/
+# (both replaced at each call).
+e2e_streams() {
+	rm -rf "$E2E_TMP/dump"
+	python3 "$E2E_STREAMS" "${1:-$E2E_PCAP}" --dump "$E2E_TMP/dump" >"$E2E_TMP/streams.txt" ||
+		e2e_fail "cannot read ${1:-$E2E_PCAP} with tshark"
+	e2e_note "streams in $(basename "${1:-$E2E_PCAP}"):"
+	sed 's/^/   /' "$E2E_TMP/streams.txt"
+}
+
+e2e_field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+# e2e_direction SRC SPORT DST DPORT: the one streams.txt line of that direction.
+e2e_direction() {
+	local l
+	l=$(awk -v a="$1" -v b="$2" -v c="$3" -v d="$4" '$1 == a && $2 == b && $3 == c && $4 == d' \
+		"$E2E_TMP/streams.txt")
+	[ -n "$l" ] || e2e_fail "no stream $1:$2 -> $3:$4 in the capture"
+	[ "$(echo "$l" | wc -l)" = 1 ] || e2e_fail "stream $1:$2 -> $3:$4 listed twice"
+	echo "$l"
+}
+
+# e2e_clean_direction SRC SPORT DST DPORT: no duplicated byte, no hole, SYN and FIN.
+e2e_clean_direction() {
+	local l
+	l=$(e2e_direction "$@")
+	[ "$(e2e_field "$l" dup)" = 0 ] || e2e_fail "$1:$2 -> $3:$4: duplicated bytes: $l"
+	[ "$(e2e_field "$l" holes)" = 0 ] || e2e_fail "$1:$2 -> $3:$4: holes: $l"
+	[ "$(e2e_field "$l" syn)" = 1 ] || e2e_fail "$1:$2 -> $3:$4: no synthesized SYN: $l"
+	[ "$(e2e_field "$l" fin)" = 1 ] || e2e_fail "$1:$2 -> $3:$4: no FIN: $l"
+}
+
+# e2e_dump SRC SPORT DST DPORT: path of that direction's reassembled bytes.
+e2e_dump() { echo "$E2E_TMP/dump/$1_$2-$3_$4.bin"; }
+
+# e2e_count_in HAYSTACK NEEDLE: how many times NEEDLE's bytes occur in HAYSTACK.
+e2e_count_in() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+hay = open(sys.argv[1], "rb").read()
+needle = open(sys.argv[2], "rb").read()
+print(hay.count(needle) if needle else 0)
+PY
+}
+
+# e2e_expect_once FILE_IN_STREAM CONTENT_FILE WHAT: CONTENT_FILE's bytes occur exactly
+# once in the reassembled direction.
+e2e_expect_once() {
+	local n
+	n=$(e2e_count_in "$1" "$2")
+	[ "$n" = 1 ] || e2e_fail "$3: found $n times in the tvn output (want exactly once)"
+	e2e_note "ok: $3 ($(stat -c %s "$2") bytes) appears exactly once"
+}
+
+# e2e_client_ports DST DPORT: the client ports of every connection to DST:DPORT.
+e2e_client_ports() {
+	awk -v d="$1" -v p="$2" '$3 == d && $4 == p { print $2 }' "$E2E_TMP/streams.txt" | sort -u
+}
+
+# e2e_tshark_count FILTER [PCAP]: frames of the capture matching a display filter, with
+# IP and TCP checksum validation on.
+e2e_tshark_count() {
+	tshark -n -r "${2:-$E2E_PCAP}" -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE \
+		-Y "$1" 2>/dev/null | wc -l
+}
+
+# e2e_clean_capture NCONN [PCAP]: what a tool relies on: no bad IP/TCP checksum, no
+# data segment that tshark's TCP analysis flags (retransmission = a byte delivered
+# twice, out of order, previous segment lost), and exactly one SYN, one SYN-ACK and one
+# FIN per direction for each of the NCONN connections. (The position of the last bare
+# ACK relative to the FINs is the TVN's business and not checked here.)
+e2e_clean_capture() {
+	local n pcap=${2:-$E2E_PCAP}
+	n=$(e2e_tshark_count 'ip.checksum.status == 0 or tcp.checksum.status == 0' "$pcap")
+	[ "$n" = 0 ] || e2e_fail "$n frames with a bad checksum"
+	n=$(e2e_tshark_count 'tcp.analysis.flags and tcp.len > 0 and not tcp.analysis.window_update' "$pcap")
+	[ "$n" = 0 ] || e2e_fail "$n data frames flagged by tshark's TCP analysis:
+$(tshark -n -r "$pcap" -Y 'tcp.analysis.flags and tcp.len > 0' 2>/dev/null | head)"
+	n=$(e2e_tshark_count 'tcp.flags.syn == 1 and tcp.flags.ack == 0' "$pcap")
+	[ "$n" = "$1" ] || e2e_fail "$n SYNs for $1 connections"
+	n=$(e2e_tshark_count 'tcp.flags.syn == 1 and tcp.flags.ack == 1' "$pcap")
+	[ "$n" = "$1" ] || e2e_fail "$n SYN-ACKs for $1 connections"
+	n=$(e2e_tshark_count 'tcp.flags.fin == 1' "$pcap")
+	[ "$n" = $(($1 * 2)) ] || e2e_fail "$n FINs for $1 connections (want one per direction):
+$(tshark -n -r "$pcap" -Y 'tcp.flags.fin == 1' 2>/dev/null | head)"
+	e2e_note "ok: checksums valid, no data segment flagged, one SYN/SYN-ACK and two FINs per connection"
+}
+
+# e2e_flow_sources SRC SPORT [FLOWLOG]: the number of distinct sources the tvn's flow
+# log lists for the flow from SRC:SPORT (either direction).
+e2e_flow_sources() {
+	python3 - "${3:-$E2E_FLOWS}" "$1" "$2" <<'PY'
+import json, os, sys
+path, ip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+best = 0
+lines = open(path).read().splitlines() if os.path.exists(path) else []
+for line in lines:
+    try:
+        f = json.loads(line)
+    except ValueError:
+        continue
+    ends = {(f.get("src"), f.get("sport")), (f.get("dst"), f.get("dport"))}
+    if (ip, port) in ends:
+        best = max(best, len({(s.get("addr"), s.get("vni")) for s in f.get("sources", [])}))
+print(best)
+PY
+}
