@@ -74,7 +74,7 @@ FUZZERS    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 
 PROGS := $(BUILD)/tvn $(BUILD)/ecv-agent $(TOOLS)
 
-.PHONY: all check check-unit check-fuzz check-integration fuzz bench deps install \
+.PHONY: all tests check fuzz bench deps install \
 	uninstall clean demo run soak images format
 all: $(PROGS)
 
@@ -136,22 +136,38 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(TVN_SRCS) | $(SKELS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $^ $(call pc_libs,$(TVN_PKGS)) -lpthread
 
-check: all $(TESTS) $(FUZZERS)
+# The user-facing targets install what they need first (tools/deps.sh is idempotent and
+# quiet when nothing is missing), then build, then run.
+SUBMAKE = $(MAKE) --no-print-directory BUILD=$(BUILD) SAN=$(SAN) V=$(V)
+
+tests: all $(TESTS) $(FUZZERS)
+
+check:
+	$(Q)bash tools/deps.sh
+	$(Q)$(SUBMAKE) tests
 	$(Q)BUILD=$(BUILD) SAN=$(SAN) bash tests/run.sh
 
 fuzz: $(FUZZERS)
 	$(Q)BUILD=$(BUILD) FUZZ_SECONDS=$${FUZZ_SECONDS:-60} bash tests/fuzz/run.sh
 
-bench: all
+bench:
+	$(Q)bash tools/deps.sh
+	$(Q)$(SUBMAKE) all
 	$(Q)BUILD=$(BUILD) bash tests/bench/run.sh
 
-demo: all
+demo:
+	$(Q)bash tools/deps.sh
+	$(Q)$(SUBMAKE) all
 	$(Q)BUILD=$(BUILD) bash tests/e2e/demo.sh
 
-run: all
+run:
+	$(Q)bash tools/deps.sh
+	$(Q)$(SUBMAKE) all
 	$(Q)BUILD=$(BUILD) bash tests/e2e/run.sh
 
-soak: all
+soak:
+	$(Q)bash tools/deps.sh
+	$(Q)$(SUBMAKE) all
 	$(Q)BUILD=$(BUILD) bash tests/bench/soak.sh
 
 deps:

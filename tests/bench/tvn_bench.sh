@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# tests/bench/tvn_bench.sh - tvn throughput and memory, side by side in one run.
+# tests/bench/tvn_bench.sh - tvn throughput, instruction counts and memory, in one run.
 #  1. offline: ecv-flowgen writes both node copies (VxLAN captures) of enough flows for
-#     >= 500k packets; mergecap merges them into one file; hyperfine times
-#     `tvn --read merged --out pcap:/dev/null` against `editcap -d merged /dev/null`
-#     on that same file and we report packets/s (wall and per CPU-second) and the ratio.
+#     >= 500k packets; mergecap merges them into one classic (nanosecond) pcap; hyperfine
+#     times `tvn --read merged --out pcap:/dev/null` against `editcap -d merged /dev/null`
+#     on that same file: packets/s (wall and per CPU-second) and the ratio.
 #  2. live loopback: ecv-replay sends copy A from 127.0.0.2 and copy B from 127.0.0.3 at
 #     full speed into `tvn --listen`; sent vs tvn_rx_packets_total (the loss), and
 #     packets per CPU-second of the tvn process. Then the same at a fixed lower rate.
-#  3. memory per flow: dedup_flow_bytes() as printed by `tvn --version`.
-# Results go to stdout and to docs/bench-tvn.md (BENCH_OUT overrides).
-# Environment: BUILD, BENCH_FLOWS (default 17000), BENCH_RUNS (default 5),
-# BENCH_RATE (fixed live rate, default 100000).
+#  3. instructions per packet (valgrind --tool=callgrind; repeatable on a loaded machine,
+#     unlike times): offline on a smaller capture minus a one-packet run (start-up), and
+#     live (everything the process executed, start-up and idle polls included, divided by
+#     the datagrams received), split into tvn/dedup.c and the rest.
+#  4. memory per flow: dedup_flow_bytes() as printed by `tvn --version`.
+# Results go to stdout and to docs/bench-tvn.md (BENCH_OUT overrides); what follows the
+# line "<!-- kept by tvn_bench.sh -->" in that file (hand-written history) is kept.
+# Environment: BUILD, BENCH_FLOWS (default 17000), BENCH_RUNS (default 5), BENCH_RATE
+# (fixed live rate, default 100000), BENCH_CG_FLOWS (callgrind capture, default 3000,
+# 0 = skip), BENCH_BASELINE (another tvn binary measured alongside: before/after).
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -20,54 +26,60 @@ OUT=${BENCH_OUT:-$ROOT/docs/bench-tvn.md}
 FLOWS=${BENCH_FLOWS:-17000}
 RUNS=${BENCH_RUNS:-5}
 RATE=${BENCH_RATE:-100000}
-for c in hyperfine mergecap editcap capinfos curl python3; do
+CG_FLOWS=${BENCH_CG_FLOWS:-3000}
+BASE=${BENCH_BASELINE:-}
+for c in hyperfine mergecap editcap capinfos curl python3 bc; do
 	command -v $c >/dev/null || { echo "skip: $c not installed"; exit 77; }
 done
 for b in tvn ecv-flowgen ecv-replay; do
 	[ -x "$BUILD/$b" ] || { echo "skip: $BUILD/$b not built"; exit 77; }
 done
-T=$(mktemp -d /tmp/ecvt-bench-XXXXXX)
+command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null || CG_FLOWS=0
+T=$(mktemp -d /tmp/ecvu-bench-XXXXXX)
 TVN=
 cleanup() { [ -n "$TVN" ] && kill "$TVN" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
+npk() { capinfos -c -M "$1" | awk '/Number of packets/ { print $NF }'; }
+BINS=("$BUILD/tvn")
+NAMES=(tvn)
+if [ -n "$BASE" ]; then
+	[ -x "$BASE" ] || { echo "BENCH_BASELINE $BASE is not executable"; exit 1; }
+	BINS+=("$BASE")
+	NAMES+=(baseline)
+fi
 
 "$BUILD/ecv-flowgen" --dir "$T/g" --flows "$FLOWS" --max-size 6000 --exchanges 2 --vxlan --loss 1 \
 	--seed 1 -q || exit 1
-mergecap -w "$T/merged.pcap" "$T/g/a.pcap" "$T/g/b.pcap" || exit 1
+mergecap -F nsecpcap -w "$T/merged.pcap" "$T/g/a.pcap" "$T/g/b.pcap" || exit 1
 rm -rf "$T/g/expected"
-PKTS=$(capinfos -c -M "$T/merged.pcap" | awk '/Number of packets/ { print $NF }')
-NA=$(capinfos -c -M "$T/g/a.pcap" | awk '/Number of packets/ { print $NF }')
-NB=$(capinfos -c -M "$T/g/b.pcap" | awk '/Number of packets/ { print $NF }')
+PKTS=$(npk "$T/merged.pcap") NA=$(npk "$T/g/a.pcap") NB=$(npk "$T/g/b.pcap")
 echo "capture: $PKTS packets ($NA copy A + $NB copy B), $FLOWS flows"
 
 "$BUILD/tvn" --read "$T/merged.pcap" --out "pcap:$T/tvn.pcap" 2>"$T/tvn.log"
 editcap -d "$T/merged.pcap" "$T/ed.pcap" >/dev/null 2>&1
-KEPT_TVN=$(capinfos -c -M "$T/tvn.pcap" | awk '/Number of packets/ { print $NF }')
-KEPT_ED=$(capinfos -c -M "$T/ed.pcap" | awk '/Number of packets/ { print $NF }')
+KEPT_TVN=$(npk "$T/tvn.pcap") KEPT_ED=$(npk "$T/ed.pcap")
 rm -f "$T/tvn.pcap" "$T/ed.pcap"
 
-hyperfine -N -w 1 -r "$RUNS" --export-json "$T/hf.json" \
-	-n tvn "$BUILD/tvn -q --read $T/merged.pcap --out pcap:/dev/null" \
-	-n "editcap -d" "editcap -d $T/merged.pcap /dev/null" >"$T/hf.txt" 2>&1 || { cat "$T/hf.txt"; exit 1; }
-read -r TVN_S TVN_CPU ED_S ED_CPU < <(python3 -c '
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-t, e = r["tvn"], r["editcap -d"]
-print(t["mean"], t["user"] + t["system"], e["mean"], e["user"] + e["system"])' "$T/hf.json")
+# --- offline ---
+hf=(hyperfine -N -w 1 -r "$RUNS" --export-json "$T/hf.json")
+for i in "${!BINS[@]}"; do
+	hf+=(-n "${NAMES[$i]}" "${BINS[$i]} -q --read $T/merged.pcap --out pcap:/dev/null")
+done
+hf+=(-n editcap "editcap -d $T/merged.pcap /dev/null")
+"${hf[@]}" >"$T/hf.txt" 2>&1 || { cat "$T/hf.txt"; exit 1; }
 
 # --- live loopback ---
-live() { # rate (0 = full speed) -> prints "sent received socket_drops seconds cpu_seconds"
-	local rate=$1 port=4799 http=18099 start end
-	"$BUILD/tvn" -q --listen 127.0.0.1:$port --http 127.0.0.1:$http --out pcap:/dev/null 2>/dev/null &
+live() { # bin rate (0 = full speed) -> "sent received socket_drops seconds cpu_seconds"
+	local bin=$1 rate=$2 port=4898 http=4899 start end rx=0 last=-1 drops cpu0 cpu1 ra
+	"$bin" -q --listen 127.0.0.1:$port --http 127.0.0.1:$http --out pcap:/dev/null 2>/dev/null &
 	TVN=$!
 	for _ in $(seq 100); do curl -sf http://127.0.0.1:$http/healthz >/dev/null && break; sleep 0.1; done
-	local cpu0; cpu0=$(awk '{ print $14 + $15 }' /proc/$TVN/stat)
+	cpu0=$(awk '{ print $14 + $15 }' /proc/$TVN/stat)
 	start=$(date +%s.%N)
 	"$BUILD/ecv-replay" -q --to 127.0.0.1:$port --from 127.0.0.2 --rate $((rate / 2)) "$T/g/a.pcap" &
-	local ra=$!
+	ra=$!
 	"$BUILD/ecv-replay" -q --to 127.0.0.1:$port --from 127.0.0.3 --rate $((rate / 2)) "$T/g/b.pcap"
 	wait $ra
-	local rx=0 last=-1
 	for _ in $(seq 100); do # until the counter stops moving (10 s at most)
 		rx=$(curl -sf http://127.0.0.1:$http/metrics | awk '$1 == "tvn_rx_packets_total" { print $2 }')
 		[ "$rx" -ge $((NA + NB)) ] && break
@@ -76,60 +88,142 @@ live() { # rate (0 = full speed) -> prints "sent received socket_drops seconds c
 		sleep 0.1
 	done
 	end=$(date +%s.%N)
-	local drops; drops=$(curl -sf http://127.0.0.1:$http/metrics | awk '$1 == "tvn_rx_dropped_total{reason=\"socket\"}" { print $2 }')
-	local cpu1; cpu1=$(awk '{ print $14 + $15 }' /proc/$TVN/stat)
+	drops=$(curl -sf http://127.0.0.1:$http/metrics | awk '$1 == "tvn_rx_dropped_total{reason=\"socket\"}" { print $2 }')
+	cpu1=$(awk '{ print $14 + $15 }' /proc/$TVN/stat)
 	kill $TVN; wait $TVN 2>/dev/null; TVN=
 	echo "$((NA + NB)) $rx ${drops:-0} $(echo "$end - $start" | bc -l) $(echo "($cpu1 - $cpu0) / $(getconf CLK_TCK)" | bc -l)"
 }
-read -r L_SENT L_RX L_DROP L_S L_CPU < <(live 0)
-read -r R_SENT R_RX R_DROP R_S R_CPU < <(live "$RATE")
+: >"$T/live.txt"
+for i in "${!BINS[@]}"; do
+	echo "${NAMES[$i]} full $(live "${BINS[$i]}" 0)" >>"$T/live.txt"
+	echo "${NAMES[$i]} $RATE $(live "${BINS[$i]}" "$RATE")" >>"$T/live.txt"
+done
+
+# --- instructions per packet ---
+cg_split() { # callgrind.out -> "total dedup_self"
+	callgrind_annotate "$1" 2>/dev/null | awk '
+		/PROGRAM TOTALS/ { gsub(",", "", $1); tot = $1 }
+		/tvn\/dedup\.c:/ { gsub(",", "", $1); d += $1 }
+		END { print tot + 0, d + 0 }'
+}
+: >"$T/cg.txt"
+if [ "$CG_FLOWS" -gt 0 ]; then
+	"$BUILD/ecv-flowgen" --dir "$T/s" --flows "$CG_FLOWS" --max-size 6000 --exchanges 2 --vxlan \
+		--loss 1 --seed 1 -q || exit 1
+	mergecap -F nsecpcap -w "$T/small.pcap" "$T/s/a.pcap" "$T/s/b.pcap" || exit 1
+	editcap -r "$T/small.pcap" "$T/one.pcap" 1 >/dev/null 2>&1
+	CG_PKTS=$(npk "$T/small.pcap")
+	for i in "${!BINS[@]}"; do
+		b=${BINS[$i]}
+		valgrind --tool=callgrind --callgrind-out-file="$T/cg.one" "$b" -q --read "$T/one.pcap" \
+			--out pcap:/dev/null >/dev/null 2>&1
+		valgrind --tool=callgrind --callgrind-out-file="$T/cg.off" "$b" -q --read "$T/small.pcap" \
+			--out pcap:/dev/null >/dev/null 2>&1
+		# live: at a rate valgrind keeps up with; the count is per datagram received
+		valgrind --tool=callgrind --callgrind-out-file="$T/cg.live" "$b" -q --listen 127.0.0.1:4897 \
+			--http 127.0.0.1:4896 --out pcap:/dev/null >/dev/null 2>&1 &
+		TVN=$!
+		for _ in $(seq 300); do curl -sf http://127.0.0.1:4896/healthz >/dev/null && break; sleep 0.2; done
+		"$BUILD/ecv-replay" -q --to 127.0.0.1:4897 --from 127.0.0.2 --rate 10000 "$T/s/a.pcap" &
+		ra=$!
+		"$BUILD/ecv-replay" -q --to 127.0.0.1:4897 --from 127.0.0.3 --rate 10000 "$T/s/b.pcap"
+		wait $ra
+		rx=0
+		for _ in $(seq 100); do
+			rx=$(curl -sf http://127.0.0.1:4896/metrics | awk '$1 == "tvn_rx_packets_total" { print $2 }')
+			[ "${rx:-0}" -ge "$CG_PKTS" ] && break
+			sleep 0.2
+		done
+		kill $TVN; wait $TVN 2>/dev/null; TVN=
+		echo "${NAMES[$i]} $CG_PKTS $(cg_split "$T/cg.one") $(cg_split "$T/cg.off") ${rx:-0} $(cg_split "$T/cg.live")" >>"$T/cg.txt"
+	done
+fi
 FLOW_BYTES=$("$BUILD/tvn" --version | awk '/dedup flow entry/ { print $4 }')
 
-python3 - "$OUT" <<PY
-import sys, platform, os, datetime
+python3 - "$OUT" "$T/hf.json" "$T/live.txt" "$T/cg.txt" <<PY
+import sys, platform, os, datetime, json
+out, hfj, livef, cgf = sys.argv[1:5]
 pk = $PKTS
-tvn_s, tvn_cpu, ed_s, ed_cpu = $TVN_S, $TVN_CPU, $ED_S, $ED_CPU
-l_cpu = max($L_CPU, 1e-9); r_cpu = max($R_CPU, 1e-9)
-lines = []
-lines.append("# tvn benchmark")
-lines.append("")
-lines.append("Generated by \`make bench\` (tests/bench/tvn_bench.sh) on %s, %s, %d CPUs, load average %s." % (
+hf = {x["command"]: x for x in json.load(open(hfj))["results"]}
+L = []
+L.append("# tvn benchmark")
+L.append("")
+L.append("Generated by \`make bench\` (tests/bench/tvn_bench.sh) on %s, %s, %d CPUs, load average %s." % (
     datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), platform.machine(), os.cpu_count(),
     open("/proc/loadavg").read().split()[0]))
-lines.append("")
-lines.append("Capture: \`ecv-flowgen --flows $FLOWS --max-size 6000 --exchanges 2 --vxlan --loss 1\`, both node")
-lines.append("copies merged with mergecap: **%d packets** (%d copy A + %d copy B)." % (pk, $NA, $NB))
-lines.append("")
-lines.append("## Offline dedup: tvn vs editcap -d, same file")
-lines.append("")
-lines.append("| command | packets kept | wall time (mean of $RUNS) | packets/s (wall) | CPU time | packets/s per CPU-second |")
-lines.append("| --- | --- | --- | --- | --- | --- |")
-lines.append("| \`tvn --read merged.pcap --out pcap:/dev/null\` | %d | %.3f s | %.0f | %.3f s | %.0f |" % ($KEPT_TVN, tvn_s, pk / tvn_s, tvn_cpu, pk / tvn_cpu))
-lines.append("| \`editcap -d merged.pcap /dev/null\` | %d | %.3f s | %.0f | %.3f s | %.0f |" % ($KEPT_ED, ed_s, pk / ed_s, ed_cpu, pk / ed_cpu))
-lines.append("")
-lines.append("Ratio tvn / editcap: **%.2fx** (wall), **%.2fx** (CPU). editcap -d keeps %d of %d packets: the" % (ed_s / tvn_s, ed_cpu / tvn_cpu, $KEPT_ED, pk))
-lines.append("second copies are segmented differently, so no frame-hash window can see them; tvn keeps")
-lines.append("one copy of every byte (%d frames)." % $KEPT_TVN)
-lines.append("")
-lines.append("## Live loopback ingest")
-lines.append("")
-lines.append("\`ecv-replay\` sends copy A from 127.0.0.2 and copy B from 127.0.0.3 into \`tvn --listen 127.0.0.1\`")
-lines.append("(one ingest thread + one dedup worker + one output thread). The senders share the machine's CPUs")
-lines.append("with tvn, so the per-CPU-second rate (tvn's own user+system time) is the comparable figure.")
-lines.append("")
-lines.append("| send rate | sent | received (tvn_rx_packets_total) | lost | socket drops | packets/s (wall) | packets/s per CPU-second of tvn |")
-lines.append("| --- | --- | --- | --- | --- | --- | --- |")
-lines.append("| full speed | %d | %d | %d | %d | %.0f | %.0f |" % ($L_SENT, $L_RX, $L_SENT - $L_RX, $L_DROP, $L_RX / $L_S, $L_RX / l_cpu))
-lines.append("| $RATE/s | %d | %d | %d | %d | %.0f | %.0f |" % ($R_SENT, $R_RX, $R_SENT - $R_RX, $R_DROP, $R_RX / $R_S, $R_RX / r_cpu))
-lines.append("")
-lines.append("## Memory per flow")
-lines.append("")
-lines.append("\`tvn --version\`: one flow entry of the dedup table costs **$FLOW_BYTES bytes** (dedup_flow_bytes(): table")
-lines.append("slot + per-flow state), so the default --max-flows 1000000 bounds the table at about %.0f MiB." % ($FLOW_BYTES * 1e6 / 2**20))
-lines.append("")
-lines.append("Reproduce: \`make bench\` or \`BUILD=build bash tests/bench/tvn_bench.sh\` (BENCH_FLOWS, BENCH_RUNS, BENCH_RATE).")
-text = "\n".join(lines) + "\n"
-os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
-open(sys.argv[1], "w").write(text)
+L.append("Wall times on this shared machine move with its load; CPU time and instruction counts are")
+L.append("the figures to compare between runs.")
+L.append("")
+L.append("Capture: \`ecv-flowgen --flows $FLOWS --max-size 6000 --exchanges 2 --vxlan --loss 1 --seed 1\`, both")
+L.append("node copies merged with \`mergecap -F nsecpcap\`: **%d packets** (%d copy A + %d copy B)." % (pk, $NA, $NB))
+L.append("")
+L.append("## Offline dedup: tvn vs editcap -d, same file")
+L.append("")
+L.append("| command | packets kept | wall time (mean of $RUNS) | packets/s (wall) | CPU time | packets/s per CPU-second |")
+L.append("| --- | --- | --- | --- | --- | --- |")
+def row(name, cmd, kept):
+    r = hf[name]
+    cpu = r["user"] + r["system"]
+    L.append("| \`%s\` | %s | %.3f s | %.0f | %.3f s | %.0f |" % (cmd, kept, r["mean"], pk / r["mean"], cpu, pk / cpu))
+row("tvn", "tvn --read merged.pcap --out pcap:/dev/null", $KEPT_TVN)
+if "baseline" in hf:
+    row("baseline", "baseline tvn --read merged.pcap --out pcap:/dev/null", $KEPT_TVN)
+row("editcap", "editcap -d merged.pcap /dev/null", $KEPT_ED)
+t, e = hf["tvn"], hf["editcap"]
+L.append("")
+L.append("Ratio tvn / editcap: **%.2fx** (wall), **%.2fx** (CPU). editcap -d keeps %d of %d packets: the" % (
+    e["mean"] / t["mean"], (e["user"] + e["system"]) / (t["user"] + t["system"]), $KEPT_ED, pk))
+L.append("second copies are segmented differently, so no frame-hash window can see them; tvn keeps")
+L.append("one copy of every byte (%d frames)." % $KEPT_TVN)
+L.append("")
+L.append("## Live loopback ingest")
+L.append("")
+L.append("\`ecv-replay\` sends copy A from 127.0.0.2 and copy B from 127.0.0.3 into \`tvn --listen 127.0.0.1\`")
+L.append("(default --threads 1: the receiving thread runs the dedup, one output thread writes). The senders")
+L.append("share the machine's CPUs with tvn, so the per-CPU-second rate (tvn's own user+system time) is the")
+L.append("comparable figure.")
+L.append("")
+L.append("| binary | send rate | sent | received (tvn_rx_packets_total) | lost | socket drops | packets/s (wall) | packets/s per CPU-second of tvn |")
+L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for line in open(livef):
+    name, rate, sent, rx, drop, secs, cpu = line.split()
+    sent, rx, drop, secs, cpu = int(sent), int(rx), int(float(drop)), float(secs), max(float(cpu), 1e-9)
+    L.append("| %s | %s | %d | %d | %d | %d | %.0f | %.0f |" % (name, "full speed" if rate == "full" else rate + "/s",
+             sent, rx, sent - rx, drop, rx / secs, rx / cpu))
+cg = [l.split() for l in open(cgf)]
+if cg:
+    L.append("")
+    L.append("## Instructions per packet (callgrind)")
+    L.append("")
+    L.append("\`valgrind --tool=callgrind\` on a capture of $CG_FLOWS flows (%s packets). Offline: \`tvn --read small.pcap" % cg[0][1])
+    L.append("--out pcap:/dev/null\` minus the same on its first packet (start-up), divided by the packets.")
+    L.append("Live: everything the process executed (start-up and idle polls included) while ecv-replay sent")
+    L.append("both copies at 10000/s each, divided by the datagrams received; the kernel's share is not counted.")
+    L.append("dedup.c = instructions in tvn/dedup.c's own functions (self cost).")
+    L.append("")
+    L.append("| binary | offline: all | offline: dedup.c | offline: rest | live: all | live: dedup.c | live: rest |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, n, one_t, one_d, off_t, off_d, rx, live_t, live_d in cg:
+        n, rx = int(n), max(int(rx), 1)
+        ot = (int(off_t) - int(one_t)) / (n - 1)
+        od = (int(off_d) - int(one_d)) / (n - 1)
+        lt, ld = int(live_t) / rx, int(live_d) / rx
+        L.append("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |" % (name, ot, od, ot - od, lt, ld, lt - ld))
+L.append("")
+L.append("## Memory per flow")
+L.append("")
+L.append("\`tvn --version\`: one flow entry of the dedup table costs **$FLOW_BYTES bytes** (dedup_flow_bytes(): table")
+L.append("slot + per-flow state), so the default --max-flows 1000000 bounds the table at about %.0f MiB." % ($FLOW_BYTES * 1e6 / 2**20))
+L.append("")
+L.append("Reproduce: \`make bench\` or \`BUILD=build bash tests/bench/tvn_bench.sh\` (BENCH_FLOWS, BENCH_RUNS,")
+L.append("BENCH_RATE, BENCH_CG_FLOWS, BENCH_BASELINE=/path/to/an/older/tvn for a before/after run).")
+text = "\n".join(L) + "\n"
+marker = "<!-- kept by tvn_bench.sh -->"
+if os.path.exists(out):
+    old = open(out).read()
+    if marker in old:
+        text += "\n" + marker + old.split(marker, 1)[1]
+os.makedirs(os.path.dirname(out), exist_ok=True)
+open(out, "w").write(text)
 print(text)
 PY

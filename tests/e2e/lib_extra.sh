@@ -1,0 +1,218 @@
+# tests/e2e/lib_extra.sh - helpers on top of lib.sh for the demo, the fault tests, the
+# soak and the agent benchmark: an nginx with HTTP/2, a position-exact stream checker,
+# metric readers and RSS sampling. Source lib.sh first, then this file.
+#
+# Everything keeps lib.sh's conventions (e2e_* names there, ecvx_* names here): the
+# namespaces made by e2e_topology carry the caller's prefix, every process started goes
+# through e2e_bg so that e2e_cleanup (trap EXIT) ends it.
+
+# shellcheck shell=bash disable=SC2034 # variables set here are read by the sourcing script
+set -u
+ECVX_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ECVX_STREAMCHECK=$ECVX_LIB/streamcheck.py
+
+# ecvx_net NET: puts the topology on NET.0/24 (e.g. 10.78.0) instead of lib.sh's
+# default, so that a fault test and a test of another engineer never share addresses.
+ecvx_net() {
+	E2E_NET=$1
+	E2E_TVN_IP=$E2E_NET.254
+}
+
+# ecvx_nginx NODE WWW P12 P13 PH2: nginx in NODE serving WWW: TLS 1.2 + HTTP/1.1 on P12,
+# TLS 1.3 + HTTP/1.1 on P13, TLS 1.2/1.3 + HTTP/2 (ALPN h2) on PH2. Keep-alive on,
+# sendfile off (a sendfile'd body never passes through SSL_write), POST /upload takes
+# a body of up to 64 MB and answers "uploaded"; everything else is a static file of WWW;
+# on P13, /slow/FILE is WWW/FILE sent at ECVX_SLOW_RATE (nginx limit_rate, default 2m)
+# so that the *server* writes slowly (a client-side --limit-rate lets nginx write the
+# whole file into socket buffers in the first second).
+# Access log in $E2E_TMP/nginx-NODE.access.log.
+ecvx_nginx() {
+	local node=$1 www=$2 p12=$3 p13=$4 ph2=$5 conf=$E2E_TMP/nginx-$1.conf
+	cat >"$conf" <<NGINX
+worker_processes 1;
+pid $E2E_TMP/nginx-$node.pid;
+error_log $E2E_TMP/nginx-$node.error.log warn;
+events { worker_connections 1024; }
+http {
+	access_log $E2E_TMP/nginx-$node.access.log;
+	client_body_temp_path $E2E_TMP/nginx-body;
+	proxy_temp_path $E2E_TMP/nginx-proxy;
+	fastcgi_temp_path $E2E_TMP/nginx-fcgi;
+	uwsgi_temp_path $E2E_TMP/nginx-uwsgi;
+	scgi_temp_path $E2E_TMP/nginx-scgi;
+	default_type application/octet-stream;
+	types { text/html html; text/plain txt; application/json json; }
+	keepalive_timeout 60s;
+	keepalive_requests 1000000;
+	sendfile off;
+	ssl_certificate $E2E_TMP/cert.pem;
+	ssl_certificate_key $E2E_TMP/key.pem;
+	server {
+		listen $p12 ssl;
+		ssl_protocols TLSv1.2;
+		root $www;
+		location = /upload { client_max_body_size 64m; return 200 "uploaded\n"; }
+	}
+	server {
+		listen $p13 ssl;
+		ssl_protocols TLSv1.3;
+		root $www;
+		location = /upload { client_max_body_size 64m; return 200 "uploaded\n"; }
+		location /slow/ { alias $www/; limit_rate ${ECVX_SLOW_RATE:-2m}; }
+	}
+	server {
+		listen $ph2 ssl http2;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		root $www;
+		location = /upload { client_max_body_size 64m; return 200 "uploaded\n"; }
+	}
+}
+NGINX
+	e2e_bg_in "$node" "nginx-$node" nginx -c "$conf" -g 'daemon off;'
+	e2e_wait_for 10 e2e_tcp_listening "$node" "$p12" &&
+		e2e_wait_for 10 e2e_tcp_listening "$node" "$p13" &&
+		e2e_wait_for 10 e2e_tcp_listening "$node" "$ph2" ||
+		{ cat "$E2E_TMP/nginx-$node.log" "$E2E_TMP/nginx-$node.error.log"; e2e_fail "nginx did not start"; }
+}
+
+# ecvx_metric_in NODE URL NAME: sum of every sample of NAME (all label sets) served at
+# URL inside NODE; 1 when the endpoint does not answer.
+ecvx_metric_in() {
+	local node=$1 url=$2 name=$3 out
+	out=$(e2e_in "$node" curl -sf --max-time 2 "$url") || return 1
+	# %.0f, not %d: mawk's %d stops at 2^31 - 1 and byte counters pass it in minutes.
+	echo "$out" | awk -v n="$name" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%.0f\n", s }'
+}
+
+# ecvx_tvn_sum NAME [TVN]: e2e_tvn_metric without its 2^31 limit.
+ecvx_tvn_sum() {
+	ecvx_metric_in c "http://127.0.0.1:${E2E_TVNS_HTTP[${2:-tvn}]}/metrics" "$1"
+}
+
+# ecvx_agent_sum NODE NAME: like e2e_agent_metric but summing every label set.
+ecvx_agent_sum() {
+	ecvx_metric_in "$1" "http://127.0.0.1:${E2E_AGENT_METRICS[$1]}/metrics" "$2"
+}
+
+# ecvx_check SRC SPORT DST DPORT [ARGS...]: runs streamcheck.py on the tvn's pcap for
+# that direction (see streamcheck.py for ARGS); its report on stdout, 1 on a failure.
+ecvx_check() {
+	local pcap=${ECVX_PCAP:-$E2E_PCAP}
+	python3 "$ECVX_STREAMCHECK" "$pcap" "$@"
+}
+
+# ecvx_rss PID: resident set size of PID in KiB (0 when gone).
+ecvx_rss() {
+	local v
+	v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null)
+	echo "${v:-0}"
+}
+
+# ecvx_cleanup: lib.sh's cleanup, then a bounded wait until every process it ended has
+# really gone (an agent killed while detaching its uprobes lingers a few seconds as
+# the kernel unregisters them), so "no process left" holds when the script returns.
+# Installed as the EXIT trap by ecvx_init.
+ecvx_cleanup() {
+	local pid i
+	e2e_cleanup
+	for pid in "${E2E_PIDS[@]}"; do
+		for ((i = 0; i < 100; i++)); do
+			[ -e "/proc/$pid" ] || break
+			sleep 0.1
+		done
+	done
+}
+
+# ecvx_init PREFIX NAME: e2e_init plus ecvx_cleanup as the EXIT trap.
+ecvx_init() {
+	e2e_init "$@"
+	trap ecvx_cleanup EXIT
+}
+
+# ecvx_fault_setup PREFIX NAME SIZE: the fault tests' common start: topology a (curl)
+# and b (nginx: TLS 1.2 on 4643, TLS 1.3 on 4644, HTTP/2 on 4645) on 10.78.N.0/24 (N
+# chosen by the caller through ECVX_NET, default 10.78.1), WWW=$E2E_TMP/www holding
+# big.bin (SIZE random bytes). Sets A, B, WWW, BIG.
+ecvx_fault_setup() {
+	ecvx_net "${ECVX_NET:-10.78.1}"
+	ecvx_init "$1" "$2"
+	command -v dumpcap >/dev/null || e2e_skip "dumpcap not installed"
+	e2e_topology a b
+	A=${E2E_IP[a]}
+	B=${E2E_IP[b]}
+	e2e_cert
+	WWW=$E2E_TMP/www
+	BIG=$WWW/big.bin
+	mkdir -p "$WWW"
+	e2e_random "$BIG" "$3"
+	chmod -R a+rX "$WWW"
+	ecvx_nginx b "$WWW" 4643 4644 4645
+}
+
+# ecvx_rawcap: records every VxLAN datagram reaching the collector's bridge (both
+# agents' copies, before the tvn) in $E2E_TMP/raw.pcap, so that the same run can be
+# replayed offline through `tvn --read` in another dedup mode or with one node's copy
+# only. Stop it with ecvx_rawcap_stop before reading the file.
+ecvx_rawcap() {
+	ECVX_RAW=$E2E_TMP/raw.pcap
+	e2e_bg_in c dumpcap dumpcap -q -B 64 -i br0 -f "udp port $E2E_TVN_PORT" -w "$ECVX_RAW"
+	ECVX_RAWCAP_PID=$E2E_PID
+	e2e_wait_for 10 grep -q 'Capturing on' "$E2E_TMP/dumpcap.log" ||
+		e2e_wait_for 5 test -s "$ECVX_RAW" ||
+		{ cat "$E2E_TMP/dumpcap.log"; e2e_fail "dumpcap did not start"; }
+}
+ecvx_rawcap_stop() {
+	sleep 0.5 # the last datagrams the tvn got are on the bridge too
+	kill -INT "$ECVX_RAWCAP_PID" 2>/dev/null
+	e2e_wait_for 10 bash -c "! kill -0 $ECVX_RAWCAP_PID 2>/dev/null"
+}
+
+# ecvx_offline NAME MODE [TSHARK_FILTER]: replays the raw capture (only the datagrams
+# matching the display filter, e.g. "ip.src#1 == 10.78.1.2": #1, the outer header) through `tvn --read
+# --dedup MODE`, writing $E2E_TMP/NAME.pcap and $E2E_TMP/NAME-flows.jsonl.
+ecvx_offline() {
+	local name=$1 mode=$2 in=$ECVX_RAW
+	if [ -n "${3:-}" ]; then
+		in=$E2E_TMP/$name-in.pcap
+		tshark -r "$ECVX_RAW" -Y "$3" -w "$in" 2>/dev/null || e2e_fail "cannot filter the raw capture"
+	fi
+	"$E2E_TVN" --read "$in" --dedup "$mode" --out "pcap:$E2E_TMP/$name.pcap" \
+		--flow-log "$E2E_TMP/$name-flows.jsonl" >"$E2E_TMP/$name.log" 2>&1 ||
+		{ cat "$E2E_TMP/$name.log"; e2e_fail "tvn --read ($mode) failed"; }
+}
+
+# ecvx_bytes_at_least NODE DIR N: the agent on NODE captured >= N bytes in DIR.
+ecvx_bytes_at_least() {
+	[ "$(e2e_agent_metric "$1" "ecv_agent_bytes_total{dir=\"$2\"}")" -ge "$3" ] 2>/dev/null
+}
+
+# ecvx_field LINE KEY: the value of KEY=... in a streamcheck report line.
+ecvx_field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+
+# ecvx_tvn_settle [TVN]: waits (bounded, 15 s) until the tvn's received-datagram count
+# has not moved for one second: everything the agents sent before has arrived.
+ecvx_tvn_settle() {
+	local prev=-1 cur i
+	for ((i = 0; i < 15; i++)); do
+		cur=$(e2e_tvn_metric tvn_rx_packets_total "${1:-tvn}")
+		[ "$cur" = "$prev" ] && return 0
+		prev=$cur
+		sleep 1
+	done
+	return 1
+}
+
+# ecvx_later MSG: records a failure but lets the test go on checking (so that one run
+# reports every defect it can see); ecvx_done NAME exits 1 if any was recorded.
+ECVX_LATER=()
+ecvx_later() {
+	echo "FAIL (continuing): $*"
+	ECVX_LATER+=("$*")
+}
+ecvx_done() {
+	if [ ${#ECVX_LATER[@]} -gt 0 ]; then
+		printf 'FAIL: %s\n' "${ECVX_LATER[@]}"
+		exit 1
+	fi
+	echo "$1: all passed"
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""tests/e2e/streamcheck.py - checks one TCP direction of a capture byte by byte, at its
+positions: what the fault tests need beyond streams.py (which concatenates the bytes and
+skips holes, so it cannot tell a hole from shifted data).
+
+usage: streamcheck.py PCAP SRC SPORT DST DPORT [--body FILE] [--allow-holes]
+       [--allow-dup] [--allow-extra] [--holes FILE]
+
+SPORT or DPORT may be '*': the direction with the most payload bytes that matches.
+Only tshark decodes the capture. Sequence offsets are taken relative to SYN+1 when the
+direction has a SYN, else to its lowest sequence number. Reported (one line, key=value):
+  bytes      distinct payload bytes       dup        bytes delivered more than once
+  holes      gaps in sequence space       hole_bytes their total length
+  conflicts  duplicated bytes whose two deliveries differ
+  fins       FIN segments               fin_early  FINs placed before the last data byte
+  last_hole_end  stream offset where the last hole ends (0: no hole)
+With --body FILE the direction is taken to be an HTTP/1.1 response (or request) whose
+body is FILE: the header ends at the first CRLFCRLF of the stream, and every byte present
+in the body's range must equal FILE's byte at that position:
+  body_present / body_missing   bytes of FILE found at their place / in holes
+  body_wrong                    bytes present at a position but different (shifted data)
+  body_extra                    payload beyond the body's end (a keep-alive connection's
+                                next response: --allow-extra)
+With --holes FILE the holes are written there, "offset length" per line.
+Exit 1 when dup > 0 (unless --allow-dup), holes > 0 (unless --allow-holes), fin_early > 0,
+body_wrong > 0, body_extra > 0 (unless --allow-extra) or the direction is absent."""
+import os
+import subprocess
+import sys
+
+FIELDS = ["ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "tcp.srcport", "tcp.dstport",
+          "tcp.seq_raw", "tcp.flags.syn", "tcp.flags.fin", "tcp.payload"]
+
+
+def rows(pcap):
+    cmd = ["tshark", "-n", "-r", pcap, "-Y", "tcp", "-T", "fields",
+           "-E", "separator=\t", "-E", "occurrence=f"]
+    for f in FIELDS:
+        cmd += ["-e", f]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True) as p:
+        for line in p.stdout:
+            v = line.rstrip("\n").split("\t")
+            v += [""] * (len(FIELDS) - len(v))
+            yield ((v[0] or v[1], v[4], v[2] or v[3], v[5]), int(v[6] or 0),
+                   v[7] in ("1", "True"), v[8] in ("1", "True"), v[9])
+
+
+def main():
+    args = sys.argv[1:]
+    opts = {"--allow-holes": False, "--allow-dup": False, "--allow-extra": False}
+    body = None
+    holes_out = None
+    pos = []
+    i = 0
+    while i < len(args):
+        if args[i] in opts:
+            opts[args[i]] = True
+        elif args[i] == "--body":
+            i += 1
+            body = open(args[i], "rb").read()
+        elif args[i] == "--holes":
+            i += 1
+            holes_out = args[i]
+        else:
+            pos.append(args[i])
+        i += 1
+    if len(pos) != 5:
+        sys.exit(__doc__)
+    pcap, src, sport, dst, dport = pos
+    dirs = {}
+    for key, seq, syn, fin, payload in rows(pcap):
+        if key[0] != src or key[2] != dst:
+            continue
+        if sport != "*" and key[1] != sport or dport != "*" and key[3] != dport:
+            continue
+        d = dirs.setdefault(key, {"syn": None, "segs": [], "n": 0, "fins": []})
+        if syn:
+            d["syn"] = seq
+        if fin:
+            d["fins"].append((seq + len(payload.replace(":", "")) // 2) & 0xffffffff)
+        if payload:
+            data = bytes.fromhex(payload.replace(":", ""))
+            d["segs"].append((seq, data))
+            d["n"] += len(data)
+    if not dirs:
+        print(f"FAIL: no direction {src}:{sport} -> {dst}:{dport} in {pcap}")
+        return 1
+    key = max(dirs, key=lambda k: dirs[k]["n"])
+    d = dirs[key]
+    base = (d["syn"] + 1) & 0xffffffff if d["syn"] is not None else \
+        min((s for s, _ in d["segs"]), default=0)
+    segs = []
+    for seq, data in d["segs"]:
+        off = (seq - base) & 0xffffffff
+        if off >= 1 << 31:
+            off -= 1 << 32
+        segs.append((off, data))
+    lo = min((o for o, _ in segs), default=0)
+    hi = max((o + len(p) for o, p in segs), default=0)
+    buf = bytearray(hi - lo)
+    filled = bytearray(hi - lo)
+    dup = conflicts = 0
+    for off, data in segs:
+        a, n = off - lo, len(data)
+        over = filled[a:a + n]
+        if 1 in over:  # only overlapping spans are walked byte by byte; the first
+            for j in range(n):  # delivery stays, as in a tool's reassembly
+                if over[j]:
+                    dup += 1
+                    if buf[a + j] != data[j]:
+                        conflicts += 1
+                else:
+                    buf[a + j] = data[j]
+                    filled[a + j] = 1
+            continue
+        buf[a:a + n] = data
+        filled[a:a + n] = b"\x01" * n
+    # A FIN before the last byte ends the stream early for a tool (Suricata, Zeek stop
+    # reassembling there): it must sit at the end of the data.
+    early = 0
+    for fseq in d["fins"]:
+        off = (fseq - base) & 0xffffffff
+        if off >= 1 << 31:
+            off -= 1 << 32
+        if off < hi:
+            early += 1
+    holes = []
+    i = 0
+    while i < len(filled):
+        j = filled.find(0 if filled[i] else 1, i)
+        j = len(filled) if j < 0 else j
+        if not filled[i]:
+            holes.append((i + lo, j - i))
+        i = j
+    rep = {"dir": f"{key[0]}:{key[1]}->{key[2]}:{key[3]}", "syn": int(d["syn"] is not None),
+           "bytes": filled.count(1), "dup": dup, "conflicts": conflicts,
+           "holes": len(holes), "hole_bytes": sum(h[1] for h in holes), "first": lo,
+           "fins": len(d["fins"]), "fin_early": early,
+           "last_hole_end": holes[-1][0] + holes[-1][1] if holes else 0}
+    bad = []
+    if body is not None:
+        if lo != 0:
+            bad.append("the stream's start is missing: cannot place the body")
+        else:
+            hdr_end = bytes(buf[:min(len(buf), 65536)]).find(b"\r\n\r\n")
+            if hdr_end < 0 or 0 in filled[:hdr_end + 4]:
+                bad.append("no complete HTTP header at the stream's start")
+            else:
+                start = hdr_end + 4
+                got = buf[start:start + len(body)]
+                have = filled[start:start + len(body)]
+                present = have.count(1)
+                missing = len(body) - present
+                wrong = 0
+                if present:
+                    # Compare only where a byte arrived; a memoryview walk in blocks keeps
+                    # this fast for tens of megabytes.
+                    blk = 1 << 16
+                    for b0 in range(0, len(got), blk):
+                        g, w, h = got[b0:b0 + blk], body[b0:b0 + blk], have[b0:b0 + blk]
+                        if g == w or 1 not in h:
+                            continue
+                        wrong += sum(1 for k in range(len(g)) if h[k] and g[k] != w[k])
+                rep.update(body_present=present, body_missing=missing, body_wrong=wrong,
+                           body_extra=max(0, hi - (start + len(body))),
+                           body_start=start)
+                if wrong:
+                    bad.append(f"{wrong} body bytes differ from the file at their position "
+                               "(shifted or corrupted data)")
+                if rep["body_extra"] and not opts["--allow-extra"]:
+                    bad.append(f"{rep['body_extra']} bytes beyond the body's end")
+    if dup and not opts["--allow-dup"]:
+        bad.append(f"{dup} bytes delivered more than once")
+    if conflicts:
+        bad.append(f"{conflicts} duplicated bytes with different content")
+    if early:
+        bad.append(f"{early} FINs before the end of the data (a tool stops reading there)")
+    if holes and not opts["--allow-holes"]:
+        bad.append(f"{len(holes)} holes ({rep['hole_bytes']} bytes)")
+    if holes_out:
+        with open(holes_out, "w") as f:
+            for h in holes:
+                f.write(f"{h[0]} {h[1]}\n")
+    print(" ".join(f"{k}={v}" for k, v in rep.items()))
+    for b in bad:
+        print("FAIL:", b)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
