@@ -35,12 +35,22 @@
  * FINs: an agent that is stopped sends FINs for its open connections, at its current
  * offsets, while the other node's copy goes on; delivered, such a FIN would end the
  * stream for the tools early and take a sequence byte the data needs. So in bytes mode a
- * FIN is held back (struct fin_hold) while another copy is being deduplicated against
+ * FIN is held back (struct held_seg) while another copy is being deduplicated against
  * this one or may still turn up (the flow is younger than skew): it goes out when a
  * second copy's FIN confirms it (that one is delivered), it is dropped when another
  * copy's data runs past it, and it is delivered by dedup_expire() after skew or at the
  * flow's end otherwise. A flow seen from one node only gets its FINs at once once it is
  * older than skew; a young one gets them after skew.
+ *
+ * The output must still read as one TCP conversation, so in bytes mode no frame goes out
+ * acknowledging sequence space of the other direction that was not emitted before it
+ * (analysers call that "ACKed unseen segment", then flag the FIN as a retransmission):
+ * the peer's bare ACK of a held FIN (ack = FIN + 1, the last ACK of a close) is held
+ * with it and goes out right after it (or, when the FIN is dropped, after the data that
+ * ran past it); any other frame acknowledging more than went out has its ack cut to the
+ * other direction's emitted edge (checksum fixed incrementally, the frame otherwise as
+ * received). Held FINs are released in the order they were held, and a released segment
+ * never goes out with a time earlier than what its flow already emitted.
  *
  * A restarted agent's copy (relative offsets) is never laid over absolute output, even
  * after the flow entry ended: a connection that delivered absolute offsets leaves a
@@ -147,10 +157,11 @@ struct flow {
 	struct dir_state dir[2];
 };
 
-/* A FIN one copy sent where another copy still sends: kept back until a second copy
- * confirms it, another copy's data runs past it (it was an agent shutting down, not the
- * connection), or skew passes. Everything needed to rebuild it. */
-struct fin_hold {
+/* A header-only segment kept back, with everything needed to rebuild it: a FIN one copy
+ * sent where another copy still sends (until a second copy confirms it, another copy's
+ * data runs past it, or skew passes), or a bare ACK that acknowledges such a FIN of the
+ * other direction (it goes out right after that FIN). */
+struct held_seg {
 	uint64_t ts;
 	uint32_t seq, ack;
 	uint16_t window, ip_id, vlan, src;
@@ -158,11 +169,20 @@ struct fin_hold {
 	uint8_t mac[12];
 };
 
+/* flow_ext.held bits */
+#define HELD_FIN(dir) (1u << (dir))
+#define HELD_ACK(dir) (4u << (dir))
+
 struct flow_ext {
 	struct meta_flow meta;
 	bool have_meta;
-	uint8_t held; /* bit per direction with a held FIN */
-	struct fin_hold fin[2];
+	uint8_t held; /* HELD_FIN/HELD_ACK per direction */
+	struct held_seg fin[2];
+	struct held_seg ack[2];
+	/* Latest timestamp emitted in the flow (at least the flow's last activity when the
+	 * extension was made): released segments never go out earlier than it. Only held
+	 * segments can come out of time order, and they live here too. */
+	uint64_t emit_ns;
 	struct flow *hprev, *hnext; /* dedup.held list, while held != 0 */
 };
 
@@ -540,21 +560,25 @@ static bool tomb_hit(const struct dedup *d, const struct ecv_tuple *t)
 
 static struct flow_ext *flow_ext(struct flow *f)
 {
-	if (!f->ext)
+	if (!f->ext) {
 		f->ext = calloc(1, sizeof(*f->ext));
+		/* Every frame emitted so far carried a time no later than this. */
+		if (f->ext)
+			f->ext->emit_ns = f->last_ns;
+	}
 	return f->ext;
 }
 
-/* Sets or clears the held FIN of one direction, keeping the held list in step. */
-static void held_set(struct dedup *d, struct flow *f, int dir, bool on)
+/* Sets or clears held segments (HELD_* bits), keeping the held list in step. */
+static void held_set(struct dedup *d, struct flow *f, unsigned bits, bool on)
 {
 	struct flow_ext *x = f->ext;
 	uint8_t was = x->held;
 
 	if (on)
-		x->held |= 1u << dir;
+		x->held |= bits;
 	else
-		x->held &= ~(1u << dir);
+		x->held &= ~bits;
 	if (!was && x->held) {
 		x->hprev = NULL;
 		x->hnext = d->held;
@@ -573,15 +597,21 @@ static void held_set(struct dedup *d, struct flow *f, int dir, bool on)
 }
 
 /* A held FIN turned out to be no end of the connection, or a second copy's FIN went out
- * instead: it is suppressed for good. */
-static void fin_drop_held(struct dedup *d, struct flow *f, int dir)
+ * instead (or a held ACK lost its meaning): it is suppressed for good. */
+static void held_drop(struct dedup *d, struct flow *f, unsigned bit)
 {
 	d->st.dropped_packets++;
 	f->pkts_dropped++;
-	held_set(d, f, dir, false);
+	held_set(d, f, bit, false);
 }
 
-static void fin_release(struct dedup *d, struct flow *f, int dir);
+static void fin_drop_held(struct dedup *d, struct flow *f, int dir)
+{
+	held_drop(d, f, HELD_FIN(dir));
+}
+
+static void held_release(struct dedup *d, struct flow *f, int dir, unsigned bit);
+static void held_release_due(struct dedup *d, struct flow *f, uint64_t now, bool all);
 
 static void flow_info_fill(const struct flow *f, const struct dedup *d, struct dedup_flow_info *fi)
 {
@@ -626,14 +656,12 @@ static void flow_end(struct dedup *d, struct flow *f, bool report)
 	struct flow **pp;
 	unsigned i;
 
-	for (i = 0; f->ext && f->ext->held && i < 2; i++) {
-		if (!(f->ext->held & (1u << i)))
-			continue;
-		/* Nothing contradicted it: the connection did end there. */
+	if (f->ext && f->ext->held) {
+		/* Nothing contradicted the held FINs: the connection did end there. */
 		if (report)
-			fin_release(d, f, (int)i);
+			held_release_due(d, f, 0, true);
 		else
-			held_set(d, f, (int)i, false);
+			held_set(d, f, f->ext->held, false);
 	}
 	if (report && d->end) {
 		flow_info_fill(f, d, &fi);
@@ -756,12 +784,14 @@ static void flow_flip(struct flow *f)
 	f->dir[0] = f->dir[1];
 	f->dir[1] = tmp;
 	if (f->ext) {
-		struct fin_hold h = f->ext->fin[0];
+		struct held_seg h = f->ext->fin[0], a = f->ext->ack[0];
 		uint8_t held = f->ext->held;
 
 		f->ext->fin[0] = f->ext->fin[1];
 		f->ext->fin[1] = h;
-		f->ext->held = (uint8_t)((held & 1) << 1 | (held >> 1 & 1));
+		f->ext->ack[0] = f->ext->ack[1];
+		f->ext->ack[1] = a;
+		f->ext->held = (uint8_t)((held & 0x5) << 1 | (held >> 1 & 0x5));
 	}
 	for (i = 0; i < f->nsrc; i++) {
 		uint8_t s = f->sflags[i], b0 = s & SF_SYN0, b1 = s & SF_SYN1;
@@ -803,6 +833,51 @@ static void pass_whole(struct dedup *d, struct flow *f, const uint8_t *frame, si
 		f->pkts_out++;
 		f->bytes_out += info->payload_len;
 	}
+}
+
+/* Emits a frame of a range-tracked flow, never earlier in time than what the flow
+ * emitted before (a released segment carries the time it was held at). */
+static void flow_emit(struct dedup *d, struct flow *f, const uint8_t *frame, size_t len,
+		      uint64_t ts, const struct dedup_src *src)
+{
+	if (f->ext) {
+		if (ts < f->ext->emit_ns)
+			ts = f->ext->emit_ns;
+		f->ext->emit_ns = ts;
+	}
+	emit_frame(d, frame, len, ts, src);
+}
+
+/* One's complement update of a checksum at p for a 32-bit field going from old to new
+ * (RFC 1624, eqn. 3), so a frame whose ack changes keeps everything else as it was. */
+static void csum_replace32(uint8_t *p, uint32_t old, uint32_t new)
+{
+	uint32_t sum = ~(uint32_t)(p[0] << 8 | p[1]) & 0xffff;
+
+	sum += (~old >> 16 & 0xffff) + (~old & 0xffff) + (new >> 16) + (new & 0xffff);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	sum = ~sum & 0xffff;
+	p[0] = (uint8_t)(sum >> 8);
+	p[1] = (uint8_t)sum;
+}
+
+/* The frame with its TCP ack set to ack: the frame itself when that changes nothing,
+ * else a copy in d->buf with the checksum fixed. */
+static const uint8_t *frame_with_ack(struct dedup *d, const uint8_t *frame, size_t len,
+				     const struct pkt_info *info, uint32_t ack)
+{
+	uint8_t *th = d->buf + info->l4_off;
+
+	if (ack == info->ack || len > sizeof(d->buf) || (size_t)info->l4_off + 20 > len)
+		return frame;
+	memcpy(d->buf, frame, len);
+	th[8] = (uint8_t)(ack >> 24);
+	th[9] = (uint8_t)(ack >> 16);
+	th[10] = (uint8_t)(ack >> 8);
+	th[11] = (uint8_t)ack;
+	csum_replace32(th + 16, info->ack, ack);
+	return d->buf;
 }
 
 static void drop_whole(struct dedup *d, struct flow *f, const struct pkt_info *info)
@@ -881,7 +956,8 @@ static bool ring_differs(const struct ring *rg, uint32_t seq, const uint8_t *p, 
  * of a TCP segment with its original L2, tuple, ack, window and flags; SYN stays only on
  * the piece that starts the segment, FIN only on the one that ends it. */
 static int build_piece(struct dedup *d, const uint8_t *frame, const struct pkt_info *info,
-		       int64_t ps, int64_t pe, unsigned syn, unsigned fin, int64_t seglen)
+		       uint32_t ack, int64_t ps, int64_t pe, unsigned syn, unsigned fin,
+		       int64_t seglen)
 {
 	struct pkt_l2 l2;
 	struct pkt_tcp tcp;
@@ -891,7 +967,7 @@ static int build_piece(struct dedup *d, const uint8_t *frame, const struct pkt_i
 	memcpy(l2.src, frame + 6, 6);
 	l2.vlan = info->vlan;
 	tcp.seq = info->seq + (uint32_t)ps;
-	tcp.ack = info->ack;
+	tcp.ack = ack;
 	tcp.window = info->window;
 	tcp.flags = info->tcp_flags & ~(PKT_TCP_SYN | PKT_TCP_FIN);
 	if (syn && ps == 0)
@@ -904,14 +980,42 @@ static int build_piece(struct dedup *d, const uint8_t *frame, const struct pkt_i
 			 info->payload + (a - syn), (size_t)(b - a));
 }
 
-static void note_ack(struct dir_state *ds, const struct pkt_info *info)
+/* Records the ack a frame went out with (ack: as emitted, see ack_allowed()). */
+static void note_ack(struct dir_state *ds, const struct pkt_info *info, uint32_t ack)
 {
 	if (!(info->tcp_flags & PKT_TCP_ACK))
 		return;
-	if (!(ds->flags & DIR_ACK) || sdiff(info->ack, ds->max_ack) > 0) {
-		ds->max_ack = info->ack;
+	if (!(ds->flags & DIR_ACK) || sdiff(ack, ds->max_ack) > 0) {
+		ds->max_ack = ack;
 		ds->flags |= DIR_ACK;
 	}
+}
+
+/* One past the highest sequence number (byte, SYN or FIN) emitted in a direction; false
+ * when nothing was. */
+static bool dir_edge(const struct dir_state *ds, uint32_t *edge)
+{
+	if (!ds->n)
+		return false;
+	*edge = ds->n > INLINE_RANGES ? ds->r.ext[ds->n - 1].hi : ds->r.in[ds->n - 1].hi;
+	return true;
+}
+
+/* The ack a frame of direction dir goes out with. Output must read as one TCP
+ * conversation: a frame must not acknowledge sequence space of the other direction that
+ * has not been emitted (a held FIN, a copy's tail still to come), or analysers report an
+ * "ACKed unseen segment" and then the segment itself as a retransmission. So the ack is
+ * cut to the other direction's emitted edge. Only in bytes mode with absolute offsets:
+ * elsewhere one copy's frames go out as they are. */
+static uint32_t ack_allowed(const struct dedup *d, const struct flow *f, int dir,
+			    const struct pkt_info *info)
+{
+	uint32_t edge;
+
+	if (!(info->tcp_flags & PKT_TCP_ACK) || d->cfg.mode != DEDUP_BYTES || (f->flags & FL_MID) ||
+	    !dir_edge(&f->dir[!dir], &edge) || sdiff(info->ack, edge) <= 0)
+		return info->ack;
+	return edge;
 }
 
 /* Whether a FIN from slot should wait for confirmation: when another copy is being
@@ -929,10 +1033,11 @@ static bool fin_should_hold(const struct dedup *d, const struct flow *f, int slo
 	return d->clock - f->first_ns <= d->cfg.skew_ns;
 }
 
-static void fin_hold(struct dedup *d, struct flow *f, int dir, const uint8_t *frame,
+/* Keeps the header of a FIN (bit HELD_FIN) or bare ACK (HELD_ACK) of direction dir. */
+static void seg_hold(struct dedup *d, struct flow *f, int dir, unsigned bit, const uint8_t *frame,
 		     const struct pkt_info *info, uint32_t sid, uint64_t ts)
 {
-	struct fin_hold *h = &f->ext->fin[dir];
+	struct held_seg *h = bit == HELD_FIN(dir) ? &f->ext->fin[dir] : &f->ext->ack[dir];
 
 	h->ts = ts;
 	h->seq = info->seq + (uint32_t)(info->payload_len + !!(info->tcp_flags & PKT_TCP_SYN));
@@ -943,7 +1048,31 @@ static void fin_hold(struct dedup *d, struct flow *f, int dir, const uint8_t *fr
 	h->src = (uint16_t)sid;
 	h->flags = info->tcp_flags & ~(PKT_TCP_SYN | PKT_TCP_PSH);
 	memcpy(h->mac, frame, sizeof(h->mac));
-	held_set(d, f, dir, true);
+	held_set(d, f, bit, true);
+}
+
+/* Whether a bare ACK of direction dir acknowledges exactly the FIN the other direction
+ * holds back (the peer's answer to it: the last ACK of a close): it then waits for that
+ * FIN and goes out right after it, rather than before it with its ack cut (a duplicate
+ * ACK to analysers) or lost. */
+static bool ack_waits_for_fin(const struct flow *f, int dir, const struct pkt_info *info)
+{
+	uint32_t edge;
+
+	return f->ext && (f->ext->held & HELD_FIN(!dir)) && (info->tcp_flags & PKT_TCP_ACK) &&
+	       dir_edge(&f->dir[!dir], &edge) && f->ext->fin[!dir].seq == edge &&
+	       info->ack == edge + 1;
+}
+
+/* After direction dir emitted: the other direction's held ACK goes out once everything
+ * it acknowledges has. */
+static void ack_release_ready(struct dedup *d, struct flow *f, int dir)
+{
+	uint32_t edge;
+
+	if (f->ext && (f->ext->held & HELD_ACK(!dir)) && dir_edge(&f->dir[dir], &edge) &&
+	    sdiff(f->ext->ack[!dir].ack, edge) <= 0)
+		held_release(d, f, !dir, HELD_ACK(!dir));
 }
 
 static void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, size_t len,
@@ -958,7 +1087,7 @@ static void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t 
 	unsigned n = ds->n, np = 0, nn, i, j;
 	uint64_t newbytes = 0;
 	struct rng *r = dir_ranges(ds);
-	uint32_t ref;
+	uint32_t ref, ack = ack_allowed(d, f, dir, info);
 	bool conflict = false, held_now = false;
 
 	if (info->tcp_flags & PKT_TCP_RST) {
@@ -968,19 +1097,30 @@ static void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t 
 			return;
 		}
 		ds->flags |= DIR_RST;
-		pass_whole(d, f, frame, len, info, src, ts);
+		flow_emit(d, f, frame_with_ack(d, frame, len, info, ack), len, ts, src);
+		f->pkts_out++;
+		f->bytes_out += info->payload_len;
 		flow_check_closed(d, f);
 		return;
 	}
 	if (!seglen) {
+		if (ack != info->ack && slot != -2 && ack_waits_for_fin(f, dir, info)) {
+			/* One held ACK per direction: the other copy's is the same one. */
+			if (f->ext->held & HELD_ACK(dir))
+				drop_whole(d, f, info);
+			else
+				seg_hold(d, f, dir, HELD_ACK(dir), frame, info, sid, ts);
+			return;
+		}
 		/* A bare ACK is news only if it acknowledges more than was already sent. */
 		if ((info->tcp_flags & PKT_TCP_ACK) && (ds->flags & DIR_ACK) &&
-		    sdiff(info->ack, ds->max_ack) <= 0) {
+		    sdiff(ack, ds->max_ack) <= 0) {
 			drop_whole(d, f, info);
 			return;
 		}
-		note_ack(ds, info);
-		pass_whole(d, f, frame, len, info, src, ts);
+		note_ack(ds, info, ack);
+		flow_emit(d, f, frame_with_ack(d, frame, len, info, ack), len, ts, src);
+		f->pkts_out++;
 		return;
 	}
 
@@ -1018,10 +1158,10 @@ static void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t 
 	}
 
 	/* A FIN at a new position while another copy still runs may be an agent shutting
-	 * down rather than the connection ending: hold it back (see struct fin_hold). */
+	 * down rather than the connection ending: hold it back (see struct held_seg). */
 	if (fin && np && ph[np - 1] == e && !(ds->flags & DIR_FIN)) {
 		struct flow_ext *x = f->ext;
-		bool held = x && (x->held & (1u << dir));
+		bool held = x && (x->held & HELD_FIN(dir));
 		int64_t hp = held ? sdiff(x->fin[dir].seq, ref) : 0;
 
 		if (held && hp == e - 1 && x->fin[dir].src != sid) {
@@ -1030,8 +1170,8 @@ static void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t 
 		} else if (slot != -2 && fin_should_hold(d, f, slot) && flow_ext(f)) {
 			if (held && hp != e - 1)
 				fin_drop_held(d, f, dir);
-			if (!(f->ext->held & (1u << dir)))
-				fin_hold(d, f, dir, frame, info, sid, ts);
+			if (!(f->ext->held & HELD_FIN(dir)))
+				seg_hold(d, f, dir, HELD_FIN(dir), frame, info, sid, ts);
 			held_now = true;
 			if (--ph[np - 1] == pl[np - 1])
 				np--;
@@ -1112,12 +1252,14 @@ static void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t 
 		 * longer matches what went out, so stop comparing in this direction. */
 		dir_ring_free(d, ds);
 		ds->flags |= DIR_NORING;
-		pass_whole(d, f, frame, len, info, src, ts);
+		flow_emit(d, f, frame_with_ack(d, frame, len, info, ack), len, ts, src);
+		f->pkts_out++;
+		f->bytes_out += info->payload_len;
 		return;
 	}
 
 	/* Data past a held FIN: that FIN was no end of the connection. */
-	if (!held_now && f->ext && (f->ext->held & (1u << dir))) {
+	if (!held_now && f->ext && (f->ext->held & HELD_FIN(dir))) {
 		int64_t hp = sdiff(f->ext->fin[dir].seq, ref);
 
 		for (i = 0; i < nn; i++) {
@@ -1143,12 +1285,12 @@ static void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t 
 		if (db > da)
 			newbytes += (uint64_t)(db - da);
 		if (np == 1 && a == 0 && b == seglen) {
-			emit_frame(d, frame, len, ts, src);
+			flow_emit(d, f, frame_with_ack(d, frame, len, info, ack), len, ts, src);
 		} else {
-			int k = build_piece(d, frame, info, a, b, syn, fin, seglen);
+			int k = build_piece(d, frame, info, ack, a, b, syn, fin, seglen);
 
 			if (k > 0)
-				emit_frame(d, d->buf, (size_t)k, ts, src);
+				flow_emit(d, f, d->buf, (size_t)k, ts, src);
 		}
 		f->pkts_out++;
 		/* Remember emitted payload for conflict checks. */
@@ -1176,13 +1318,14 @@ static void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t 
 			}
 		}
 	}
-	note_ack(ds, info);
+	note_ack(ds, info, ack);
 	f->bytes_out += newbytes;
 	if (np > 1 || pl[0] != s || ph[0] != e) {
 		d->st.trimmed_packets++;
 		d->st.dup_bytes += info->payload_len - newbytes;
 		f->bytes_dropped += info->payload_len - newbytes;
 	}
+	ack_release_ready(d, f, dir);
 	flow_check_closed(d, f);
 }
 
@@ -1322,8 +1465,10 @@ static void mid_reset(struct dedup *d, struct flow *f)
 		dir_ranges_free(&f->dir[i]);
 		dir_ring_free(d, &f->dir[i]);
 		f->dir[i].flags &= ~(DIR_ACK | DIR_NORING);
-		if (f->ext && (f->ext->held & (1u << i)))
+		if (f->ext && (f->ext->held & HELD_FIN(i)))
 			fin_drop_held(d, f, (int)i);
+		if (f->ext && (f->ext->held & HELD_ACK(i)))
+			held_drop(d, f, HELD_ACK(i));
 	}
 }
 
@@ -1387,15 +1532,18 @@ static void tcp_input(struct dedup *d, const uint8_t *frame, size_t len,
 					f->kept = (int8_t)keep_choice(f);
 					f->kept_ns = d->clock;
 				}
-				/* Only the kept copy counts now: its held FINs stand. */
+				/* Only the kept copy counts now: its held FINs stand, and
+				 * the ACKs waiting for them go out as they are. */
 				for (i = 0; f->ext && f->ext->held && i < 2; i++) {
-					if (!(f->ext->held & (1u << i)))
+					if (!(f->ext->held & HELD_FIN(i)))
 						continue;
 					if (f->kept >= 0 && f->ext->fin[i].src == f->src[f->kept])
-						fin_release(d, f, i);
+						held_release(d, f, i, HELD_FIN(i));
 					else
 						fin_drop_held(d, f, i);
 				}
+				if (f->ext && f->ext->held)
+					held_release_due(d, f, 0, true);
 			}
 		}
 	}
@@ -1459,10 +1607,11 @@ decide:
 	}
 }
 
-/* Delivers a held FIN as it was received, through the same range bookkeeping. */
-static void fin_release(struct dedup *d, struct flow *f, int dir)
+/* Delivers a held segment (bit HELD_FIN(dir) or HELD_ACK(dir)) as it was received,
+ * through the same range bookkeeping; its time is no earlier than the flow's output. */
+static void held_release(struct dedup *d, struct flow *f, int dir, unsigned bit)
 {
-	struct fin_hold h = f->ext->fin[dir];
+	struct held_seg h = bit == HELD_FIN(dir) ? f->ext->fin[dir] : f->ext->ack[dir];
 	uint8_t fb[PKT_ETH_LEN + PKT_VLAN_LEN + PKT_IP6_LEN + PKT_TCP_LEN];
 	struct pkt_tcp tcp = { .seq = h.seq, .ack = h.ack, .window = h.window, .flags = h.flags };
 	struct ecv_tuple t;
@@ -1470,7 +1619,7 @@ static void fin_release(struct dedup *d, struct flow *f, int dir)
 	struct pkt_info in;
 	int n;
 
-	held_set(d, f, dir, false);
+	held_set(d, f, bit, false);
 	memcpy(l2.dst, h.mac, 6);
 	memcpy(l2.src, h.mac + 6, 6);
 	l2.vlan = h.vlan;
@@ -1483,6 +1632,32 @@ static void fin_release(struct dedup *d, struct flow *f, int dir)
 		return;
 	/* slot -2: release, never hold again. */
 	bytes_input(d, f, dir, fb, (size_t)n, &in, &d->srcs[h.src].s, h.src, -2, h.ts);
+}
+
+/* Delivers the held FINs older than skew at now (every one with all), in the order they
+ * were held, each followed by the ACK waiting for it (bytes_input() releases that); then
+ * ACKs still waiting that long on their own, with their ack cut to what went out. */
+static void held_release_due(struct dedup *d, struct flow *f, uint64_t now, bool all)
+{
+	int i, pick;
+
+	for (;;) {
+		pick = -1;
+		for (i = 0; f->ext && i < 2; i++) {
+			if (!(f->ext->held & HELD_FIN(i)) ||
+			    (!all && sat_add(f->ext->fin[i].ts, d->cfg.skew_ns) >= now))
+				continue;
+			if (pick < 0 || f->ext->fin[i].ts < f->ext->fin[pick].ts)
+				pick = i;
+		}
+		if (pick < 0)
+			break;
+		held_release(d, f, pick, HELD_FIN(pick));
+	}
+	for (i = 0; f->ext && i < 2; i++)
+		if ((f->ext->held & HELD_ACK(i)) &&
+		    (all || sat_add(f->ext->ack[i].ts, d->cfg.skew_ns) < now))
+			held_release(d, f, i, HELD_ACK(i));
 }
 
 /* --- public -------------------------------------------------------------- */
@@ -1573,7 +1748,6 @@ static void end_list(struct dedup *d, struct flow_list *l, uint64_t idle, uint64
 void dedup_expire(struct dedup *d, uint64_t now_ns)
 {
 	struct flow *f, *next;
-	int i;
 
 	if (!d)
 		return;
@@ -1582,10 +1756,7 @@ void dedup_expire(struct dedup *d, uint64_t now_ns)
 	/* FINs nobody contradicted within skew: the connection did end there. */
 	for (f = d->held; f; f = next) {
 		next = f->ext->hnext;
-		for (i = 0; i < 2; i++)
-			if ((f->ext->held & (1u << i)) &&
-			    sat_add(f->ext->fin[i].ts, d->cfg.skew_ns) < now_ns)
-				fin_release(d, f, i);
+		held_release_due(d, f, now_ns, false);
 	}
 	end_list(d, &d->closed, d->cfg.skew_ns, now_ns);
 	end_list(d, &d->open, d->cfg.flow_timeout_ns, now_ns);

@@ -2,14 +2,18 @@
  *
  * The input is a program: its first byte picks the mode and tiny table bounds, then each
  * 12-byte record is one operation on a handful of tuples and sources: a TCP segment with
- * fuzzed seq/ack/flags/length (payload from a fixed pattern, so copies agree unless the
- * record says otherwise), a UDP datagram, a metadata message, expire or flush. Every
- * frame the engine emits must re-parse and carry valid checksums, and the counters must
- * agree with what was emitted and listed.
+ * fuzzed seq/ack/flags/length (seq and ack as offsets into each direction's sequence
+ * space, payload from a fixed pattern, so copies agree unless the record says
+ * otherwise), a UDP datagram, a metadata message, expire or flush. Every frame the engine
+ * emits must re-parse and carry valid checksums, the frames of one connection must never
+ * go back in time (the input's time only moves forward), and the counters must agree
+ * with what was emitted and listed.
  *
  * Seeds (tests/fuzz/corpus/dedup/): the 20 largest inputs of the corpus grown by about
  * six minutes of this harness from an empty one; they reach the bytes, flow, held-FIN and
- * hash-set paths at once. */
+ * hash-set paths at once. Written by hand: held-ack-confirmed (a close whose FINs the
+ * second copy confirms, each peer ACK held until its FIN went out) and held-ack-expired
+ * (one copy: both FINs and the last ACK held, then released in order by expiry). */
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,28 +29,58 @@
 
 struct fz {
 	uint64_t emitted;
+	const struct ecv_tuple *t; /* NTUPLES */
+	uint64_t last_ts[NTUPLES]; /* latest time emitted for the connection on t[i] */
 };
+
+/* Index of the test tuple a frame or flow belongs to (either direction), or -1. */
+static int fz_tuple(const struct fz *z, const struct ecv_tuple *t)
+{
+	struct ecv_tuple rev;
+	int i;
+
+	tuple_reverse(&rev, t);
+	for (i = 0; i < NTUPLES; i++)
+		if (tuple_equal(t, &z->t[i]) || tuple_equal(&rev, &z->t[i]))
+			return i;
+	return -1;
+}
 
 static void fz_emit(void *ctx, const uint8_t *frame, size_t len, uint64_t ts,
 		    const struct dedup_src *src)
 {
 	struct fz *z = ctx;
 	struct pkt_info in;
-	int r;
+	int r, i;
 
-	(void)ts;
 	(void)src;
 	z->emitted++;
 	r = pkt_parse(frame, len, &in);
 	if (r != 0 || !pkt_checksums_ok(frame, &in))
 		abort();
+	if (in.tuple.proto != IPPROTO_TCP)
+		return;
+	i = fz_tuple(z, &in.tuple);
+	if (i < 0)
+		return;
+	/* A held segment released later must not carry an earlier time than what the
+	 * connection emitted before it. */
+	if (ts < z->last_ts[i])
+		abort();
+	z->last_ts[i] = ts;
 }
 
 static void fz_end(void *ctx, const struct dedup_flow_info *f)
 {
-	(void)ctx;
+	struct fz *z = ctx;
+	int i;
+
 	if (f->n_sources > DEDUP_MAX_SOURCES || f->kept_source >= (int)f->n_sources)
 		abort();
+	/* The next connection on this tuple starts its own timeline. */
+	i = fz_tuple(z, &f->tuple);
+	if (i >= 0)
+		z->last_ts[i] = 0;
 }
 
 static int fz_count(void *ctx, const struct dedup_flow_info *f)
@@ -80,6 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.flow_timeout_ns = 5000000000ull;
 	cfg.skew_ns = 2000000000ull;
 	cfg.window_ns = 1000000000ull;
+	z.t = t;
 	d = dedup_new(&cfg, fz_emit, fz_end, &z);
 	if (!d)
 		abort();
@@ -128,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 3: {
 			struct pkt_tcp tcp = {
 				.seq = (rev ? isn[ti] ^ 0x5555 : isn[ti]) + off,
-				.ack = aoff,
+				.ack = (rev ? isn[ti] : isn[ti] ^ 0x5555) + aoff,
 				.flags = flags,
 				.window = data[10],
 			};

@@ -10,8 +10,11 @@
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../tvn/dedup.h"
 #include "isn.h"
@@ -253,6 +256,7 @@ struct sink {
 	/* end() reports */
 	struct dedup_flow_info ended[8];
 	unsigned nended;
+	struct frl *log; /* when set, every emitted frame in order, with its timestamp */
 };
 
 static void sink_add(struct sink *s, const struct conn *c)
@@ -291,8 +295,9 @@ static void sink_emit(void *ctx, const uint8_t *frame, size_t len, uint64_t ts,
 	struct pkt_info in;
 	unsigned i, d, k;
 
-	(void)ts;
 	s->frames++;
+	if (s->log)
+		frl_add(s->log, frame, len, ts, 0, 0);
 	for (k = 0; k < 4; k++)
 		if (!memcmp(src, &s->srcs[k], sizeof(*src)))
 			s->from_src[k]++;
@@ -1898,11 +1903,261 @@ START_TEST(test_api_basics)
 }
 END_TEST
 
+/* --- tests: the output reads as one clean TCP conversation ------------------ */
+
+/* Feeds frames the way the tvn's live loop does: dedup_expire() every tick of frame
+ * time (not before every frame), and on until `until` after the last frame. */
+static void feed_live(struct dedup *d, struct sink *s, const struct frl *l, uint64_t tick,
+		      uint64_t until)
+{
+	uint64_t now = l->n ? l->v[0].ts : 0;
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		struct pkt_info in;
+
+		while (now + tick <= l->v[i].ts) {
+			now += tick;
+			dedup_expire(d, now);
+		}
+		ck_assert_int_eq(pkt_parse(l->v[i].b, l->v[i].len, &in), 0);
+		dedup_input(d, l->v[i].b, l->v[i].len, &in, &s->srcs[l->v[i].src], l->v[i].ts);
+	}
+	while (now < until) {
+		now += tick;
+		dedup_expire(d, now);
+	}
+}
+
+/* What a TCP analyser relies on, frame by frame in output order: no frame acknowledges
+ * sequence space of the other direction that was not emitted before it (tshark: "ACKed
+ * unseen segment"), sequence numbers never go back within a direction (tshark:
+ * retransmission / out of order), timestamps never go back within the flow. */
+static void assert_tcp_order(const struct frl *out, const struct conn *c)
+{
+	uint32_t next[2] = { 0, 0 }, last_seq[2] = { 0, 0 };
+	bool seen[2] = { false, false };
+	uint64_t last_ts = 0;
+	size_t i;
+
+	for (i = 0; i < out->n; i++) {
+		struct pkt_info in;
+		uint32_t end;
+		int dir;
+
+		ck_assert_int_eq(pkt_parse(out->v[i].b, out->v[i].len, &in), 0);
+		ck_assert(tuple_equal(&in.tuple, &c->t[0]) || tuple_equal(&in.tuple, &c->t[1]));
+		dir = tuple_equal(&in.tuple, &c->t[0]) ? 0 : 1;
+		end = in.seq + !!(in.tcp_flags & PKT_TCP_SYN) + (uint32_t)in.payload_len +
+		      !!(in.tcp_flags & PKT_TCP_FIN);
+		if (seen[dir])
+			ck_assert_msg((int32_t)(in.seq - last_seq[dir]) >= 0,
+				      "frame %zu (dir %d): seq %u after seq %u", i, dir, in.seq,
+				      last_seq[dir]);
+		last_seq[dir] = in.seq;
+		if (!seen[dir] || (int32_t)(end - next[dir]) > 0)
+			next[dir] = end;
+		seen[dir] = true;
+		if (in.tcp_flags & PKT_TCP_ACK)
+			ck_assert_msg(
+				seen[!dir] && (int32_t)(in.ack - next[!dir]) <= 0,
+				"frame %zu (dir %d, flags 0x%x): ack %u beyond the %u emitted "
+				"in the other direction",
+				i, dir, in.tcp_flags, in.ack, next[!dir]);
+		ck_assert_msg(out->v[i].ts >= last_ts, "frame %zu: time %llu before %llu", i,
+			      (unsigned long long)out->v[i].ts, (unsigned long long)last_ts);
+		last_ts = out->v[i].ts;
+	}
+	ck_assert(seen[0] && seen[1]);
+}
+
+/* Writes the frames to a nanosecond pcap and has tshark (Wireshark's TCP analysis, not
+ * our parser) read it with checksum validation on: any bad checksum or TCP analysis flag
+ * (ACKed unseen segment, retransmission, out of order, duplicate ACK, ...) is printed
+ * and fails the test. Skips only when tshark is not installed. */
+static void assert_tshark_clean(const struct frl *out)
+{
+	char path[] = "/tmp/ecvr-dedup-XXXXXX", cmd[512], line[512], flagged[4096] = "";
+	pcap_dumper_t *dumper;
+	size_t i, nflagged = 0;
+	pcap_t *p;
+	FILE *fp;
+	int fd, status;
+
+	if (system("command -v tshark >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "skip: tshark not installed, TCP analysis check not run\n");
+		return;
+	}
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	p = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 65535, PCAP_TSTAMP_PRECISION_NANO);
+	ck_assert_ptr_nonnull(p);
+	dumper = pcap_dump_open(p, path);
+	ck_assert_ptr_nonnull(dumper);
+	for (i = 0; i < out->n; i++) {
+		struct pcap_pkthdr h = { 0 };
+
+		h.ts.tv_sec = (time_t)(out->v[i].ts / SEC);
+		h.ts.tv_usec = (suseconds_t)(out->v[i].ts % SEC); /* ns: nano precision */
+		h.caplen = h.len = (bpf_u_int32)out->v[i].len;
+		pcap_dump((u_char *)dumper, &h, out->v[i].b);
+	}
+	pcap_dump_close(dumper);
+	pcap_close(p);
+	snprintf(cmd, sizeof(cmd),
+		 "tshark -n -r %s -o tcp.check_checksum:TRUE -o ip.check_checksum:TRUE "
+		 "-Y 'tcp.checksum.status==0 || ip.checksum.status==0 || tcp.analysis.flags' "
+		 "2>/dev/null",
+		 path);
+	fp = popen(cmd, "r");
+	ck_assert_ptr_nonnull(fp);
+	while (fgets(line, sizeof(line), fp)) {
+		if (strlen(flagged) + strlen(line) < sizeof(flagged))
+			strcat(flagged, line);
+		nflagged++;
+	}
+	status = pclose(fp);
+	unlink(path);
+	ck_assert_msg(status == 0, "tshark failed (status %d): %s", status, flagged);
+	ck_assert_msg(nflagged == 0, "tshark flags %zu of %zu frames:\n%s", nflagged, out->n,
+		      flagged);
+}
+
+/* Two node copies of one conversation as the agents synthesize it (SYN, SYN-ACK, ACK,
+ * data both ways, FIN/ACK from each side, last ACK), differently segmented, the second
+ * `late` behind the first (late 0: one node's copy only). live: dedup_expire() every
+ * 100 ms, for 10 s after the last frame; else offline: all frames, then dedup_flush().
+ * The output must be every byte once and read as a clean conversation. */
+static void conversation_case(uint64_t late, uint64_t skew, unsigned mtu_a, unsigned mtu_b,
+			      bool live, uint16_t cport)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl out = { 0 };
+	struct run r;
+
+	cfg.skew_ns = skew;
+	a.mtu = mtu_a;
+	b.mtu = mtu_b;
+	b.msg = a.msg = 2500;
+	b.t0 = a.t0 + late;
+	run_start(&r, &cfg);
+	r.s.log = &out;
+	conn_init4(&r.c, "10.0.0.1", cport, "10.0.0.2", 443, 12000, 40000, cport);
+	sink_add(&r.s, &r.c);
+	run_copy(&r, &r.c, &a);
+	if (late)
+		run_copy(&r, &r.c, &b);
+	if (live) {
+		feed_live(r.d, &r.s, &r.all, 100 * MS, r.all.v[r.all.n - 1].ts + skew + 5 * SEC);
+	} else {
+		feed(r.d, &r.s, &r.all, false);
+		dedup_flush(r.d);
+	}
+	run_finish(&r);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.flows_total, 1);
+	ck_assert_uint_eq(r.st.flows_active, 0); /* the flow ended (expiry or flush) */
+	assert_tcp_order(&out, &r.c);
+	assert_tshark_clean(&out);
+	frl_free(&out);
+	run_free(&r);
+	conn_free(&r.c);
+}
+
+/* The copies interleave (5 us apart): each FIN of the first copy is held until the
+ * second's confirms it; the last ACK must not overtake the FIN it acknowledges. */
+START_TEST(test_conversation_clean_interleaved)
+{
+	conversation_case(5000, 2 * SEC, 1000, 1450, true, 41001);
+	conversation_case(5000, 2 * SEC, 1450, 1000, true, 41002);
+}
+END_TEST
+
+/* Second copy 1.5 s late (default skew 2 s), and 3 s late with skew 4 s: the first
+ * copy's FINs and last ACK wait for it. */
+START_TEST(test_conversation_clean_late_copy)
+{
+	conversation_case(1500 * MS, 2 * SEC, 1000, 1450, true, 41003);
+	conversation_case(1500 * MS, 2 * SEC, 1450, 1000, true, 41004);
+	conversation_case(3 * SEC, 4 * SEC, 1000, 1450, true, 41005);
+}
+END_TEST
+
+/* One node's copy only, a young flow: dedup_expire() delivers the held FINs after skew,
+ * in order, not earlier in time than what the flow already emitted, then the last ACK. */
+START_TEST(test_conversation_clean_fins_expired)
+{
+	conversation_case(0, 2 * SEC, 1000, 1000, true, 41006);
+	conversation_case(0, 2 * SEC, 1450, 1450, true, 41007);
+}
+END_TEST
+
+/* Offline (--read, then flush): whatever is still held goes out at the flush. */
+START_TEST(test_conversation_clean_offline)
+{
+	conversation_case(5000, 2 * SEC, 1000, 1450, false, 41008);
+	conversation_case(1500 * MS, 2 * SEC, 1450, 1000, false, 41009);
+	conversation_case(0, 2 * SEC, 1000, 1000, false, 41010);
+}
+END_TEST
+
+/* Half-close, one node's copy (a young flow: its FINs are held for skew): the server
+ * goes on sending after the client's FIN, acknowledging it. While that FIN is held
+ * those segments go out with their ack cut to what the client direction emitted
+ * (checksum fixed); the FINs and the last ACK follow in order. */
+START_TEST(test_conversation_clean_half_close)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts o = copy_a();
+	struct frl out = { 0 }, l = { 0 };
+	uint64_t ts = o.t0;
+	struct gen_ctx g = { .out = &l, .ts = &ts, .step = o.step, .src = o.src };
+	uint16_t ip_id = 1;
+	struct dedup_stats st;
+	struct run r;
+	uint32_t c1, s1;
+
+	run_start(&r, &cfg);
+	r.s.log = &out;
+	conn_init4(&r.c, "10.0.0.1", 41011, "10.0.0.2", 443, 3000, 8000, 11);
+	sink_add(&r.s, &r.c);
+	c1 = r.c.isn[0] + 1;
+	s1 = r.c.isn[1] + 1;
+	gen_seg(&g, &r.c, &o, 0, r.c.isn[0], 0, PKT_TCP_SYN, NULL, 0, &ip_id);
+	gen_seg(&g, &r.c, &o, 1, r.c.isn[1], c1, PKT_TCP_SYN | PKT_TCP_ACK, NULL, 0, &ip_id);
+	gen_seg(&g, &r.c, &o, 0, c1, s1, PKT_TCP_ACK, NULL, 0, &ip_id);
+	gen_seg(&g, &r.c, &o, 0, c1, s1, PKT_TCP_ACK | PKT_TCP_PSH, r.c.data[0], 3000, &ip_id);
+	gen_seg(&g, &r.c, &o, 1, s1, c1 + 3000, PKT_TCP_ACK | PKT_TCP_PSH, r.c.data[1], 5000,
+		&ip_id);
+	gen_seg(&g, &r.c, &o, 0, c1 + 3000, s1 + 5000, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0, &ip_id);
+	gen_seg(&g, &r.c, &o, 1, s1 + 5000, c1 + 3001, PKT_TCP_ACK | PKT_TCP_PSH,
+		r.c.data[1] + 5000, 3000, &ip_id);
+	gen_seg(&g, &r.c, &o, 1, s1 + 8000, c1 + 3001, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0, &ip_id);
+	gen_seg(&g, &r.c, &o, 0, c1 + 3001, s1 + 8001, PKT_TCP_ACK, NULL, 0, &ip_id);
+	frl_merge(&r.all, &l);
+	feed_live(r.d, &r.s, &r.all, 100 * MS, r.all.v[r.all.n - 1].ts + 5 * SEC);
+	dedup_get_stats(r.d, &st);
+
+	sink_assert_exact(&r.s, 0, true); /* includes: every checksum valid */
+	/* Every frame went out once: the cut ones too, nothing was dropped. */
+	ck_assert_uint_eq(st.emitted_packets, r.all.n);
+	ck_assert_uint_eq(st.dropped_packets, 0);
+	assert_tcp_order(&out, &r.c);
+	assert_tshark_clean(&out);
+	frl_free(&out);
+	run_free(&r);
+	conn_free(&r.c);
+}
+END_TEST
+
 static Suite *dedup_suite(void)
 {
 	Suite *s = suite_create("tvn_dedup");
 	TCase *b = tcase_create("bytes"), *o = tcase_create("modes"), *l = tcase_create("life"),
-	      *lg = tcase_create("long");
+	      *lg = tcase_create("long"), *cv = tcase_create("conversation");
 
 	tcase_add_test(b, test_identical_copies);
 	tcase_add_test(b, test_different_segmentation);
@@ -1944,6 +2199,14 @@ static Suite *dedup_suite(void)
 	suite_add_tcase(s, b);
 	suite_add_tcase(s, o);
 	suite_add_tcase(s, l);
+	/* Each case runs tshark a few times (about a second each, more under ASan). */
+	tcase_set_timeout(cv, 120);
+	tcase_add_test(cv, test_conversation_clean_interleaved);
+	tcase_add_test(cv, test_conversation_clean_late_copy);
+	tcase_add_test(cv, test_conversation_clean_fins_expired);
+	tcase_add_test(cv, test_conversation_clean_offline);
+	tcase_add_test(cv, test_conversation_clean_half_close);
+	suite_add_tcase(s, cv);
 	/* ~5 GB of checksummed frames: seconds, more under ASan. */
 	tcase_set_timeout(lg, 300);
 	tcase_add_test(lg, test_long_flow);
