@@ -17,13 +17,20 @@
 #include "args.h"
 #include "egress.h"
 #include "log.h"
+#include "pkt.h"
 #include "ring.h"
+#include "tuple.h"
 #include "vxlan.h"
 
 #define EGRESS_MAX_CAPTURES 8
 #define EGRESS_BATCH 64
 #define EGRESS_FRAME_MAX 65600 /* a 64 KiB inner frame + a VLAN tag + VxLAN header */
 #define EGRESS_SNAPLEN 262144
+#define EGRESS_PCAP_BUF (1u << 20) /* stdio buffer of a pcap output */
+/* vxlan: outputs send from this many UDP source ports, one chosen by the inner flow hash
+ * (RFC 7348 section 5), so ECMP and RSS on the way to the tool spread the flows while
+ * each flow keeps its path and its order. */
+#define EGRESS_VXLAN_PORTS 16
 
 /* What a ring record starts with; the frame follows. */
 struct rec {
@@ -46,12 +53,16 @@ struct output {
 	bool have_prog;
 	/* pcap */
 	pcap_dumper_t *dumper;
+	char *iobuf; /* EGRESS_PCAP_BUF, the dumper FILE's buffer; outlives every file */
 	uint64_t file_bytes, file_start_ns;
 	unsigned file_index;
 	bool dirty;
 	/* vxlan / iface */
-	int fd;
+	int fds[EGRESS_VXLAN_PORTS]; /* iface: fds[0] only */
+	unsigned n_fds;
 	struct mmsghdr msgs[EGRESS_BATCH];
+	struct mmsghdr group[EGRESS_BATCH]; /* the messages of one socket, at flush */
+	uint8_t sock_of[EGRESS_BATCH];	    /* fds[] index of each message */
 	struct iovec iov[EGRESS_BATCH];
 	uint8_t *batch; /* EGRESS_BATCH * EGRESS_FRAME_MAX */
 	unsigned n_batch;
@@ -75,6 +86,7 @@ struct egress {
 	struct output *outs;
 	size_t n_outs;
 	struct capture caps[EGRESS_MAX_CAPTURES];
+	_Atomic unsigned n_captures; /* attached readers: 0 spares producers the slot scan */
 	_Atomic bool stop;
 };
 
@@ -219,6 +231,9 @@ static int pcap_open_file(struct output *o, uint64_t ts_ns)
 	FILE *f;
 
 	if (!strcmp(o->cfg.target, "-")) {
+		/* Flushed when the output goes idle, so a pipe reader is not kept waiting. */
+		if (o->iobuf)
+			setvbuf(stdout, o->iobuf, _IOFBF, EGRESS_PCAP_BUF);
 		o->dumper = pcap_dump_fopen(o->dead, stdout);
 		if (!o->dumper) {
 			log_err("failed to open pcap on stdout: %s", pcap_geterr(o->dead));
@@ -248,6 +263,9 @@ static int pcap_open_file(struct output *o, uint64_t ts_ns)
 		log_err("failed to open %s: %s", name, strerror(errno));
 		return err;
 	}
+	/* A 4 KiB stdio buffer means a write(2) every few frames. */
+	if (o->iobuf)
+		setvbuf(f, o->iobuf, _IOFBF, EGRESS_PCAP_BUF);
 	o->dumper = pcap_dump_fopen(o->dead, f);
 	if (!o->dumper) {
 		log_err("failed to start pcap file %s: %s", name, pcap_geterr(o->dead));
@@ -298,13 +316,13 @@ static void pcap_write(struct output *o, const uint8_t *frame, uint32_t caplen, 
 	o->dirty = true;
 }
 
-static void batch_flush(struct output *o)
+static void send_group(struct output *o, int fd, struct mmsghdr *msgs, unsigned cnt)
 {
 	unsigned done = 0;
 	int n;
 
-	while (done < o->n_batch) {
-		n = sendmmsg(o->fd, o->msgs + done, o->n_batch - done, 0);
+	while (done < cnt) {
+		n = sendmmsg(fd, msgs + done, cnt - done, 0);
 		if (n <= 0) {
 			if (n < 0 && errno == EINTR)
 				continue;
@@ -320,10 +338,42 @@ static void batch_flush(struct output *o)
 		o->unpublished += (uint64_t)n;
 		done += (unsigned)n;
 	}
+}
+
+/* One sendmmsg() per source port in the batch: a flow's frames keep their order (they
+ * all use one socket); frames of different flows may leave in another order. */
+static void batch_flush(struct output *o)
+{
+	unsigned i, k, cnt;
+
+	if (o->n_fds == 1) {
+		send_group(o, o->fds[0], o->msgs, o->n_batch);
+		o->n_batch = 0;
+		return;
+	}
+	for (k = 0; k < o->n_fds; k++) {
+		cnt = 0;
+		for (i = 0; i < o->n_batch; i++)
+			if (o->sock_of[i] == k)
+				o->group[cnt++] = o->msgs[i];
+		if (cnt)
+			send_group(o, o->fds[k], o->group, cnt);
+	}
 	o->n_batch = 0;
 }
 
-static void batch_add(struct output *o, const uint8_t *frame, uint32_t len)
+/* The socket (source port) of a frame: a hash of its inner 5-tuple, the same for both
+ * directions of a connection. Frames that do not parse share socket 0. */
+static unsigned flow_socket(const struct output *o, const uint8_t *frame, uint32_t len)
+{
+	struct pkt_info info;
+
+	if (o->n_fds == 1 || pkt_parse(frame, len, &info) < 0)
+		return 0;
+	return (unsigned)(tuple_hash(&info.tuple) % o->n_fds);
+}
+
+static void batch_add(struct output *o, const uint8_t *frame, uint32_t len, unsigned sock)
 {
 	uint8_t *slot = o->batch + (size_t)o->n_batch * EGRESS_FRAME_MAX;
 	size_t off = 0;
@@ -336,6 +386,7 @@ static void batch_add(struct output *o, const uint8_t *frame, uint32_t len)
 	o->iov[o->n_batch] = (struct iovec){ .iov_base = slot, .iov_len = off + len };
 	o->msgs[o->n_batch].msg_hdr =
 		(struct msghdr){ .msg_iov = &o->iov[o->n_batch], .msg_iovlen = 1 };
+	o->sock_of[o->n_batch] = (uint8_t)sock;
 	if (++o->n_batch == EGRESS_BATCH)
 		batch_flush(o);
 }
@@ -359,6 +410,7 @@ static const uint8_t *tag_frame(struct output *o, const uint8_t *frame, uint32_t
 static void output_one(struct output *o, const struct rec *r, const uint8_t *frame)
 {
 	uint32_t len = r->len, caplen;
+	unsigned sock = 0;
 
 	if (o->have_prog) {
 		struct pcap_pkthdr h = { .caplen = len, .len = len };
@@ -366,6 +418,8 @@ static void output_one(struct output *o, const struct rec *r, const uint8_t *fra
 		if (!pcap_offline_filter(&o->prog, &h, frame))
 			return;
 	}
+	if (o->cfg.type == EGRESS_VXLAN)
+		sock = flow_socket(o, frame, len);
 	if (o->cfg.origin_vlan)
 		frame = tag_frame(o, frame, &len, &r->src);
 	caplen = o->cfg.snaplen && o->cfg.snaplen < len ? o->cfg.snaplen : len;
@@ -373,7 +427,7 @@ static void output_one(struct output *o, const struct rec *r, const uint8_t *fra
 		pcap_write(o, frame, caplen, len, r->ts_ns);
 		o->unpublished++;
 	} else {
-		batch_add(o, frame, caplen);
+		batch_add(o, frame, caplen, sock);
 	}
 }
 
@@ -450,11 +504,18 @@ static int open_socket_output(struct output *o)
 				err == -EHOSTUNREACH ? "name does not resolve" : strerror(-err));
 			return err;
 		}
-		o->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		if (o->fd < 0 || connect(o->fd, (struct sockaddr *)&ss, sl) < 0) {
-			err = -errno;
-			log_err("failed to connect %s: %s", o->cfg.name, strerror(errno));
-			return err;
+		/* connect() binds each socket to its own ephemeral port. */
+		for (o->n_fds = 0; o->n_fds < EGRESS_VXLAN_PORTS; o->n_fds++) {
+			int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+			if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+				err = -errno;
+				log_err("failed to connect %s: %s", o->cfg.name, strerror(errno));
+				if (fd >= 0)
+					close(fd);
+				return err;
+			}
+			o->fds[o->n_fds] = fd;
 		}
 	} else {
 		struct sockaddr_ll sll = { .sll_family = AF_PACKET };
@@ -466,12 +527,13 @@ static int open_socket_output(struct output *o)
 			return err;
 		}
 		/* Protocol 0: a send-only socket, nothing is queued for us to read. */
-		o->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-		if (o->fd < 0 || bind(o->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		o->fds[0] = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+		if (o->fds[0] < 0 || bind(o->fds[0], (struct sockaddr *)&sll, sizeof(sll)) < 0) {
 			err = -errno;
 			log_err("failed to open %s: %s", o->cfg.name, strerror(errno));
 			return err;
 		}
+		o->n_fds = 1;
 	}
 	o->batch = malloc((size_t)EGRESS_BATCH * EGRESS_FRAME_MAX);
 	return o->batch ? 0 : -ENOMEM;
@@ -485,7 +547,8 @@ static int open_output(struct egress *eg, struct output *o, const struct egress_
 
 	o->cfg = *cfg;
 	o->eg = eg;
-	o->fd = -1;
+	for (p = 0; p < EGRESS_VXLAN_PORTS; p++)
+		o->fds[p] = -1;
 	o->rings = calloc(eg->cfg.n_producers, sizeof(*o->rings));
 	if (!o->rings)
 		return -ENOMEM;
@@ -498,6 +561,11 @@ static int open_output(struct egress *eg, struct output *o, const struct egress_
 						       PCAP_TSTAMP_PRECISION_NANO);
 	if (!o->dead)
 		return -ENOMEM;
+	if (cfg->type == EGRESS_PCAP) {
+		o->iobuf = malloc(EGRESS_PCAP_BUF);
+		if (!o->iobuf)
+			return -ENOMEM;
+	}
 	if (cfg->filter[0]) {
 		if (pcap_compile(o->dead, &o->prog, cfg->filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
 			log_err("failed to compile filter of %s: %s", cfg->name,
@@ -537,9 +605,11 @@ static void close_output(struct output *o, unsigned n_producers)
 		pcap_freecode(&o->prog);
 	if (o->dead)
 		pcap_close(o->dead);
-	if (o->fd >= 0)
-		close(o->fd);
+	for (p = 0; p < EGRESS_VXLAN_PORTS; p++)
+		if (o->fds[p] >= 0)
+			close(o->fds[p]);
 	free(o->batch);
+	free(o->iobuf); /* after pcap_close_file(): the last FILE used it */
 	for (p = 0; o->rings && p < n_producers; p++)
 		ring_free(o->rings[p]);
 	free(o->rings);
@@ -733,6 +803,8 @@ void egress_push(struct egress *eg, unsigned producer, const uint8_t *frame, siz
 			metric_inc(o->m_drops);
 		}
 	}
+	if (!atomic_load_explicit(&eg->n_captures, memory_order_relaxed))
+		return;
 	for (i = 0; i < EGRESS_MAX_CAPTURES; i++) {
 		struct capture *c = &eg->caps[i];
 
@@ -768,6 +840,7 @@ int egress_capture_attach(struct egress *eg)
 		atomic_store(&c->drops, 0);
 		c->cur = 0;
 		atomic_store_explicit(&c->state, 1, memory_order_release);
+		atomic_fetch_add(&eg->n_captures, 1);
 		return i;
 	}
 	return -EBUSY;
@@ -808,8 +881,11 @@ void egress_capture_release(struct egress *eg, int slot)
 
 void egress_capture_detach(struct egress *eg, int slot)
 {
-	if (slot >= 0 && slot < EGRESS_MAX_CAPTURES)
-		atomic_store(&eg->caps[slot].state, 0);
+	int one = 1;
+
+	if (slot >= 0 && slot < EGRESS_MAX_CAPTURES &&
+	    atomic_compare_exchange_strong(&eg->caps[slot].state, &one, 0))
+		atomic_fetch_sub(&eg->n_captures, 1);
 }
 
 uint64_t egress_capture_drops(const struct egress *eg, int slot)

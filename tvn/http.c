@@ -1,10 +1,13 @@
 /* tvn/http.c - /flows and /capture. */
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +25,8 @@ struct http {
 	struct httpd *d;
 	struct shard_set *shards;
 	struct egress *eg;
+	bool have_token;
+	unsigned char token_md[EVP_MAX_MD_SIZE]; /* SHA-256 of the token */
 };
 
 struct capture_client {
@@ -280,12 +285,55 @@ static enum MHD_Result serve_capture(struct http *h, struct MHD_Connection *conn
 	return ret;
 }
 
+static int sha256(const void *data, size_t len, unsigned char md[EVP_MAX_MD_SIZE])
+{
+	return EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL) ? 0 : -EINVAL;
+}
+
+/* Comparing digests with CRYPTO_memcmp takes the same time whatever the client sent:
+ * neither the token's bytes nor its length leak through response times. */
+static bool authorized(const struct http *h, struct MHD_Connection *conn)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	unsigned char md[EVP_MAX_MD_SIZE];
+
+	if (!h->have_token)
+		return true;
+	if (!v || strncasecmp(v, "Bearer ", 7))
+		return false;
+	v += 7;
+	v += strspn(v, " ");
+	if (sha256(v, strlen(v), md))
+		return false;
+	return CRYPTO_memcmp(md, h->token_md, 32) == 0;
+}
+
+static enum MHD_Result reply_unauthorized(struct MHD_Connection *conn)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	static const char body[] = "bearer token required\n";
+
+	r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain");
+	MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"tvn\"");
+	ret = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static int route(void *ctx, struct MHD_Connection *conn, const char *method, const char *url)
 {
 	struct http *h = ctx;
 
 	if (strcmp(method, "GET"))
 		return -1;
+	if ((!strcmp(url, "/flows") || !strcmp(url, "/capture")) && !authorized(h, conn)) {
+		log_debug("refused %s: missing or wrong bearer token", url);
+		return reply_unauthorized(conn);
+	}
 	if (!strcmp(url, "/flows"))
 		return serve_flows(h, conn);
 	if (!strcmp(url, "/capture"))
@@ -293,8 +341,8 @@ static int route(void *ctx, struct MHD_Connection *conn, const char *method, con
 	return -1;
 }
 
-struct http *http_new(const char *addr_port, struct metrics *m, struct shard_set *shards,
-		      struct egress *eg)
+struct http *http_new(const char *addr_port, const char *token, struct metrics *m,
+		      struct shard_set *shards, struct egress *eg)
 {
 	struct http *h = calloc(1, sizeof(*h));
 
@@ -302,6 +350,14 @@ struct http *http_new(const char *addr_port, struct metrics *m, struct shard_set
 		return NULL;
 	h->shards = shards;
 	h->eg = eg;
+	if (token) {
+		if (sha256(token, strlen(token), h->token_md)) {
+			free(h);
+			errno = EINVAL;
+			return NULL;
+		}
+		h->have_token = true;
+	}
 	h->d = httpd_new(addr_port, m, route, h);
 	if (!h->d) {
 		int err = errno;

@@ -73,9 +73,10 @@ struct ingest_sock_cfg {
 
 struct ingest;
 
-/* One received datagram; buf is valid only during the call. */
+/* One received datagram; buf is valid only during the call. ts_ns: CLOCK_REALTIME when
+ * its recvmmsg() batch returned (one clock read per batch, not per datagram). */
 typedef void (*ingest_dgram_fn)(void *ctx, const uint8_t *buf, size_t len,
-				const uint8_t src_addr[16], bool truncated);
+				const uint8_t src_addr[16], bool truncated, uint64_t ts_ns);
 
 /* Opens, binds and (for multicast groups with join_iface) joins every listen address.
  * Returns NULL with errno set and a logged reason. */

@@ -1,5 +1,6 @@
 /* tvn/main.c - the traffic visibility node: command line, wiring, main loop.
- * Live:    ingest (this thread) -> shard workers (dedup) -> egress threads -> tools.
+ * Live:    ingest (this thread) -> dedup (in this thread, or --threads N shard workers)
+ *          -> egress threads -> tools.
  * Offline: reader (this thread) -> the same pipeline, then a summary line. */
 #include <errno.h>
 #include <getopt.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "config.h"
 #include "dedup.h"
 #include "egress.h"
 #include "flowlog.h"
@@ -34,7 +36,6 @@ struct config {
 	const char *read[MAX_LIST];
 	size_t n_read;
 	unsigned threads;
-	bool threads_set;
 	uint32_t vnis[MAX_LIST];
 	size_t n_vnis;
 	struct args_cidr allow[MAX_LIST];
@@ -43,6 +44,9 @@ struct config {
 	struct egress_out_cfg outs[16];
 	size_t n_outs;
 	const char *http;
+	char http_local[64]; /* --http PORT: the loopback address it stands for */
+	char *http_token;    /* --http-token-file contents; NULL: /capture is open */
+	const char *http_token_file;
 	const char *flow_log;
 	uint64_t stats_ms;
 	uint64_t rcvbuf;
@@ -98,8 +102,10 @@ static void usage(FILE *f)
 		"rises\n"
 		"  --max-flows-per-source N  flows one source may hold (default 0 = no bound)\n"
 		"  --flow-timeout DURATION  idle expiry of a flow (default 60s)\n"
-		"  --threads N            dedup worker threads (default 1 live, inline offline);\n"
-		"                         work is sharded by the inner flow key\n"
+		"  --threads N            dedup threads (default 1: dedup runs in the receiving\n"
+		"                         thread, the socket buffer is its only queue); N > 1: N\n"
+		"                         workers fed by the receiving thread through 64 MiB\n"
+		"                         queues, sharded by the inner flow key\n"
 		"\n"
 		"Output:\n"
 		"  --out SPEC             repeatable; each gets every frame (own queue and "
@@ -116,12 +122,20 @@ static void usage(FILE *f)
 		"    of the source node address), filter=EXPR (libpcap syntax; put it last, it\n"
 		"    takes the rest of the string, or quote it: filter=\"a, b\")\n"
 		"  --flow-log PATH        append one JSON line per finished flow\n"
-		"  --http ADDR:PORT       serve /metrics, /healthz, /flows and\n"
+		"  --http [ADDR:]PORT     serve /metrics, /healthz, /flows and\n"
 		"                         /capture?filter=&count=&seconds=&snaplen= (chunked "
 		"pcap),\n"
-		"                         e.g. --http 127.0.0.1:8080 (off by default)\n"
+		"                         e.g. --http 8080 (off by default); a bare PORT binds\n"
+		"                         127.0.0.1 only: name an address to expose it\n"
+		"  --http-token-file FILE  /capture and /flows (plaintext!) require the header\n"
+		"                         'Authorization: Bearer TOKEN', TOKEN = the file's first\n"
+		"                         line; /metrics and /healthz stay open\n"
 		"\n"
 		"Operations:\n"
+		"  --config FILE          JSON object of long option names to values, e.g.\n"
+		"                         {\"vni\": 1, \"allow\": [\"10.0.0.0/8\"]};\n"
+		"                         flags on the command line override it (repeatable\n"
+		"                         ones add to it)\n"
 		"  --stats-interval DURATION  print a stats line on stderr this often (default "
 		"off)\n"
 		"  --rcvbuf SIZE          socket receive buffer (default 32M)\n"
@@ -155,6 +169,8 @@ enum {
 	OPT_STATS,
 	OPT_RCVBUF,
 	OPT_QUEUE,
+	OPT_CONFIG,
+	OPT_HTTP_TOKEN,
 };
 
 static const struct option long_opts[] = {
@@ -176,6 +192,8 @@ static const struct option long_opts[] = {
 	{ "stats-interval", required_argument, NULL, OPT_STATS },
 	{ "rcvbuf", required_argument, NULL, OPT_RCVBUF },
 	{ "queue-size", required_argument, NULL, OPT_QUEUE },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "http-token-file", required_argument, NULL, OPT_HTTP_TOKEN },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "version", no_argument, NULL, 'V' },
@@ -216,6 +234,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 	const char *why;
 	int opt, verbose = 0;
 
+	c->threads = 1;
 	c->dedup.mode = DEDUP_BYTES;
 	c->dedup.max_flows = 1000000;
 	c->dedup.skew_ns = 2000000000ull;
@@ -243,7 +262,6 @@ static int parse_args(int argc, char **argv, struct config *c)
 			if (args_parse_u64(optarg, 1, 64, &v))
 				return bad("--threads", optarg, "expected 1..64");
 			c->threads = (unsigned)v;
-			c->threads_set = true;
 			break;
 		case OPT_VNI:
 			if (parse_vnis(c, optarg))
@@ -294,9 +312,22 @@ static int parse_args(int argc, char **argv, struct config *c)
 			c->n_outs++;
 			break;
 		case OPT_HTTP:
+			/* A bare port is loopback: /capture serves plaintext, exposing it
+			 * must be a decision someone wrote down. */
+			if (!args_parse_u64(optarg, 1, 65535, &v)) {
+				snprintf(c->http_local, sizeof(c->http_local), "127.0.0.1:%llu",
+					 (unsigned long long)v);
+				c->http = c->http_local;
+				break;
+			}
 			if (args_split_hostport(optarg, host, sizeof(host), &port, 0) || !port)
-				return bad("--http", optarg, "expected ADDR:PORT");
+				return bad("--http", optarg, "expected [ADDR:]PORT");
 			c->http = optarg;
+			break;
+		case OPT_HTTP_TOKEN:
+			c->http_token_file = optarg;
+			break;
+		case OPT_CONFIG: /* already merged into argv by config_merge() */
 			break;
 		case OPT_FLOW_LOG:
 			c->flow_log = optarg;
@@ -347,10 +378,39 @@ static int parse_args(int argc, char **argv, struct config *c)
 	c->dedup.window_ns = window_set ? window_ms * 1000000ull : c->dedup.skew_ns;
 	if (!c->dedup.window_ns)
 		c->dedup.window_ns = 1000000ull;
-	if (!c->threads_set)
-		c->threads = c->n_read ? 0 : 1;
 	log_set_level(verbose < 0 ? LOG_ERROR : verbose == 0 ? LOG_INFO : LOG_DEBUG);
 	return 0;
+}
+
+/* The token is the file's first line without surrounding white space (files written by
+ * `echo`, Kubernetes Secrets and systemd credentials all look like that). */
+static int read_token(const char *path, char **out)
+{
+	char buf[4096], *b, *e;
+	size_t n;
+	FILE *f;
+	int err = 0;
+
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	if (ferror(f))
+		err = -EIO;
+	fclose(f);
+	if (err)
+		return err;
+	buf[n] = 0;
+	b = buf + strspn(buf, " \t\r\n");
+	e = b + strcspn(b, "\r\n");
+	while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	if (e == b)
+		return -ENODATA;
+	*e = 0;
+	*out = strdup(b);
+	memset(buf, 0, sizeof(buf));
+	return *out ? 0 : -ENOMEM;
 }
 
 static uint64_t realtime_ns(void)
@@ -454,7 +514,7 @@ static void accept_pkt(struct tvn *t, int ret, uint64_t ts_ns)
 }
 
 static void on_dgram(void *ctx, const uint8_t *buf, size_t len, const uint8_t src_addr[16],
-		     bool truncated)
+		     bool truncated, uint64_t ts_ns)
 {
 	struct tvn *t = ctx;
 
@@ -464,7 +524,7 @@ static void on_dgram(void *ctx, const uint8_t *buf, size_t len, const uint8_t sr
 		count_malformed(t, INGEST_R_TRUNCATED);
 		return;
 	}
-	accept_pkt(t, ingest_datagram(&t->icfg, buf, len, src_addr, &t->pkt), realtime_ns());
+	accept_pkt(t, ingest_datagram(&t->icfg, buf, len, src_addr, &t->pkt), ts_ns);
 }
 
 static int on_record(void *ctx, const uint8_t *data, size_t len, uint64_t ts_ns,
@@ -557,6 +617,7 @@ static int run_live(struct tvn *t)
 			log_err("failed to receive: %s", strerror(-n));
 			return n;
 		}
+		shard_service(t->shards);
 		now = realtime_ns();
 		if (now - t->last_tick_ns >= 1000000000ull) {
 			shard_tick(t->shards, now);
@@ -597,12 +658,32 @@ int main(int argc, char **argv)
 	struct http *http = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	bool stuck = false;
-	int err, ret;
+	char cerr[512], **av = NULL;
+	int ac, err, ret;
 
 	log_set_ident("tvn");
-	ret = parse_args(argc, argv, &cfg);
-	if (ret)
+	if (config_merge(argc, argv, long_opts, &ac, &av, cerr, sizeof(cerr))) {
+		fprintf(stderr, "tvn: %s\n", cerr);
+		return 2;
+	}
+	/* cfg keeps pointers into av: it lives until the end of main. */
+	ret = parse_args(ac, av, &cfg);
+	if (ret) {
+		config_argv_free(av);
 		return ret == 1 ? 0 : 2;
+	}
+	if (cfg.http_token_file) {
+		err = read_token(cfg.http_token_file, &cfg.http_token);
+		if (err) {
+			fprintf(stderr, "tvn: failed to read --http-token-file %s: %s\n",
+				cfg.http_token_file,
+				err == -ENODATA ? "empty file" : strerror(-err));
+			config_argv_free(av);
+			return 2;
+		}
+		if (!cfg.http)
+			log_warn("--http-token-file given without --http: nothing to protect");
+	}
 	t.cfg = &cfg;
 	t.icfg = (struct ingest_cfg){
 		.allow = cfg.allow, .n_allow = cfg.n_allow, .vnis = cfg.vnis, .n_vnis = cfg.n_vnis
@@ -634,7 +715,8 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 	}
-	scfg.n_threads = cfg.threads;
+	/* One dedup thread is the receiving thread itself: no ring hop, no copy. */
+	scfg.n_threads = cfg.threads > 1 ? cfg.threads : 0;
 	scfg.dedup = cfg.dedup;
 	/* The ingest -> worker queues are not the tools' business: large and fixed, so a
 	 * worker descheduled for a moment loses nothing. */
@@ -666,16 +748,22 @@ int main(int argc, char **argv)
 	/* tvn_flows_active is registered above; the rest of the registry is complete here,
 	 * before any thread renders it. */
 	if (cfg.http) {
-		http = http_new(cfg.http, t.m, t.shards, t.eg);
+		http = http_new(cfg.http, cfg.http_token, t.m, t.shards, t.eg);
 		if (!http) {
 			err = -errno;
 			goto cleanup;
 		}
-		log_info("serving HTTP on %s (port %u)", cfg.http, http_port(http));
+		log_info("serving HTTP on %s (port %u)%s", cfg.http, http_port(http),
+			 cfg.http_token ? ", /capture and /flows require the bearer token" : "");
+		if (!cfg.http_token && strncmp(cfg.http, "127.", 4) &&
+		    strncmp(cfg.http, "[::1]", 5) && strncmp(cfg.http, "localhost:", 10))
+			log_warn("/capture serves the plaintext stream to anyone who reaches %s: "
+				 "give --http-token-file",
+				 cfg.http);
 	}
 	log_info("dedup mode %s, skew %llu ms, %u worker thread(s)%s",
 		 dedup_mode_name(cfg.dedup.mode), (unsigned long long)(cfg.dedup.skew_ns / 1000000),
-		 shard_producers(&scfg), cfg.threads ? "" : " (inline)");
+		 shard_producers(&scfg), scfg.n_threads ? "" : " (inline)");
 	err = cfg.n_read ? run_offline(&t) : run_live(&t);
 	if (err)
 		goto cleanup;
@@ -693,6 +781,8 @@ cleanup:
 	flowlog_free(fl);
 	ingest_free(t.in);
 	metrics_free(t.m);
+	free(cfg.http_token);
+	config_argv_free(av);
 	if (stuck) {
 		/* A stuck output thread may hold stdout's lock: exit() would wait for it. */
 		fflush(stderr);

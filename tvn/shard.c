@@ -314,6 +314,14 @@ static void push_control(struct shard_set *s, struct shard *sh, uint32_t kind, u
 	(void)s;
 }
 
+void shard_service(struct shard_set *s)
+{
+	if (s->cfg.n_threads)
+		return;
+	publish(&s->shards[0]);
+	serve_request(&s->shards[0]);
+}
+
 void shard_tick(struct shard_set *s, uint64_t now_ns)
 {
 	unsigned i;

@@ -38,6 +38,10 @@ void shard_set_free(struct shard_set *s);
 /* Queues one validated frame or metadata message for its shard. Returns 0, or -ENOBUFS
  * when that shard's ring is full (the packet is dropped; the caller counts it). */
 int shard_submit(struct shard_set *s, const struct ingest_pkt *p, uint64_t ts_ns);
+/* Inline mode (n_threads 0): publishes the counters and answers a pending
+ * shard_foreach_flow(); the submitting thread calls it between receive batches. No-op
+ * with worker threads (they do it themselves). */
+void shard_service(struct shard_set *s);
 /* Lets every shard expire flows idle at now_ns (call about once a second). */
 void shard_tick(struct shard_set *s, uint64_t now_ns);
 /* Ends every flow in every shard and returns when all are done (offline end, shutdown). */

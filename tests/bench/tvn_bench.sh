@@ -101,9 +101,10 @@ done
 
 # --- instructions per packet ---
 cg_split() { # callgrind.out -> "total dedup_self"
-	callgrind_annotate "$1" 2>/dev/null | awk '
+	# the per-function self-cost list only: no source annotation, no threshold
+	callgrind_annotate --auto=no --threshold=100 "$1" 2>/dev/null | awk '
 		/PROGRAM TOTALS/ { gsub(",", "", $1); tot = $1 }
-		/tvn\/dedup\.c:/ { gsub(",", "", $1); d += $1 }
+		$1 ~ /^[0-9,]+$/ && /tvn\/dedup\.c:/ { gsub(",", "", $1); d += $1 }
 		END { print tot + 0, d + 0 }'
 }
 : >"$T/cg.txt"

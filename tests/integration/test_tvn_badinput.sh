@@ -11,15 +11,15 @@ need_build tvn ecv-flowgen ecv-replay
 echo "== bad flags"
 for args in "--threads 0" "--threads abc" "--bogus" "--out foo:bar" "--out pcap:x,snaplen=1" \
 	"--skew 5x" "--dedup nope" "--allow 10.0.0.0/99" "--vni 99999999" "--max-flows -1" \
-	"--listen" "--listen 127.0.0.1:47x" "--http 8080" "extra-arg" "--read a --listen 127.0.0.1:1"; do
-	"$BUILD/tvn" $args >"$T/out" 2>"$T/err"
+	"--listen" "--listen 127.0.0.1:47x" "--http 70000" "--http 127.0.0.1:" "extra-arg" "--read a --listen 127.0.0.1:1"; do
+	timeout 10 "$BUILD/tvn" $args >"$T/out" 2>"$T/err" # bounded: an accepted flag would start tvn
 	rc=$?
 	[ $rc -eq 2 ] || fail "tvn $args exited $rc, expected 2"
 	grep -q '^Usage: tvn' "$T/err" || fail "tvn $args printed no usage on stderr"
 done
 "$BUILD/tvn" --help >"$T/help" || fail "--help exited non-zero"
 for f in listen join read threads vni allow dedup skew dedup-window max-flows \
-	max-flows-per-source flow-timeout out http flow-log stats-interval verbose quiet \
+	max-flows-per-source flow-timeout out http http-token-file config flow-log stats-interval verbose quiet \
 	version help; do
 	grep -q -- "--$f\b" "$T/help" || fail "--help does not document --$f"
 done

@@ -6,26 +6,26 @@ source "$(dirname "$0")/tvn_common.bash"
 need ip tshark capinfos python3 curl
 need_build tvn ecv-flowgen ecv-replay
 [ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
-S=ecvt-mcs R=ecvt-mcr
+S=ecvu-mcs R=ecvu-mcr
 for ns in $S $R; do ip netns del $ns 2>/dev/null; done
 ip netns add $S || skip "cannot create network namespaces here"
 tvn_on_exit "ip netns del $S"
 ip netns add $R
 tvn_on_exit "ip netns del $R"
-ip link add ecvt-ms0 netns $S type veth peer name ecvt-mr0 netns $R || skip "no veth support"
-ip -n $S addr add 10.248.0.1/24 dev ecvt-ms0
-ip -n $S addr add 10.248.0.3/24 dev ecvt-ms0
-ip -n $R addr add 10.248.0.2/24 dev ecvt-mr0
+ip link add ecvu-ms0 netns $S type veth peer name ecvu-mr0 netns $R || skip "no veth support"
+ip -n $S addr add 10.248.0.1/24 dev ecvu-ms0
+ip -n $S addr add 10.248.0.3/24 dev ecvu-ms0
+ip -n $R addr add 10.248.0.2/24 dev ecvu-mr0
 for ns in $S $R; do ip -n $ns link set lo up; done
-ip -n $S link set ecvt-ms0 up
-ip -n $R link set ecvt-mr0 up
-ip -n $S route add 239.0.0.0/8 dev ecvt-ms0
+ip -n $S link set ecvu-ms0 up
+ip -n $R link set ecvu-mr0 up
+ip -n $S route add 239.0.0.0/8 dev ecvu-ms0
 
 "$BUILD/ecv-flowgen" --dir "$T/g" --flows 60 --max-size 5000 --vxlan --seed 23 || fail "flowgen"
 want=$(( $(npackets "$T/g/a.pcap") + $(npackets "$T/g/b.pcap") ))
 pids=()
 for i in 1 2; do
-	ip netns exec $R "$BUILD/tvn" --listen 239.1.1.1:4789 --join ecvt-mr0 --http 127.0.0.1:1807$i \
+	ip netns exec $R "$BUILD/tvn" --listen 239.1.1.1:4789 --join ecvu-mr0 --http 127.0.0.1:1807$i \
 		--out "pcap:$T/mc$i.pcap" 2>"$T/tvn$i.log" &
 	pids+=($!)
 	tvn_on_exit "kill ${pids[-1]} 2>/dev/null; wait ${pids[-1]} 2>/dev/null"

@@ -43,4 +43,18 @@ n_merged=$(npackets "$T/merged.pcap") n_ed=$(npackets "$T/ed.pcap") n_tvn=$(npac
 echo "merged $n_merged packets, editcap -d keeps $n_ed, tvn keeps $n_tvn"
 if python3 "$CHECK" "$T/ed.pcap" "$T/g" >/dev/null; then fail "editcap output unexpectedly exact"; fi
 [ "$n_ed" -gt $((n_tvn * 3 / 2)) ] || fail "editcap removed the second copies?"
+
+echo "== capture formats: pcapng (libpcap), microsecond pcap and a cut pcap (read in place)"
+# The same VxLAN copies as pcapng and as microsecond pcap: the same exact output.
+editcap -F pcapng "$T/v/a.pcap" "$T/v/a.pcapng" && editcap -F pcap "$T/v/b.pcap" "$T/v/b-us.pcap" ||
+	fail "editcap conversion"
+"$BUILD/tvn" --threads 2 --read "$T/v/a.pcapng" --read "$T/v/b-us.pcap" --out "pcap:$T/fout.pcap" 	2>"$T/flog" || { cat "$T/flog"; fail "tvn exited"; }
+python3 "$CHECK" "$T/fout.pcap" "$T/v" || fail "pcapng + microsecond pcap output is not exact"
+# A capture cut in the middle of a record: what comes before is read, the cut is reported.
+size=$(stat -c %s "$T/g/a.pcap")
+head -c $((size / 2 + 7)) "$T/g/a.pcap" >"$T/cut.pcap"
+"$BUILD/tvn" --read "$T/cut.pcap" --out "pcap:$T/cout.pcap" 2>"$T/clog" || { cat "$T/clog"; fail "tvn exited on a cut file"; }
+grep -q 'failed to read .*cut.pcap: truncated record' "$T/clog" || { cat "$T/clog"; fail "cut not reported"; }
+n_cut=$(npackets "$T/cut.pcap") # capinfos counts the whole records only
+grep -q "packets in $n_cut," "$T/clog" || { cat "$T/clog"; fail "tvn did not read the $n_cut whole records"; }
 echo PASS

@@ -8,17 +8,17 @@ need_build tvn ecv-flowgen
 
 "$BUILD/ecv-flowgen" --dir "$T/g" --flows 300 --max-size 8000 --skew 700ms --seed 21 || fail "flowgen"
 iface_out=()
-if [ "$(id -u)" -eq 0 ] && ip link add ecvt-i0 type veth peer name ecvt-i1 2>/dev/null; then
-	tvn_on_exit "ip link del ecvt-i0"
-	ip link set ecvt-i0 up && ip link set ecvt-i1 up
-	sysctl -qw net.ipv6.conf.ecvt-i0.disable_ipv6=1 net.ipv6.conf.ecvt-i1.disable_ipv6=1
-	dumpcap -q -B 64 -i ecvt-i1 -f tcp -w "$T/iface.pcap" 2>"$T/dumpcap.log" &
+if [ "$(id -u)" -eq 0 ] && ip link add ecvu-i0 type veth peer name ecvu-i1 2>/dev/null; then
+	tvn_on_exit "ip link del ecvu-i0"
+	ip link set ecvu-i0 up && ip link set ecvu-i1 up
+	sysctl -qw net.ipv6.conf.ecvu-i0.disable_ipv6=1 net.ipv6.conf.ecvu-i1.disable_ipv6=1
+	dumpcap -q -B 64 -i ecvu-i1 -f tcp -w "$T/iface.pcap" 2>"$T/dumpcap.log" &
 	CAP=$!
 	tvn_on_exit "kill $CAP 2>/dev/null; wait $CAP 2>/dev/null"
 	wait_until 10 grep -q 'Capturing on' "$T/dumpcap.log" || fail "dumpcap did not start"
 	# Handshakes and FINs only: a few hundred frames, so a busy machine's capture
 	# buffer on the peer does not drop any.
-	iface_out=(--out "iface:ecvt-i0,filter=tcp[tcpflags] & (tcp-syn|tcp-fin) != 0")
+	iface_out=(--out "iface:ecvu-i0,filter=tcp[tcpflags] & (tcp-syn|tcp-fin) != 0")
 else
 	echo "iface: part skipped (needs root and veth)"
 fi
@@ -65,6 +65,6 @@ if [ ${#iface_out[@]} -gt 0 ]; then
 	f="-T fields -e eth.src -e ip.src -e tcp.srcport -e tcp.seq_raw -e tcp.flags"
 	a=$(tshark -n -r "$T/all.pcap" -Y 'tcp.flags.syn == 1 || tcp.flags.fin == 1' $f 2>/dev/null | sha256sum)
 	b=$(tshark -n -r "$T/iface.pcap" $f 2>/dev/null | sha256sum)
-	[ "$a" = "$b" ] || fail "frames injected into ecvt-i0 differ from the pcap output"
+	[ "$a" = "$b" ] || fail "frames injected into ecvu-i0 differ from the pcap output"
 fi
 echo PASS

@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
 # Interop: the Linux kernel's own vxlan device (a VxLAN peer we did not write), in the
-# network namespace ecvt-tool, decapsulates what tvn --out vxlan:ADDR,vni=42 sends. A
+# network namespace ecvu-tool, decapsulates what tvn --out vxlan:ADDR,vni=42 sends. A
 # capture on vx0 inside the namespace holds the same frames, byte for byte, as tvn's
-# pcap output of the same run.
+# pcap output of the same run, in the same order within each flow (flows leave from
+# different UDP source ports, so frames of different flows may interleave differently).
 source "$(dirname "$0")/tvn_common.bash"
 need ip tshark dumpcap capinfos
 need_build tvn ecv-flowgen
 [ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
-NS=ecvt-tool
+NS=ecvu-tool
 ip netns del $NS 2>/dev/null
-ip link del ecvt-h0 2>/dev/null
+ip link del ecvu-h0 2>/dev/null
 ip netns add $NS || skip "cannot create network namespaces here"
-tvn_on_exit "ip netns del $NS; ip link del ecvt-h0 2>/dev/null"
-ip link add ecvt-h0 type veth peer name ecvt-t0 || skip "no veth support"
-ip link set ecvt-t0 netns $NS
-ip addr add 10.247.0.1/24 dev ecvt-h0
-ip link set ecvt-h0 up
+tvn_on_exit "ip netns del $NS; ip link del ecvu-h0 2>/dev/null"
+ip link add ecvu-h0 type veth peer name ecvu-t0 || skip "no veth support"
+ip link set ecvu-t0 netns $NS
+ip addr add 10.247.0.1/24 dev ecvu-h0
+ip link set ecvu-h0 up
 ip -n $NS link set lo up
-ip -n $NS addr add 10.247.0.2/24 dev ecvt-t0
-ip -n $NS link set ecvt-t0 up
-ip -n $NS link add vx0 type vxlan id 42 dstport 4789 local 10.247.0.2 dev ecvt-t0 ||
+ip -n $NS addr add 10.247.0.2/24 dev ecvu-t0
+ip -n $NS link set ecvu-t0 up
+ip -n $NS link add vx0 type vxlan id 42 dstport 4789 local 10.247.0.2 dev ecvu-t0 ||
 	skip "kernel has no vxlan device support"
 ip netns exec $NS sysctl -qw net.ipv6.conf.all.disable_ipv6=1 2>/dev/null
 ip -n $NS link set vx0 up
@@ -45,8 +46,9 @@ got=$(npackets "$T/vx0.pcap")
 echo "tvn delivered $want frames; the kernel vxlan device decapsulated $got"
 [ "$got" -eq "$want" ] || fail "vx0 saw $got frames, expected $want"
 fields="-T fields -e eth.src -e eth.dst -e ip.src -e ip.dst -e tcp.srcport -e tcp.dstport -e tcp.seq_raw -e tcp.ack_raw -e tcp.flags -e tcp.payload"
-a=$(tshark -n -r "$T/ref.pcap" $fields 2>/dev/null | sha256sum)
-b=$(tshark -n -r "$T/vx0.pcap" $fields 2>/dev/null | sha256sum)
+# A stable sort on the addresses and ports keeps each flow's own order.
+a=$(tshark -n -r "$T/ref.pcap" $fields 2>/dev/null | sort -s -k3,6 | sha256sum)
+b=$(tshark -n -r "$T/vx0.pcap" $fields 2>/dev/null | sort -s -k3,6 | sha256sum)
 [ "$a" = "$b" ] || fail "frames decapsulated by the kernel differ from tvn's pcap output"
 python3 "$CHECK" "$T/vx0.pcap" "$T/g" || fail "decapsulated stream not exact"
 echo PASS

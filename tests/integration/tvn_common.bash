@@ -7,7 +7,7 @@ ROOT=$PWD
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 CHECK=$ROOT/tests/integration/tvn_check.py
-T=$(mktemp -d /tmp/ecvt-XXXXXX)
+T=$(mktemp -d /tmp/ecvu-XXXXXX)
 _tvn_exit_cmds=()
 tvn_on_exit() { _tvn_exit_cmds+=("$*"); }
 _tvn_cleanup() {
