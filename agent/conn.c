@@ -225,6 +225,15 @@ static int emit_frame(void *ctx, const uint8_t *frame, size_t len)
 	return 0; /* one refused frame must not stop the rest of the segment train */
 }
 
+static uint8_t *frame_buf(void *ctx, size_t need)
+{
+	struct emit_ctx *e = ctx;
+
+	if (!e->ct->cfg.frame_buf)
+		return NULL;
+	return e->ct->cfg.frame_buf(e->ct->cfg.emit_ctx, e->flow, need);
+}
+
 /* Sends TCP segments in direction dir: payload split to the MSS, or one bare segment
  * when len is 0. */
 static void conn_send(struct conn_table *ct, struct conn *c, int dir, uint8_t flags, uint32_t seq,
@@ -233,8 +242,8 @@ static void conn_send(struct conn_table *ct, struct conn *c, int dir, uint8_t fl
 	struct emit_ctx e = { .ct = ct, .flow = &c->tuple[dir] };
 	struct pkt_tcp tcp = { .seq = seq, .ack = ack, .flags = flags };
 
-	if (pkt_segment(&c->l2[dir], &c->tuple[dir], &tcp, &c->ip_id[dir], ct->cfg.mtu, data, len,
-			emit_frame, &e))
+	if (pkt_segment_to(&c->l2[dir], &c->tuple[dir], &tcp, &c->ip_id[dir], ct->cfg.mtu, data,
+			   len, frame_buf, emit_frame, &e))
 		ct->st.emit_errors++;
 }
 

@@ -54,6 +54,10 @@ struct conn_cfg {
 	const char *node;     /* metadata "node" */
 	conn_emit_fn emit;
 	void *emit_ctx;
+	/* Optional: where to build flow's next frame (at least need bytes, valid until
+	 * emit returns), so emit need not copy it; NULL or a NULL return: conn's own
+	 * buffer. Called with emit_ctx. */
+	uint8_t *(*frame_buf)(void *ctx, const struct ecv_tuple *flow, size_t need);
 	struct conn_lookup lookup;
 };
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "caps.h"
 #include "config.h"
 #include "conn.h"
 #include "httpd.h"
@@ -48,6 +50,7 @@ struct options {
 	size_t n_bins;
 	uint32_t vni;
 	unsigned mtu;
+	enum ship_gso gso;
 	bool auto_discover;
 	pid_t pid;
 	const char *cgroup;
@@ -86,6 +89,7 @@ struct agent {
 	struct probe *probe;
 	struct conn_table *conns;
 	struct reorder *reorder;
+	struct ecv_event *scratch; /* aligned copy of a sample the reorder buffer refused */
 	struct ship *ship;
 	struct netinfo *ni;
 	struct metrics *metrics;
@@ -114,6 +118,11 @@ static void usage(FILE *f, const char *prog)
 		"  --mtu N                  inner IP MTU used to segment payloads, 128..9000\n"
 		"                           (default 1450: fits a 1500-byte underlay)\n"
 		"  --node NAME              node name in flow metadata (default: host name)\n"
+		"  --gso MODE               send runs of equal-sized frames as one UDP GSO\n"
+		"                           send: auto (default: only to loopback TVNs), on,\n"
+		"                           off. Safe through a NIC and to the tvn; a Linux\n"
+		"                           vxlan device reached over veth/bridge on the same\n"
+		"                           host keeps only the first frame of each run\n"
 		"\n"
 		"What to capture:\n"
 		"  --lib PATH               hook this TLS library (repeatable), e.g.\n"
@@ -171,6 +180,7 @@ enum {
 	OPT_FLOW_TIMEOUT,
 	OPT_VERSION,
 	OPT_CONFIG,
+	OPT_GSO,
 };
 
 static const struct option long_opts[] = {
@@ -193,6 +203,7 @@ static const struct option long_opts[] = {
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "gso", required_argument, NULL, OPT_GSO },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -315,6 +326,16 @@ static int parse_args(int argc, char **argv, struct options *opt)
 			break;
 		case OPT_CONFIG: /* already merged into argv by config_merge() */
 			break;
+		case OPT_GSO:
+			if (!strcmp(optarg, "auto"))
+				opt->gso = SHIP_GSO_AUTO;
+			else if (!strcmp(optarg, "on"))
+				opt->gso = SHIP_GSO_ON;
+			else if (!strcmp(optarg, "off"))
+				opt->gso = SHIP_GSO_OFF;
+			else
+				return bad_value(prog, "gso", optarg, "expected auto, on or off");
+			break;
 		case OPT_VERSION:
 			printf("ecv-agent %s\n", ECV_VERSION);
 			return 0;
@@ -401,6 +422,13 @@ static int on_frame(void *ctx, const struct ecv_tuple *flow, const uint8_t *fram
 	return ship_send(a->ship, flow, frame, len);
 }
 
+static uint8_t *frame_buf(void *ctx, const struct ecv_tuple *flow, size_t need)
+{
+	struct agent *a = ctx;
+
+	return ship_frame_buf(a->ship, flow, need);
+}
+
 static void handle_event(void *ctx, const struct ecv_event *ev, size_t size)
 {
 	struct agent *a = ctx;
@@ -414,13 +442,17 @@ static void handle_event(void *ctx, const struct ecv_event *ev, size_t size)
 	conn_handle(a->conns, ev, size, mono_ns());
 }
 
-/* Events are sorted per poll round (reorder.h) before they reach the table. */
-static void on_event(void *ctx, const struct ecv_event *ev, size_t size)
+/* Events are sorted per poll round (reorder.h) before they reach the table; the copy
+ * into the reorder buffer is the one copy a sample gets before its frames are built. */
+static void on_event(void *ctx, const void *sample, size_t size)
 {
 	struct agent *a = ctx;
 
-	if (reorder_add(a->reorder, ev, size))
-		handle_event(a, ev, size); /* out of memory: unsorted beats lost */
+	if (reorder_add(a->reorder, sample, size) == 0)
+		return;
+	/* Out of memory: unsorted beats lost. */
+	memcpy(a->scratch, sample, size);
+	handle_event(a, a->scratch, size);
 }
 
 /* One poll round: events in kernel order, then expiry and the batch. */
@@ -593,6 +625,31 @@ static int check_targets(const struct options *opt)
 	return 0;
 }
 
+/* Least privilege once the probes are attached (issue 6): what later discovery, /proc
+ * metadata and, for a privileged metrics port, its bind need; everything else goes, from
+ * every set including the bounding set. Logs what was kept. */
+static int drop_caps(const struct options *opt)
+{
+	uint64_t keep = caps_needed(opt->auto_discover), eff = 0;
+	char host[256], names[512];
+	uint16_t port = 0;
+	int err;
+
+	if (opt->metrics_addr &&
+	    args_split_hostport(opt->metrics_addr, host, sizeof(host), &port, 0) == 0 &&
+	    port < 1024)
+		keep |= CAPS_BIT(CAP_NET_BIND_SERVICE);
+	err = caps_limit(keep);
+	if (!err)
+		err = caps_effective(&eff);
+	if (err) {
+		log_err("failed to drop capabilities: %s", strerror(-err));
+		return err;
+	}
+	log_info("capabilities dropped; kept: %s", caps_names(eff, names, sizeof(names)));
+	return 0;
+}
+
 static int run(struct agent *a)
 {
 	uint64_t now, last_stats;
@@ -677,6 +734,7 @@ int main(int argc, char **argv)
 	scfg.tvns = opt.tvns;
 	scfg.n_tvns = opt.n_tvns;
 	scfg.vni = opt.vni;
+	scfg.gso = opt.gso;
 	scfg.max_frame =
 		PKT_ETH_LEN + PKT_VLAN_LEN + (opt.mtu > META_MAX_JSON ? opt.mtu : META_MAX_JSON);
 	a.ship = ship_new(&scfg);
@@ -688,7 +746,8 @@ int main(int argc, char **argv)
 	a.procs = calloc(PROC_CACHE, sizeof(*a.procs));
 	a.ni = netinfo_new();
 	a.reorder = reorder_new();
-	if (!a.procs || !a.ni || !a.reorder) {
+	a.scratch = malloc(sizeof(*a.scratch));
+	if (!a.procs || !a.ni || !a.reorder || !a.scratch) {
 		err = -ENOMEM;
 		log_err("failed to allocate agent buffers: %s", strerror(ENOMEM));
 		goto cleanup;
@@ -699,6 +758,7 @@ int main(int argc, char **argv)
 	ccfg.node = opt.node;
 	ccfg.emit = on_frame;
 	ccfg.emit_ctx = &a;
+	ccfg.frame_buf = frame_buf;
 	ccfg.lookup.proc = lookup_proc;
 	ccfg.lookup.lib = lookup_lib;
 	ccfg.lookup.listens = lookup_listens;
@@ -722,6 +782,11 @@ int main(int argc, char **argv)
 		err = errno ? -errno : -EINVAL;
 		goto cleanup; /* probe_new() logged the cause */
 	}
+	/* Before any thread starts (capabilities are per thread): the HTTP server's thread
+	 * must not keep what the agent gave up. */
+	err = drop_caps(&opt);
+	if (err)
+		goto cleanup;
 	/* Served once the probes are attached: /healthz answering means capturing. */
 	if (opt.metrics_addr) {
 		err = metrics_setup(&a);
@@ -769,6 +834,7 @@ cleanup:
 	ship_free(a.ship);
 	netinfo_free(a.ni);
 	reorder_free(a.reorder);
+	free(a.scratch);
 	free(a.procs);
 	metrics_free(a.metrics);
 	config_argv_free(av);

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <linux/perf_event.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +72,6 @@ struct probe {
 	probe_event_fn on_event;
 	probe_lost_fn on_lost;
 	void *ctx;
-	struct ecv_event *ev; /* aligned copy of the current sample */
 	int handled;
 };
 
@@ -622,9 +622,12 @@ static void scan_all(struct probe *p)
 
 /* --- perf buffer -------------------------------------------------------------------- */
 
+/* Hands the sample on where it sits in the ring (no copy: the consumer copies it once,
+ * to an aligned place, see probe_event_fn); only its length fields are checked. */
 static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 {
 	struct probe *p = ctx;
+	__u32 len;
 
 	(void)cpu;
 	p->handled++;
@@ -633,16 +636,16 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 		return;
 	}
 	/* Samples are padded to 8 bytes; anything past the struct is padding. */
-	if (size > sizeof(*p->ev))
-		size = sizeof(*p->ev);
-	memcpy(p->ev, data, size);
-	if (p->ev->len > size - ECV_EVENT_HDR_LEN) {
-		log_debug("dropping perf sample with len %u > %u", p->ev->len,
+	if (size > sizeof(struct ecv_event))
+		size = sizeof(struct ecv_event);
+	memcpy(&len, (const char *)data + offsetof(struct ecv_event, len), sizeof(len));
+	if (len > size - ECV_EVENT_HDR_LEN) {
+		log_debug("dropping perf sample with len %u > %u", len,
 			  (unsigned)(size - ECV_EVENT_HDR_LEN));
 		return;
 	}
 	if (p->on_event)
-		p->on_event(p->ctx, p->ev, size);
+		p->on_event(p->ctx, data, size);
 }
 
 static void on_lost_sample(void *ctx, int cpu, __u64 count)
@@ -651,6 +654,52 @@ static void on_lost_sample(void *ctx, int cpu, __u64 count)
 
 	if (p->on_lost)
 		p->on_lost(p->ctx, cpu, count);
+}
+
+/* A perf ring record as the kernel writes it (perf_event_open(2), PERF_SAMPLE_RAW). */
+struct perf_sample_raw {
+	struct perf_event_header hdr;
+	__u32 size;
+	char data[];
+};
+
+struct perf_lost {
+	struct perf_event_header hdr;
+	__u64 id;
+	__u64 lost;
+};
+
+static enum bpf_perf_event_ret on_record(void *ctx, int cpu, struct perf_event_header *h)
+{
+	if (h->type == PERF_RECORD_SAMPLE) {
+		struct perf_sample_raw *s = (struct perf_sample_raw *)h;
+
+		on_sample(ctx, cpu, s->data, s->size);
+	} else if (h->type == PERF_RECORD_LOST) {
+		struct perf_lost *l = (struct perf_lost *)h;
+
+		on_lost_sample(ctx, cpu, l->lost);
+	}
+	return LIBBPF_PERF_EVENT_CONT;
+}
+
+/* perf_buffer__new() asks for a wakeup per sample: at 10^4..10^5 samples a second the
+ * writer's CPU pays a wakeup each and the agent runs one round per sample. Here a ring
+ * wakes the agent once a quarter of it is filled; probe_poll() then drains every ring
+ * (perf_buffer__consume()), so what sits below the mark waits at most one poll timeout. */
+static struct perf_buffer *perf_buffer_open(struct probe *p, unsigned pages)
+{
+	struct perf_event_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.type = PERF_TYPE_SOFTWARE;
+	attr.config = PERF_COUNT_SW_BPF_OUTPUT;
+	attr.sample_type = PERF_SAMPLE_RAW;
+	attr.sample_period = 1;
+	attr.watermark = 1;
+	attr.wakeup_watermark = (__u32)((uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE) / 4);
+	return perf_buffer__new_raw(bpf_map__fd(p->skel->maps.events), pages, &attr, on_record, p,
+				    NULL);
 }
 
 /* --- public ------------------------------------------------------------------------- */
@@ -705,11 +754,6 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 		err = -ENOMEM;
 		goto cleanup;
 	}
-	p->ev = aligned_alloc(8, sizeof(*p->ev));
-	if (!p->ev) {
-		err = -ENOMEM;
-		goto cleanup;
-	}
 	p->auto_discover = cfg->auto_discover;
 	p->rescan_ms = cfg->rescan_ms ? cfg->rescan_ms : 1000;
 	p->pid = cfg->pid;
@@ -720,8 +764,7 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 	err = load_bpf(p, cfg);
 	if (err)
 		goto cleanup;
-	p->pb = perf_buffer__new(bpf_map__fd(p->skel->maps.events), pages, on_sample,
-				 on_lost_sample, p, NULL);
+	p->pb = perf_buffer_open(p, pages);
 	if (!p->pb) {
 		err = -errno;
 		log_err("failed to create perf buffer (%u pages per CPU): %s", pages,
@@ -759,6 +802,10 @@ int probe_poll(struct probe *p, int timeout_ms)
 	err = perf_buffer__poll(p->pb, timeout_ms);
 	if (err < 0 && err != -EINTR)
 		return err;
+	/* Rings below their wakeup mark, and the rest of the ones that woke us. */
+	err = perf_buffer__consume(p->pb);
+	if (err < 0 && err != -EINTR)
+		return err;
 	if (now_ms() >= p->next_scan_ms) {
 		uint64_t busy = __atomic_load_n(&p->skel->bss->busy_calls, __ATOMIC_RELAXED);
 
@@ -789,6 +836,5 @@ void probe_free(struct probe *p)
 	free(p->seen);
 	perf_buffer__free(p->pb);
 	unload(p);
-	free(p->ev);
 	free(p);
 }

@@ -1,5 +1,6 @@
 /* agent/reorder.c - per-round sort of BPF events by kernel timestamp. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,10 +53,17 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
-int reorder_add(struct reorder *r, const struct ecv_event *ev, size_t size)
+int reorder_add(struct reorder *r, const void *sample, size_t size)
 {
-	size_t keep = ECV_EVENT_HDR_LEN + (ev->len < ECV_CHUNK_SIZE ? ev->len : ECV_CHUNK_SIZE);
-	size_t aligned;
+	const char *ev = sample;
+	size_t keep, aligned;
+	__u64 ts;
+	__u32 len;
+
+	/* Fields read with memcpy: the sample may sit unaligned in the perf ring. */
+	memcpy(&ts, ev + offsetof(struct ecv_event, ts_ns), sizeof(ts));
+	memcpy(&len, ev + offsetof(struct ecv_event, len), sizeof(len));
+	keep = ECV_EVENT_HDR_LEN + (len < ECV_CHUNK_SIZE ? len : ECV_CHUNK_SIZE);
 
 	if (keep > size)
 		keep = size; /* conn_handle() rejects it; the size it saw is kept */
@@ -64,8 +72,7 @@ int reorder_add(struct reorder *r, const struct ecv_event *ev, size_t size)
 	    grow((void **)&r->refs, &r->n_cap, r->n + 1, sizeof(*r->refs)))
 		return -ENOMEM;
 	memcpy(r->arena + r->used, ev, keep);
-	r->refs[r->n] =
-		(struct reorder_ref){ .ts = ev->ts_ns, .seq = r->n, .off = r->used, .size = keep };
+	r->refs[r->n] = (struct reorder_ref){ .ts = ts, .seq = r->n, .off = r->used, .size = keep };
 	r->n++;
 	r->used += aligned;
 	return 0;

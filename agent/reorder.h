@@ -21,10 +21,10 @@ typedef void (*reorder_fn)(void *ctx, const struct ecv_event *ev, size_t size);
 struct reorder *reorder_new(void);
 void reorder_free(struct reorder *r); /* NULL-safe */
 
-/* Keeps a copy of ev (size bytes, at least ECV_EVENT_HDR_LEN; only the header and
- * ev->len data bytes, bounded by size, are kept). Returns 0 or -ENOMEM (the caller then
- * hands the event on unsorted). */
-int reorder_add(struct reorder *r, const struct ecv_event *ev, size_t size);
+/* Keeps a copy of the event at sample (size bytes, at least ECV_EVENT_HDR_LEN; any
+ * alignment, such as a perf ring's; only the header and len data bytes, bounded by size,
+ * are kept). Returns 0 or -ENOMEM (the caller then hands the event on unsorted). */
+int reorder_add(struct reorder *r, const void *sample, size_t size);
 /* Calls fn for every kept event in timestamp order, then empties the buffer. The event
  * pointers are 8-byte aligned and valid during the call only. Returns how many. */
 size_t reorder_drain(struct reorder *r, reorder_fn fn, void *ctx);

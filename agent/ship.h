@@ -23,18 +23,31 @@
 #define SHIP_BATCH 64 /* datagrams per sendmmsg() */
 #define SHIP_MAX_TVNS 64
 
+/* UDP GSO (UDP_SEGMENT): a run of equal-sized frames leaves in one send and is split
+ * into datagrams by the kernel: at the device for a path through a NIC, at the
+ * receiving socket for a local one (the tvn's). A kernel tunnel endpoint reached over
+ * veth/bridge on the same host (a Linux vxlan device as the receiver) takes such a run
+ * as one datagram and loses all but its first frame, hence the default: */
+enum ship_gso {
+	SHIP_GSO_AUTO = 0, /* on for loopback TVNs (always a user-space receiver), else off */
+	SHIP_GSO_ON,
+	SHIP_GSO_OFF,
+};
+
 struct ship_cfg {
 	const char *const *tvns; /* "HOST[:PORT]" (port default 4789), 1..SHIP_MAX_TVNS */
 	size_t n_tvns;
 	uint32_t vni;	    /* 24 bits */
 	unsigned max_frame; /* largest inner frame to carry (bytes) */
+	enum ship_gso gso;
 };
 
 struct ship_stats {
 	uint64_t tx_packets; /* datagrams the kernel accepted */
 	uint64_t tx_bytes;   /* their UDP payload bytes (VxLAN header + inner frame) */
-	uint64_t tx_errors;  /* datagrams not sent: send errors (ECONNREFUSED, EAGAIN, ...)
-			      * and frames over max_frame */
+	uint64_t tx_errors;  /* datagrams not sent: send errors (ECONNREFUSED, EAGAIN, ...),
+			      * frames over max_frame, and datagrams an ICMP error came back
+			      * for (counted at ship_flush) */
 };
 
 struct ship;
@@ -48,7 +61,13 @@ void ship_free(struct ship *s);
 /* Queues one inner frame of flow (either direction) for its TVN; sends the batch when
  * it is full. Never blocks. Returns 0, or -EMSGSIZE (counted) for an oversized frame. */
 int ship_send(struct ship *s, const struct ecv_tuple *flow, const uint8_t *frame, size_t len);
-/* Sends every queued datagram (call at the end of each poll round). */
+/* Where the next frame of flow may be built in place (need bytes or more), so that
+ * ship_send() of that pointer queues it without a copy; NULL if need is over max_frame.
+ * Valid until the next ship_send()/ship_flush(). */
+uint8_t *ship_frame_buf(struct ship *s, const struct ecv_tuple *flow, size_t need);
+/* Sends every queued datagram, then counts the ICMP errors (a TVN down: port
+ * unreachable) queued on the sockets since the last call as tx_errors; never blocks.
+ * Call it at the end of each poll round, also when nothing was queued. */
 void ship_flush(struct ship *s);
 const struct ship_stats *ship_stats(const struct ship *s);
 

@@ -357,6 +357,24 @@ int BPF_KRETPROBE(ssl_new_exit, void *ssl)
 	return 0;
 }
 
+/* A handshake on an object that already ended (SSL_shutdown, SSL_clear and SSL_set_fd on
+ * the next socket, as wrk does) or already moved data begins a new connection on the
+ * same object: offsets from 0, followed from its start, the socket learned again. The sk
+ * pointer is forgotten too: the next socket often sits at the freed one's address.
+ * Returns true if st was reset (the caller announces the new start). */
+static __always_inline bool conn_restart(struct conn_state *st)
+{
+	if (!st->closed && !st->offsets[0] && !st->offsets[1])
+		return false;
+	st->offsets[0] = 0;
+	st->offsets[1] = 0;
+	st->sk = 0;
+	st->closed = 0;
+	st->flags = ECV_F_FROM_START;
+	__builtin_memset(&st->tuple, 0, sizeof(st->tuple));
+	return true;
+}
+
 /* SSL_set_connect_state / SSL_set_accept_state: no I/O yet, so the object is at its
  * start even if SSL_new ran before the agent (s_client and python call these, then
  * let the first SSL_read/SSL_write drive the handshake). */
@@ -370,7 +388,7 @@ int BPF_KPROBE(ssl_set_state_enter, void *ssl)
 	if (!s || !filter_pass())
 		return 0;
 	st = conn_get(s, bpf_get_current_pid_tgid() >> 32, true, &created);
-	if (st && created)
+	if (st && (created || conn_restart(st)))
 		emit_meta(ctx, ECV_EV_START, s, st);
 	return 0;
 }
@@ -389,7 +407,7 @@ int BPF_KPROBE(ssl_handshake_enter, void *ssl)
 	st = conn_get(s, id >> 32, true, &created);
 	if (!st)
 		return 0;
-	if (created)
+	if (created || conn_restart(st))
 		emit_meta(ctx, ECV_EV_START, s, st);
 	/* The handshake's own socket I/O teaches the socket hook the tuple early. */
 	bpf_map_update_elem(&ssl_threads, &id, &s, BPF_ANY);

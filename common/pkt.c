@@ -45,19 +45,61 @@ static inline void wr32(uint8_t *p, uint32_t v)
 	p[3] = v & 0xff;
 }
 
-/* Adds buf to a 32-bit one's-complement accumulator; an odd length pads with zero. */
+/* csum_add() adds buf to a 32-bit one's-complement accumulator of big-endian 16-bit words
+ * (as the headers store them); an odd length pads with zero. It sums native 32-bit words
+ * in a 64-bit accumulator and byte-swaps once at the end (csum_finish()): a ones'-complement
+ * sum does not depend on byte order (RFC 1071 §2(B)), and this is the agent's hottest loop
+ * (every payload byte of every frame). Every call starts at an even offset of the
+ * checksummed data, so only the last call of a chain may have an odd length. */
+static uint32_t csum_finish(uint32_t sum, uint64_t acc)
+{
+	acc = (acc & 0xffffffffu) + (acc >> 32);
+	acc = (acc & 0xffffffffu) + (acc >> 32);
+	acc = (acc & 0xffff) + (acc >> 16);
+	acc = (acc & 0xffff) + (acc >> 16);
+	acc = (acc & 0xffff) + (acc >> 16);
+	return sum + ntohs((uint16_t)acc); /* native word order -> network order value */
+}
+
+/* The last 0..15 bytes of a sum, copied to dst too when dst is not NULL. */
+static uint64_t csum_tail(uint64_t acc, uint8_t *dst, const uint8_t *buf, size_t len)
+{
+	uint8_t t[16] = { 0 };
+	uint32_t w[4];
+
+	memcpy(t, buf, len);
+	if (dst)
+		memcpy(dst, t, len);
+	memcpy(w, t, sizeof(w)); /* zero padding: an odd last byte is the high half */
+	return acc + w[0] + w[1] + w[2] + w[3];
+}
+
 static uint32_t csum_add(uint32_t sum, const uint8_t *buf, size_t len)
 {
-	size_t i;
+	uint64_t acc = 0;
 
-	for (i = 0; i + 1 < len; i += 2) {
-		sum += rd16(buf + i);
-		if (sum & 0x80000000u) /* fold before overflow on huge buffers */
-			sum = (sum & 0xffff) + (sum >> 16);
+	for (; len >= 16; buf += 16, len -= 16) {
+		uint32_t v[4];
+
+		memcpy(v, buf, sizeof(v)); /* no alignment assumed */
+		acc += (uint64_t)v[0] + v[1] + v[2] + v[3];
 	}
-	if (len & 1)
-		sum += (uint32_t)buf[len - 1] << 8;
-	return sum;
+	return csum_finish(sum, csum_tail(acc, NULL, buf, len));
+}
+
+/* csum_add() of src while copying it to dst: the payload is read once, not twice. */
+static uint32_t csum_copy(uint32_t sum, uint8_t *dst, const uint8_t *src, size_t len)
+{
+	uint64_t acc = 0;
+
+	for (; len >= 16; src += 16, dst += 16, len -= 16) {
+		uint32_t v[4];
+
+		memcpy(v, src, sizeof(v));
+		memcpy(dst, v, sizeof(v));
+		acc += (uint64_t)v[0] + v[1] + v[2] + v[3];
+	}
+	return csum_finish(sum, csum_tail(acc, dst, src, len));
 }
 
 /* Final ones'-complement, as a host-order value to be written with wr16(). */
@@ -83,7 +125,7 @@ uint16_t pkt_csum(const void *buf, size_t len)
 static uint32_t pseudo_sum(bool v4, const uint8_t *src, const uint8_t *dst, uint8_t proto,
 			   uint32_t l4_len)
 {
-	uint8_t tail[8] = {0};
+	uint8_t tail[8] = { 0 };
 	uint32_t sum;
 
 	if (v4) {
@@ -186,11 +228,11 @@ int pkt_build(uint8_t *buf, size_t cap, const struct pkt_l2 *l2, const struct ec
 		wr16(l4 + 4, (uint16_t)(l4_hdr + len));
 		wr16(l4 + 6, 0);
 	}
-	if (len)
-		memcpy(l4 + l4_hdr, payload, len);
-
 	sum = pseudo_sum(v4, t->saddr, t->daddr, t->proto, (uint32_t)(l4_hdr + len));
-	c = csum_fold(csum_add(sum, l4, l4_hdr + len));
+	sum = csum_add(sum, l4, l4_hdr); /* 20 or 8 bytes: the payload starts even */
+	if (len)
+		sum = csum_copy(sum, l4 + l4_hdr, payload, len);
+	c = csum_fold(sum);
 	if (!is_tcp && c == 0)
 		c = 0xffff; /* RFC 768: a computed zero is sent as all ones */
 	wr16(l4 + (is_tcp ? 16 : 6), c);
@@ -207,6 +249,13 @@ size_t pkt_mss(unsigned mtu, int family)
 int pkt_segment(const struct pkt_l2 *l2, const struct ecv_tuple *t, const struct pkt_tcp *tcp,
 		uint16_t *ip_id, unsigned mtu, const void *payload, size_t len, pkt_emit_fn emit,
 		void *ctx)
+{
+	return pkt_segment_to(l2, t, tcp, ip_id, mtu, payload, len, NULL, emit, ctx);
+}
+
+int pkt_segment_to(const struct pkt_l2 *l2, const struct ecv_tuple *t, const struct pkt_tcp *tcp,
+		   uint16_t *ip_id, unsigned mtu, const void *payload, size_t len, pkt_buf_fn buf,
+		   pkt_emit_fn emit, void *ctx)
 {
 	const uint8_t *p = payload;
 	uint8_t stack_buf[4096];
@@ -235,17 +284,19 @@ int pkt_segment(const struct pkt_l2 *l2, const struct ecv_tuple *t, const struct
 	do {
 		size_t n_bytes = len - off < mss ? len - off : mss;
 		bool last = off + n_bytes >= len;
+		uint8_t *out = buf ? buf(ctx, cap) : NULL;
 
 		seg.seq = tcp->seq + (uint32_t)off;
 		/* PSH and FIN belong to the end of the data, not to every piece of it. */
 		seg.flags = last ? tcp->flags : tcp->flags & ~(PKT_TCP_PSH | PKT_TCP_FIN);
-		n = pkt_build(frame, cap, l2, t, &seg, *ip_id, p ? p + off : NULL, n_bytes);
+		n = pkt_build(out ? out : frame, cap, l2, t, &seg, *ip_id, p ? p + off : NULL,
+			      n_bytes);
 		if (n < 0) {
 			err = n;
 			goto cleanup;
 		}
 		(*ip_id)++;
-		err = emit(ctx, frame, (size_t)n);
+		err = emit(ctx, out ? out : frame, (size_t)n);
 		if (err)
 			goto cleanup;
 		off += n_bytes;

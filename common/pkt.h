@@ -58,6 +58,11 @@ size_t pkt_mss(unsigned mtu, int family);
  * returned by pkt_segment(). The frame is only valid during the call. */
 typedef int (*pkt_emit_fn)(void *ctx, const uint8_t *frame, size_t len);
 
+/* Where pkt_segment_to() builds the next frame: a buffer of at least need bytes that
+ * stays valid until emit returns, or NULL for pkt's own buffer. Lets a sender build
+ * frames in its send queue instead of copying each one there. */
+typedef uint8_t *(*pkt_buf_fn)(void *ctx, size_t need);
+
 /* Splits payload into MSS-sized TCP segments for mtu, the first at tcp->seq, each next
  * one at seq + bytes before it, all with tcp->ack and tcp->flags (PSH and FIN are set on
  * the last segment only, when tcp->flags has them). *ip_id is used and incremented per
@@ -66,6 +71,11 @@ typedef int (*pkt_emit_fn)(void *ctx, const uint8_t *frame, size_t len);
 int pkt_segment(const struct pkt_l2 *l2, const struct ecv_tuple *t, const struct pkt_tcp *tcp,
 		uint16_t *ip_id, unsigned mtu, const void *payload, size_t len, pkt_emit_fn emit,
 		void *ctx);
+/* pkt_segment() building each frame where buf(ctx, need) says (NULL buf or return: in
+ * pkt's own buffer); emit then gets that buffer. */
+int pkt_segment_to(const struct pkt_l2 *l2, const struct ecv_tuple *t, const struct pkt_tcp *tcp,
+		   uint16_t *ip_id, unsigned mtu, const void *payload, size_t len, pkt_buf_fn buf,
+		   pkt_emit_fn emit, void *ctx);
 
 /* Parse errors; pkt_parse() returns their negatives. pkt_strerror() gives the metric
  * label ("eth_short", ...). */

@@ -6,7 +6,8 @@
 # agent scoped with --netns), the agent ships to a tvn on 127.0.0.1:4391 writing
 # pcap:/dev/null. Rounds alternate without / with the agent.
 #   sudo BUILD=build BENCH_MB=200 BENCH_ROUNDS=3 bash tests/bench/agent_consumer.sh
-# Extra agent flags: BENCH_AGENT_ARGS (e.g. "--perf-pages 64"). Not a test: prints a
+# Another agent binary: BENCH_AGENT (e.g. an older build, same tvn). Extra agent flags:
+# BENCH_AGENT_ARGS (e.g. "--perf-pages 64"). Not a test: prints a
 # table and exits 0 unless something failed to run.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -53,7 +54,7 @@ if mode == "server":
     block = bytes(range(256)) * 1024  # 256 KiB per sendall
     for _ in range(mb * 4):
         s.sendall(block)
-    s.unwrap() if False else s.close()
+    s.close()
 else:
     ctx = ssl.create_default_context(); ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -84,21 +85,23 @@ one_round() {
 start_ecv() {
 	"$BUILD/tvn" --listen 127.0.0.1:$TVN_PORT --out pcap:/dev/null >"$TMP/tvn.log" 2>&1 &
 	TVN_PID=$!
-	PIDS+=($TVN_PID)
+	PIDS+=("$TVN_PID")
 	# shellcheck disable=SC2086
-	"$BUILD/ecv-agent" --no-auto --lib /usr/lib/x86_64-linux-gnu/libssl.so.3 \
+	"${BENCH_AGENT:-$BUILD/ecv-agent}" --no-auto --lib /usr/lib/x86_64-linux-gnu/libssl.so.3 \
 		--netns /var/run/netns/$NS --tvn 127.0.0.1:$TVN_PORT ${BENCH_AGENT_ARGS:-} \
 		>"$TMP/agent.log" 2>&1 &
 	AGENT_PID=$!
-	PIDS+=($AGENT_PID)
+	PIDS+=("$AGENT_PID")
 	for _ in $(seq 300); do grep -q capturing "$TMP/agent.log" && return 0; sleep 0.1; done
 	echo "agent did not start:"; cat "$TMP/agent.log"; exit 1
 }
 
 stop_ecv() {
-	local t
-	# utime + stime of the agent, in clock ticks (fields 14, 15 of /proc/PID/stat).
+	local t u
+	# utime + stime of the agent and the tvn, in clock ticks (fields 14, 15 of
+	# /proc/PID/stat).
 	t=$(awk '{print $14 + $15}' /proc/$AGENT_PID/stat)
+	u=$(awk '{print $14 + $15}' /proc/$TVN_PID/stat)
 	kill -TERM $AGENT_PID
 	wait $AGENT_PID
 	kill -TERM $TVN_PID
@@ -106,21 +109,23 @@ stop_ecv() {
 	PIDS=()
 	# "stopped: E events, F frames, D datagrams sent, S send errors, L lost"
 	echo "$(sed -n 's/.*stopped: \([0-9]*\) events.* \([0-9]*\) lost.*/\1 \2/p' \
-		"$TMP/agent.log") $(awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", t/hz}')"
+		"$TMP/agent.log") $(awk -v t="$t" -v u="$u" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN{printf "%.2f %.2f", t/hz, u/hz}')"
 }
 
-without=() with=() lost=() events=() cpu=()
+without=() with=() lost=() events=() cpu=() tcpu=()
 for r in $(seq "$ROUNDS"); do
 	without+=("$(one_round)")
 	start_ecv
 	with+=("$(one_round)")
 	stop_ecv >"$TMP/stop"
-	read -r ev lo cp <"$TMP/stop"
+	read -r ev lo cp tc <"$TMP/stop"
 	events+=("$ev")
 	lost+=("$lo")
 	cpu+=("$cp")
+	tcpu+=("$tc")
 	echo "round $r: without ${without[-1]} MB/s, with ${with[-1]} MB/s, events $ev," \
-		"lost $lo, agent CPU ${cp} s"
+		"lost $lo, agent CPU ${cp} s, tvn CPU ${tc} s"
 done
 med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mw=$(med "${without[@]}")
@@ -128,3 +133,4 @@ mx=$(med "${with[@]}")
 echo "median bulk MB/s: without $mw, with $mx ($(awk -v a="$mx" -v b="$mw" 'BEGIN{printf "%.1f", 100*a/b}') %)"
 echo "lost events per round: ${lost[*]} (events per round: ${events[*]})"
 echo "agent CPU seconds (user+sys) per round: ${cpu[*]}"
+echo "tvn CPU seconds (user+sys) per round: ${tcpu[*]}"

@@ -64,9 +64,15 @@ e2e_stop_tvn tvn2
 N1=$(sed -n 's/.*summary: packets in \([0-9]*\),.*/\1/p' "$E2E_TMP/tvn.log" | tail -1)
 [ -n "$N1" ] || N1=$N1_LAST
 
-# Ground truth: datagrams on the bridge, and those inside the down window.
-read -r NRAW NWIN < <(tshark -r "$ECVX_RAW" -T fields -e frame.time_epoch 2>/dev/null |
-	awk -v a="$T_DOWN" -v b="$T_UP" '{ n++ } $1 >= a - 0.05 && $1 <= b + 0.05 { w++ } END { print n + 0, w + 0 }')
+# Ground truth: datagrams on the bridge, and those inside the down window. The agent
+# sends runs of equal-sized datagrams as one UDP GSO packet, split only at the receiving
+# socket, so one captured packet may hold several: its UDP payload divided by the size of
+# the first datagram (VxLAN 8 + Ethernet 14 + the inner IP length), rounded up.
+read -r NRAW NWIN < <(tshark -r "$ECVX_RAW" -T fields -E separator=' ' -E aggregator=' ' \
+	-e frame.time_epoch -e udp.length -e ip.len 2>/dev/null |
+	awk -v a="$T_DOWN" -v b="$T_UP" '{ k = 1 }
+		NF >= 4 { p = $2 - 8; s = 22 + $4; k = int((p + s - 1) / s) }
+		{ n += k } $1 >= a - 0.05 && $1 <= b + 0.05 { w += k } END { print n + 0, w + 0 }')
 MISSING=$((NRAW - N1 - N2))
 e2e_note "datagrams: $NRAW on the bridge, $N1 to the first tvn, $N2 to the second," \
 	"$MISSING missing, $NWIN sent in the down window"

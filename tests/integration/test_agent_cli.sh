@@ -71,6 +71,7 @@ done <<'LIST'
 --max-chunks 65
 --socket-hook kretprobe
 --flow-timeout soon
+--gso sometimes
 --stats-interval 5x
 --pid 0
 --metrics nocolon
@@ -84,7 +85,7 @@ run_agent --help
 if [ "$rc" -eq 0 ]; then ok "--help exits 0"; else bad "--help exit $rc"; fi
 for flag in --tvn --vni --mtu --lib --bin --no-auto --pid --cgroup --netns --socket-hook \
 	--perf-pages --max-chunks --node --metrics --stats-interval --flow-timeout --verbose \
-	--version --help --config; do
+	--version --help --config --gso; do
 	grep -q -- "$flag" "$TMP/out" || bad "--help does not document $flag"
 done
 run_agent --version

@@ -550,6 +550,73 @@ START_TEST(reuse_during_grace_ends_old_flow)
 }
 END_TEST
 
+/* wrk reuses one SSL object: SSL_shutdown (CLOSE, the entry stays), SSL_clear, SSL_set_fd
+ * on the next socket, SSL_connect (a new START, offsets from 0 again), the new socket
+ * (SOCK, new tuple). Every connection is its own flow: its own tuple, SYN, bytes from its
+ * ISN + 1 and FINs, none of the old connection's offsets carried over. */
+START_TEST(ssl_clear_reuse_one_flow_per_connection)
+{
+	const uint32_t tuple_fs = ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_CLIENT;
+	struct conn_table *ct = table(0);
+	uint64_t ts = 100;
+
+	for (uint16_t k = 0; k < 3; k++) {
+		struct ecv_event *ev[4];
+		struct ecv_tuple c2s, s2c, prev, prev_r;
+		uint32_t ic, is;
+		unsigned f0 = n_frames;
+
+		tuples(&c2s, &s2c);
+		c2s.sport = 40000 + k;
+		tuple_reverse(&s2c, &c2s);
+		ic = isn_compute(&c2s);
+		is = isn_compute(&s2c);
+		ev[0] = mk(ECV_EV_START, 0, 0, 0, ECV_F_FROM_START);
+		ev[1] = mk(ECV_EV_SOCK, 0, 0, 0, tuple_fs);
+		ev[2] = mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10, tuple_fs);
+		ev[3] = mk(ECV_EV_DATA, ECV_DIR_READ, 0, 20, tuple_fs);
+		for (int i = 0; i < 4; i++) {
+			ev[i]->lport = 40000 + k;
+			ev[i]->ts_ns = ts++;
+			feed(ct, ev[i], ts);
+		}
+		ev[0] = mk(ECV_EV_CLOSE, 0, 0, 0, tuple_fs);
+		ev[0]->lport = 40000 + k;
+		ev[0]->ts_ns = ts++;
+		feed(ct, ev[0], ts);
+		/* the previous connection ended at this START: its FINs and end record
+		 * came first, with its own tuple, sequence numbers and byte counts */
+		if (k > 0) {
+			prev = c2s;
+			prev.sport--;
+			tuple_reverse(&prev_r, &prev);
+			check_tcp(&frames[f0], &prev, isn_compute(&prev) + 1 + 10,
+				  isn_compute(&prev_r) + 1 + 20, PKT_TCP_FIN | PKT_TCP_ACK);
+			ck_assert_int_eq(frames[f0 + 3].meta.event, META_END);
+			ck_assert_uint_eq(frames[f0 + 3].meta.tuple.sport, 40000 + k - 1);
+			ck_assert_uint_eq(frames[f0 + 3].meta.bytes[0], 10);
+			ck_assert_uint_eq(frames[f0 + 3].meta.bytes[1], 20);
+			f0 += 4;
+		}
+		ck_assert_uint_eq(n_frames, f0 + 1 + 3 + 2);
+		ck_assert_int_eq(frames[f0].meta.event, META_START);
+		ck_assert(frames[f0].meta.from_start);
+		ck_assert_uint_eq(frames[f0].meta.tuple.sport, 40000 + k);
+		check_tcp(&frames[f0 + 1], &c2s, ic, 0, PKT_TCP_SYN);
+		check_tcp(&frames[f0 + 4], &c2s, ic + 1, is + 1, PKT_TCP_PSH | PKT_TCP_ACK);
+		check_payload(&frames[f0 + 4], ECV_DIR_WRITE, 0, 10);
+		check_tcp(&frames[f0 + 5], &s2c, is + 1, ic + 1 + 10, PKT_TCP_PSH | PKT_TCP_ACK);
+		check_payload(&frames[f0 + 5], ECV_DIR_READ, 0, 20);
+	}
+	ck_assert_uint_eq(conn_expire(ct, ts + CONN_CLOSE_GRACE_NS), 1);
+	ck_assert_uint_eq(conn_stats(ct)->flows_started, 3);
+	ck_assert_uint_eq(conn_stats(ct)->flows_ended, 3);
+	ck_assert_uint_eq(conn_stats(ct)->gaps, 0);
+	ck_assert_uint_eq(conn_stats(ct)->flows_active, 0);
+	conn_table_free(ct);
+}
+END_TEST
+
 /* The socket hook may report an SSL object after its SSL_free: that alone must not open
  * a flow (no start record, no FINs later). */
 START_TEST(socket_event_alone_opens_nothing)
@@ -643,6 +710,7 @@ static Suite *conn_suite(void)
 	tcase_add_test(tc, reused_ssl_pointer_starts_new_flow);
 	tcase_add_test(tc, data_after_close_within_grace);
 	tcase_add_test(tc, reuse_during_grace_ends_old_flow);
+	tcase_add_test(tc, ssl_clear_reuse_one_flow_per_connection);
 	tcase_add_test(tc, close_read_before_the_data);
 	tcase_add_test(tc, socket_event_alone_opens_nothing);
 	tcase_add_test(tc, malformed_events_rejected);
