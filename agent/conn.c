@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "hash.h"
 #include "isn.h"
 #include "meta.h"
 #include "netinfo.h"
@@ -70,13 +71,8 @@ static size_t conn_hash(uint32_t tgid, uint64_t ssl)
 {
 	uint64_t h = ssl ^ ((uint64_t)tgid << 32) ^ tgid;
 
-	/* murmur3 fmix64: SSL pointers share their low bits (allocator alignment). */
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return (size_t)h;
+	/* SSL pointers share their low bits (allocator alignment): mix before masking. */
+	return (size_t)hash_mix64(h);
 }
 
 struct conn_table *conn_table_new(const struct conn_cfg *cfg)

@@ -14,6 +14,7 @@
 #include <linux/errqueue.h> /* after <time.h>: it uses struct timespec */
 
 #include "args.h"
+#include "hash.h"
 #include "log.h"
 #include "ship.h"
 #include "vxlan.h"
@@ -82,36 +83,14 @@ struct ship {
 	struct ship_stats st;
 };
 
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
-}
-
-/* FNV-1a over bytes, finished with a mixer: stable across hosts and runs. */
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 uint64_t ship_tvn_id(const uint8_t addr[16], uint16_t port)
 {
 	uint8_t pb[2] = { (uint8_t)(port >> 8), (uint8_t)port };
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = HASH_FNV_OFFSET;
 
-	h = hash_bytes(h, addr, 16);
-	h = hash_bytes(h, pb, 2);
-	return mix64(h);
+	h = hash_fnv1a(h, addr, 16);
+	h = hash_fnv1a(h, pb, 2);
+	return hash_mix64(h);
 }
 
 size_t ship_rendezvous(const uint64_t *ids, size_t n, const struct ecv_tuple *flow)
@@ -125,9 +104,9 @@ size_t ship_rendezvous(const uint64_t *ids, size_t n, const struct ecv_tuple *fl
 		tuple_reverse(&canon, flow);
 	else
 		canon = *flow;
-	fh = mix64(hash_bytes(0xcbf29ce484222325ull, &canon, sizeof(canon)));
+	fh = hash_mix64(hash_fnv1a(HASH_FNV_OFFSET, &canon, sizeof(canon)));
 	for (size_t i = 0; i < n; i++) {
-		uint64_t w = mix64(ids[i] ^ fh);
+		uint64_t w = hash_mix64(ids[i] ^ fh);
 
 		if (i == 0 || w > best) {
 			best = w;
@@ -206,7 +185,7 @@ static int open_pool(struct ship *s, int idx)
 		if (setsockopt(k->fd, idx ? SOL_IPV6 : SOL_IP, idx ? IPV6_RECVERR : IP_RECVERR,
 			       &one, sizeof(one)))
 			return -errno;
-		err = bind_src_port(k->fd, family, mix64(((uint64_t)getpid() << 8) | i));
+		err = bind_src_port(k->fd, family, hash_mix64(((uint64_t)getpid() << 8) | i));
 		if (err)
 			return err;
 		k->gso = gso_supported(k->fd);

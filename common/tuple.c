@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "hash.h"
 #include "tuple.h"
 
 static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -99,22 +100,11 @@ int tuple_dir(const struct ecv_tuple *t)
 
 /* FNV-1a over the canonical (lower endpoint first) bytes, then a splitmix64 finalizer so
  * that every output bit depends on every input bit (the VxLAN port uses the low bits). */
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n--) {
-		h ^= *b++;
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 uint64_t tuple_hash(const struct ecv_tuple *t)
 {
 	const uint8_t *lo = t->saddr, *hi = t->daddr;
 	uint16_t lop = t->sport, hip = t->dport;
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = HASH_FNV_OFFSET;
 
 	if (endpoint_cmp(lo, lop, hi, hip) > 0) {
 		lo = t->daddr;
@@ -122,11 +112,11 @@ uint64_t tuple_hash(const struct ecv_tuple *t)
 		lop = t->dport;
 		hip = t->sport;
 	}
-	h = fnv1a(h, lo, 16);
-	h = fnv1a(h, &lop, sizeof(lop));
-	h = fnv1a(h, hi, 16);
-	h = fnv1a(h, &hip, sizeof(hip));
-	h = fnv1a(h, &t->proto, 1);
+	h = hash_fnv1a(h, lo, 16);
+	h = hash_fnv1a(h, &lop, sizeof(lop));
+	h = hash_fnv1a(h, hi, 16);
+	h = hash_fnv1a(h, &hip, sizeof(hip));
+	h = hash_fnv1a(h, &t->proto, 1);
 	h ^= h >> 30;
 	h *= 0xbf58476d1ce4e5b9ull;
 	h ^= h >> 27;

@@ -80,6 +80,7 @@
 #include <string.h>
 
 #include "dedup.h"
+#include "hash.h"
 #include "isn.h"
 
 #define INLINE_RANGES 2
@@ -252,16 +253,6 @@ static inline uint64_t rotl64(uint64_t x, int r)
 	return (x << r) | (x >> (64 - r));
 }
 
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
-
 /* Word-at-a-time digest for the content/packet hash sets: they hash every byte of every
  * frame, so a byte-wise hash would dominate the per-packet cost. Four independent lanes
  * keep the multiplier busy on long payloads. Chainable through h. */
@@ -280,8 +271,8 @@ static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
 		p += 32;
 		n -= 32;
 	}
-	h ^= mix64(v[0]) + rotl64(mix64(v[1]), 16) + rotl64(mix64(v[2]), 32) +
-	     rotl64(mix64(v[3]), 48);
+	h ^= hash_mix64(v[0]) + rotl64(hash_mix64(v[1]), 16) + rotl64(hash_mix64(v[2]), 32) +
+	     rotl64(hash_mix64(v[3]), 48);
 	while (n >= 8) {
 		memcpy(&w, p, 8);
 		h = rotl64(h ^ (w * k1), 29) * k2;
@@ -307,9 +298,9 @@ static uint64_t flow_hash64(const struct ecv_tuple *t)
 	memcpy(&a1, t->saddr + 8, 8);
 	memcpy(&b0, t->daddr, 8);
 	memcpy(&b1, t->daddr + 8, 8);
-	ha = mix64(a0 ^ rotl64(a1 ^ t->sport, 23));
-	hb = mix64(b0 ^ rotl64(b1 ^ t->dport, 23));
-	return mix64(ha + hb + t->proto);
+	ha = hash_mix64(a0 ^ rotl64(a1 ^ t->sport, 23));
+	hb = hash_mix64(b0 ^ rotl64(b1 ^ t->dport, 23));
+	return hash_mix64(ha + hb + t->proto);
 }
 
 static inline uint32_t flow_hash(const struct ecv_tuple *t)
@@ -326,7 +317,7 @@ static inline uint64_t sat_add(uint64_t a, uint64_t b)
 
 static uint32_t src_hash(const struct dedup_src *s)
 {
-	return (uint32_t)mix64(hash_bytes(s->vni, s->addr, sizeof(s->addr)));
+	return (uint32_t)hash_mix64(hash_bytes(s->vni, s->addr, sizeof(s->addr)));
 }
 
 static bool src_eq(const struct dedup_src *a, const struct dedup_src *b)
@@ -1345,7 +1336,7 @@ static bool hset_seen(struct dedup *d, uint64_t key, uint32_t sid, bool other_sr
 			return false;
 	}
 	key |= 1;
-	b = &d->hset[(mix64(key) & (HSET_BUCKETS - 1)) * HSET_WAYS];
+	b = &d->hset[(hash_mix64(key) & (HSET_BUCKETS - 1)) * HSET_WAYS];
 	victim = &b[0];
 	/* Ways fill left to right and are only ever overwritten, so the first empty one
 	 * ends the search. */
@@ -1395,7 +1386,7 @@ static uint64_t packet_digest(const uint8_t *frame, const struct pkt_info *info)
 	}
 	if (end > at)
 		h = hash_bytes(h, frame + at, end - at);
-	return mix64(h);
+	return hash_mix64(h);
 }
 
 /* Digest of the flow direction and the payload, not of sequence numbers: two copies
@@ -1407,10 +1398,10 @@ static uint64_t content_digest(const struct pkt_info *info)
 	uint64_t h = hash_bytes(0xc0de, (const uint8_t *)&info->tuple, sizeof(info->tuple));
 
 	if (info->payload_len)
-		return mix64(hash_bytes(h, info->payload, info->payload_len));
+		return hash_mix64(hash_bytes(h, info->payload, info->payload_len));
 	h = hash_bytes(h, &info->tcp_flags, 1);
 	h = hash_bytes(h, (const uint8_t *)&info->seq, 4);
-	return mix64(hash_bytes(h, (const uint8_t *)&info->ack, 4));
+	return hash_mix64(hash_bytes(h, (const uint8_t *)&info->ack, 4));
 }
 
 /* --- TCP path ------------------------------------------------------------ */
