@@ -58,7 +58,7 @@ int args_split_hostport(const char *s, char *host, size_t host_cap, uint16_t *po
 
 int args_resolve(const char *s, uint16_t defport, struct sockaddr_storage *out, socklen_t *out_len)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *res = NULL;
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
 	char host[256];
 	uint16_t port;
 	int err;

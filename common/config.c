@@ -180,8 +180,9 @@ static int convert_key(struct strvec *sv, const char *path, const struct option 
 
 	default: /* required_argument */
 		if (json_is_array(v)) {
-			/* An array repeats the flag: the only meaningful use is a repeatable one. */
-			json_array_foreach(v, i, e) {
+			/* An array repeats the flag: the only meaningful use is a repeatable one.
+			 */
+			json_array_foreach (v, i, e) {
 				ret = push_value(sv, key, e);
 				if (ret == -EINVAL)
 					set_err(err, errlen,
@@ -241,7 +242,7 @@ int config_to_argv(const char *path, const struct option *longopts, int *argc, c
 	}
 
 	/* jansson keeps insertion order, so repeated flags keep the file's order. */
-	json_object_foreach(root, key, v) {
+	json_object_foreach (root, key, v) {
 		const struct option *o = find_option(longopts, key);
 
 		if (!o) {

@@ -24,8 +24,8 @@ struct meta_str_field {
 #define STR_FIELD(k) #k, offsetof(struct meta_flow, k), FIELD_CAP(k), "bad " #k, #k " too long"
 
 static const struct meta_str_field str_fields[] = {
-	{STR_FIELD(node)},   {STR_FIELD(role)},	     {STR_FIELD(comm)}, {STR_FIELD(exe)},
-	{STR_FIELD(cgroup)}, {STR_FIELD(container)}, {STR_FIELD(lib)},
+	{ STR_FIELD(node) },   { STR_FIELD(role) },	 { STR_FIELD(comm) }, { STR_FIELD(exe) },
+	{ STR_FIELD(cgroup) }, { STR_FIELD(container) }, { STR_FIELD(lib) },
 };
 
 static int set_new(json_t *obj, const char *key, json_t *v)

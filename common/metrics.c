@@ -182,7 +182,7 @@ char *metrics_escape(const char *in, char *out, size_t cap)
 		return out;
 	for (; in && *in; in++) {
 		const char *rep = NULL;
-		char one[2] = {*in, '\0'};
+		char one[2] = { *in, '\0' };
 		size_t n;
 
 		if (*in == '\\')

@@ -8,7 +8,7 @@
 #include "hash.h"
 #include "tuple.h"
 
-static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
 void tuple_addr_from_v4(uint8_t out[16], const uint8_t v4[4])
 {

@@ -34,8 +34,8 @@ static int parse_port(const char *what, const char *s, uint16_t *out)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	uint8_t saddr[16], daddr[16], sfam, dfam;
 	uint16_t sport, dport;

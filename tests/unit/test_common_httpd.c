@@ -16,8 +16,8 @@
 static char *http_get(int family, unsigned port, const char *method, const char *path)
 {
 	static char resp[65536];
-	struct sockaddr_storage ss = {0};
-	struct timeval tv = {.tv_sec = 10}; /* a hang fails the test instead of the CI */
+	struct sockaddr_storage ss = { 0 };
+	struct timeval tv = { .tv_sec = 10 }; /* a hang fails the test instead of the CI */
 	char req[256];
 	size_t got = 0;
 	ssize_t n;

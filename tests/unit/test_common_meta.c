@@ -112,62 +112,74 @@ static const struct {
 	const char *json;
 	const char *why;
 } bad[] = {
-	{"", "not json"},
-	{"{\"v\":1", "not json"},
-	{"[1,2]", "not an object"},
-	{"{\"v\":1,\"v\":1}", "not json"}, /* duplicate keys are ambiguous */
-	{"{\"type\":\"flow\"}", "bad version"},
-	{"{\"v\":2,\"type\":\"flow\"}", "bad version"},
-	{"{\"v\":\"1\",\"type\":\"flow\"}", "bad version"},
-	{"{\"v\":1,\"type\":\"pkt\"}", "bad type"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"middle\"}", "bad event"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\"}", "missing src"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.300\"}", "bad src"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":1}", "bad src"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\"}", "missing dst"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"x\"}",
-	 "bad dst"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"::1\"}",
-	 "src and dst families differ"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
-	 "2\"}",
-	 "missing sport"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
-	 "\"sport\":65536,\"dport\":1}",
-	 "bad sport"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
-	 "\"sport\":1}",
-	 "missing dport"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
-	 "\"sport\":1,\"dport\":-1}",
-	 "bad dport"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
-	 "\"sport\":1,\"dport\":2,\"isn\":[1]}",
-	 "bad isn"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
-	 "\"sport\":1,\"dport\":2,\"isn\":[1,4294967296]}",
-	 "bad isn"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
-	 "\"sport\":1,\"dport\":2,\"bytes\":[-1,0]}",
-	 "bad bytes"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
-	 "\"sport\":1,\"dport\":2,\"lost\":1.5}",
-	 "bad lost"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
-	 "\"sport\":1,\"dport\":2,\"pid\":\"1\"}",
-	 "bad pid"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
-	 "\"sport\":1,\"dport\":2,\"from_start\":1}",
-	 "bad from_start"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
-	 "\"sport\":1,\"dport\":2,\"comm\":7}",
-	 "bad comm"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
-	 "\"sport\":1,\"dport\":2,\"comm\":\"0123456789abcdef\"}",
-	 "comm too long"},
-	{"{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
-	 "\"sport\":1,\"dport\":2,\"role\":\"a\\u0000b\"}",
-	 "not json"},
+	{ "", "not json" },
+	{ "{\"v\":1", "not json" },
+	{ "[1,2]", "not an object" },
+	{ "{\"v\":1,\"v\":1}", "not json" }, /* duplicate keys are ambiguous */
+	{ "{\"type\":\"flow\"}", "bad version" },
+	{ "{\"v\":2,\"type\":\"flow\"}", "bad version" },
+	{ "{\"v\":\"1\",\"type\":\"flow\"}", "bad version" },
+	{ "{\"v\":1,\"type\":\"pkt\"}", "bad type" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"middle\"}", "bad event" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\"}", "missing src" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.300\"}", "bad src" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":1}", "bad src" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\"}", "missing dst" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"x\"}",
+	  "bad dst" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"::1\"}",
+	  "src and dst families differ" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\"}",
+	  "missing sport" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\","
+	  "\"sport\":65536,\"dport\":1}",
+	  "bad sport" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\","
+	  "\"sport\":1}",
+	  "missing dport" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\","
+	  "\"sport\":1,\"dport\":-1}",
+	  "bad dport" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\","
+	  "\"sport\":1,\"dport\":2,\"isn\":[1]}",
+	  "bad isn" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\","
+	  "\"sport\":1,\"dport\":2,\"isn\":[1,4294967296]}",
+	  "bad isn" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\","
+	  "\"sport\":1,\"dport\":2,\"bytes\":[-1,0]}",
+	  "bad bytes" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\","
+	  "\"sport\":1,\"dport\":2,\"lost\":1.5}",
+	  "bad lost" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\","
+	  "\"sport\":1,\"dport\":2,\"pid\":\"1\"}",
+	  "bad pid" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\","
+	  "\"sport\":1,\"dport\":2,\"from_start\":1}",
+	  "bad from_start" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\","
+	  "\"sport\":1,\"dport\":2,\"comm\":7}",
+	  "bad comm" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\","
+	  "\"sport\":1,\"dport\":2,\"comm\":\"0123456789abcdef\"}",
+	  "comm too long" },
+	{ "{\"v\":1,\"type\":\"flow\",\"event\":\"start\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0."
+	  "2\","
+	  "\"sport\":1,\"dport\":2,\"role\":\"a\\u0000b\"}",
+	  "not json" },
 };
 
 START_TEST(test_decode_errors)
@@ -229,7 +241,7 @@ END_TEST
 
 START_TEST(test_frame)
 {
-	struct pkt_l2 l2 = {.src = {2, 0, 0, 0, 0, 1}, .dst = {2, 0, 0, 0, 0, 2}, .vlan = 7};
+	struct pkt_l2 l2 = { .src = { 2, 0, 0, 0, 0, 1 }, .dst = { 2, 0, 0, 0, 0, 2 }, .vlan = 7 };
 	uint8_t frame[META_MAX_JSON + 64];
 	struct meta_flow m, d;
 	struct pkt_info pi;

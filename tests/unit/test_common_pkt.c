@@ -12,8 +12,8 @@
 #include "pkt.h"
 
 static const struct pkt_l2 l2 = {
-	.src = {0x02, 0, 0, 0, 0, 0x01},
-	.dst = {0x02, 0, 0, 0, 0, 0x02},
+	.src = { 0x02, 0, 0, 0, 0, 0x01 },
+	.dst = { 0x02, 0, 0, 0, 0, 0x02 },
 };
 
 static void mk_tuple(struct ecv_tuple *t, const char *s, uint16_t sp, const char *d, uint16_t dp,
@@ -71,7 +71,7 @@ static unsigned l4_sum_v4(const uint8_t *ip)
 static unsigned l4_sum_v6(const uint8_t *ip)
 {
 	unsigned plen = be16(ip + 4);
-	uint8_t ph[40] = {0};
+	uint8_t ph[40] = { 0 };
 
 	memcpy(ph, ip + 8, 32);
 	ph[34] = plen >> 8;
@@ -82,8 +82,9 @@ static unsigned l4_sum_v6(const uint8_t *ip)
 
 START_TEST(test_build_v4_tcp)
 {
-	struct pkt_tcp tcp = {
-		.seq = 0x11223344, .ack = 0x55667788, .flags = PKT_TCP_PSH | PKT_TCP_ACK};
+	struct pkt_tcp tcp = { .seq = 0x11223344,
+			       .ack = 0x55667788,
+			       .flags = PKT_TCP_PSH | PKT_TCP_ACK };
 	uint8_t buf[256], *ip = buf + 14, *th = buf + 34;
 	struct ecv_tuple t;
 	int n;
@@ -121,7 +122,7 @@ END_TEST
 START_TEST(test_build_v6_tcp_vlan)
 {
 	struct pkt_l2 tagged = l2;
-	struct pkt_tcp tcp = {.seq = 1, .ack = 2, .window = 1000, .flags = PKT_TCP_SYN};
+	struct pkt_tcp tcp = { .seq = 1, .ack = 2, .window = 1000, .flags = PKT_TCP_SYN };
 	uint8_t buf[256], *ip = buf + 18;
 	struct ecv_tuple t;
 	int n;
@@ -169,7 +170,7 @@ END_TEST
 START_TEST(test_build_errors)
 {
 	static uint8_t big[70000], payload[65535];
-	struct pkt_tcp tcp = {0};
+	struct pkt_tcp tcp = { 0 };
 	struct pkt_l2 bad_vlan = l2;
 	uint8_t buf[128];
 	struct ecv_tuple t, mixed;
@@ -235,7 +236,7 @@ static int seg_emit(void *ctx, const uint8_t *frame, size_t len)
 
 START_TEST(test_segment)
 {
-	struct pkt_tcp tcp = {.seq = 0xfffffc00, .ack = 77, .flags = PKT_TCP_PSH | PKT_TCP_ACK};
+	struct pkt_tcp tcp = { .seq = 0xfffffc00, .ack = 77, .flags = PKT_TCP_PSH | PKT_TCP_ACK };
 	static struct seg_log lg;
 	uint8_t payload[3000];
 	struct ecv_tuple t;
@@ -302,7 +303,7 @@ END_TEST
 START_TEST(test_segment_jumbo)
 {
 	/* An MTU above the stack buffer makes pkt_segment allocate. */
-	struct pkt_tcp tcp = {.seq = 1, .ack = 1, .flags = PKT_TCP_ACK};
+	struct pkt_tcp tcp = { .seq = 1, .ack = 1, .flags = PKT_TCP_ACK };
 	static uint8_t payload[8000];
 	static struct seg_log lg;
 	struct ecv_tuple t;
@@ -319,7 +320,7 @@ END_TEST
 
 static void check_round_trip(const struct pkt_l2 *pl2, const struct ecv_tuple *t)
 {
-	struct pkt_tcp tcp = {.seq = 1000, .ack = 2000, .window = 512, .flags = PKT_TCP_ACK};
+	struct pkt_tcp tcp = { .seq = 1000, .ack = 2000, .window = 512, .flags = PKT_TCP_ACK };
 	uint8_t buf[512];
 	struct pkt_info pi;
 	int n;
@@ -406,25 +407,25 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
-	{"empty", 1, {{0, 0}}, 0, PKT_E_ETH_SHORT},
-	{"13 bytes", 13, {{0, 0}}, 0, PKT_E_ETH_SHORT},
-	{"vlan cut", 16, {{12, 0x81}, {13, 0x00}}, 2, PKT_E_VLAN_SHORT},
-	{"arp", 0, {{12, 0x08}, {13, 0x06}}, 2, PKT_E_ETHERTYPE},
-	{"ip cut", 33, {{0, 0}}, 0, PKT_E_IP_SHORT},
-	{"version 6 in 0x0800", 0, {{14, 0x65}}, 1, PKT_E_IP_VERSION},
-	{"ihl 4", 0, {{14, 0x44}}, 1, PKT_E_IP_IHL},
-	{"ihl 15 > buffer", 40, {{14, 0x4f}}, 1, PKT_E_IP_IHL},
-	{"total length > buffer", 0, {{16, 0}, {17, 45}}, 2, PKT_E_IP_LEN},
-	{"total length < ihl", 0, {{16, 0}, {17, 19}}, 2, PKT_E_IP_LEN},
-	{"more fragments", 0, {{20, 0x20}}, 1, PKT_E_IP_FRAGMENT},
-	{"fragment offset", 0, {{20, 0x40}, {21, 0x01}}, 2, PKT_E_IP_FRAGMENT},
-	{"icmp", 0, {{23, 1}}, 1, PKT_E_L4_PROTO},
-	{"tcp cut", 0, {{16, 0}, {17, 39}}, 2, PKT_E_TCP_SHORT},
-	{"doff 4", 0, {{46, 0x40}}, 1, PKT_E_TCP_DOFF},
-	{"doff 7 > ip payload", 0, {{46, 0x70}}, 1, PKT_E_TCP_DOFF},
-	{"udp cut", 0, {{23, 17}, {16, 0}, {17, 27}}, 3, PKT_E_UDP_SHORT},
-	{"udp length 7", 0, {{23, 17}, {38, 0}, {39, 7}}, 3, PKT_E_UDP_LEN},
-	{"udp length > ip payload", 0, {{23, 17}, {38, 0}, {39, 25}}, 3, PKT_E_UDP_LEN},
+	{ "empty", 1, { { 0, 0 } }, 0, PKT_E_ETH_SHORT },
+	{ "13 bytes", 13, { { 0, 0 } }, 0, PKT_E_ETH_SHORT },
+	{ "vlan cut", 16, { { 12, 0x81 }, { 13, 0x00 } }, 2, PKT_E_VLAN_SHORT },
+	{ "arp", 0, { { 12, 0x08 }, { 13, 0x06 } }, 2, PKT_E_ETHERTYPE },
+	{ "ip cut", 33, { { 0, 0 } }, 0, PKT_E_IP_SHORT },
+	{ "version 6 in 0x0800", 0, { { 14, 0x65 } }, 1, PKT_E_IP_VERSION },
+	{ "ihl 4", 0, { { 14, 0x44 } }, 1, PKT_E_IP_IHL },
+	{ "ihl 15 > buffer", 40, { { 14, 0x4f } }, 1, PKT_E_IP_IHL },
+	{ "total length > buffer", 0, { { 16, 0 }, { 17, 45 } }, 2, PKT_E_IP_LEN },
+	{ "total length < ihl", 0, { { 16, 0 }, { 17, 19 } }, 2, PKT_E_IP_LEN },
+	{ "more fragments", 0, { { 20, 0x20 } }, 1, PKT_E_IP_FRAGMENT },
+	{ "fragment offset", 0, { { 20, 0x40 }, { 21, 0x01 } }, 2, PKT_E_IP_FRAGMENT },
+	{ "icmp", 0, { { 23, 1 } }, 1, PKT_E_L4_PROTO },
+	{ "tcp cut", 0, { { 16, 0 }, { 17, 39 } }, 2, PKT_E_TCP_SHORT },
+	{ "doff 4", 0, { { 46, 0x40 } }, 1, PKT_E_TCP_DOFF },
+	{ "doff 7 > ip payload", 0, { { 46, 0x70 } }, 1, PKT_E_TCP_DOFF },
+	{ "udp cut", 0, { { 23, 17 }, { 16, 0 }, { 17, 27 } }, 3, PKT_E_UDP_SHORT },
+	{ "udp length 7", 0, { { 23, 17 }, { 38, 0 }, { 39, 7 } }, 3, PKT_E_UDP_LEN },
+	{ "udp length > ip payload", 0, { { 23, 17 }, { 38, 0 }, { 39, 25 } }, 3, PKT_E_UDP_LEN },
 };
 
 START_TEST(test_parse_errors)
@@ -464,7 +465,7 @@ static size_t v6_frame(uint8_t *buf, uint8_t nh, unsigned plen)
 
 START_TEST(test_parse_v6_errors)
 {
-	uint8_t buf[256] = {0};
+	uint8_t buf[256] = { 0 };
 	struct pkt_info pi;
 	size_t n;
 
@@ -502,7 +503,7 @@ END_TEST
 
 START_TEST(test_parse_options_and_ext)
 {
-	struct pkt_tcp tcp = {.seq = 5, .ack = 6, .flags = PKT_TCP_ACK};
+	struct pkt_tcp tcp = { .seq = 5, .ack = 6, .flags = PKT_TCP_ACK };
 	uint8_t buf[512], out[512];
 	struct ecv_tuple t;
 	struct pkt_info pi;
@@ -585,7 +586,7 @@ END_TEST
 START_TEST(test_csum_and_names)
 {
 	/* RFC 1071 §3 example: the sum of these words is 0xddf2, checksum 0x220d. */
-	static const uint8_t rfc[] = {0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7};
+	static const uint8_t rfc[] = { 0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7 };
 	uint16_t c = pkt_csum(rfc, sizeof(rfc));
 	uint8_t *b = (uint8_t *)&c;
 

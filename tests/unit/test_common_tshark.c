@@ -34,7 +34,7 @@ struct conv {
 static int dump_frame(void *ctx, const uint8_t *frame, size_t len)
 {
 	struct conv *cv = ctx;
-	struct pcap_pkthdr h = {0};
+	struct pcap_pkthdr h = { 0 };
 	uint8_t copy[2048];
 
 	ck_assert_uint_le(len, sizeof(copy));
@@ -64,9 +64,9 @@ static void fill(uint8_t *p, size_t n, uint32_t seed)
 static int write_conversation(const char *path, const char *cli, const char *srv,
 			      const uint8_t *c2s, const uint8_t *s2c, int corrupt_frame)
 {
-	struct pkt_l2 l2c = {.src = {2, 0, 0, 0, 0, 1}, .dst = {2, 0, 0, 0, 0, 2}};
-	struct pkt_l2 l2s = {.src = {2, 0, 0, 0, 0, 2}, .dst = {2, 0, 0, 0, 0, 1}};
-	struct conv cv = {.corrupt_frame = corrupt_frame};
+	struct pkt_l2 l2c = { .src = { 2, 0, 0, 0, 0, 1 }, .dst = { 2, 0, 0, 0, 0, 2 } };
+	struct pkt_l2 l2s = { .src = { 2, 0, 0, 0, 0, 2 }, .dst = { 2, 0, 0, 0, 0, 1 } };
+	struct conv cv = { .corrupt_frame = corrupt_frame };
 	struct ecv_tuple c, s;
 	uint8_t ca[16], sa[16];
 	uint32_t ic, is;
@@ -87,7 +87,7 @@ static int write_conversation(const char *path, const char *cli, const char *srv
 
 #define SEG(l2, t, id, s_, a_, f_, data, len)                                                      \
 	do {                                                                                       \
-		struct pkt_tcp tcp_ = {.seq = (s_), .ack = (a_), .flags = (f_)};                   \
+		struct pkt_tcp tcp_ = { .seq = (s_), .ack = (a_), .flags = (f_) };                 \
 		ck_assert_int_eq(pkt_segment(&(l2), &(t), &tcp_, &(id), MTU, (data), (len),        \
 					     dump_frame, &cv),                                     \
 				 0);                                                               \

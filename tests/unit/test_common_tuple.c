@@ -19,7 +19,7 @@ static void mk(struct ecv_tuple *t, const char *s, uint16_t sp, const char *d, u
 
 START_TEST(test_addr)
 {
-	static const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3};
+	static const uint8_t mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3 };
 	char buf[TUPLE_ADDR_STRLEN];
 	uint8_t a[16], fam = 0;
 
@@ -124,7 +124,7 @@ END_TEST
 START_TEST(test_hash_spread)
 {
 	/* Sharding uses the low bits: 64k client ports to one server over 16 shards. */
-	unsigned shards[16] = {0};
+	unsigned shards[16] = { 0 };
 	struct ecv_tuple t;
 	unsigned p;
 	int i;

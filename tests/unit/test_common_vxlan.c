@@ -56,7 +56,7 @@ END_TEST
 
 START_TEST(test_round_trip)
 {
-	uint32_t vnis[] = {0, 1, 4789, 0x800000, VXLAN_VNI_MAX}, vni;
+	uint32_t vnis[] = { 0, 1, 4789, 0x800000, VXLAN_VNI_MAX }, vni;
 	uint8_t h[VXLAN_HDR_LEN];
 	size_t i;
 
@@ -70,7 +70,7 @@ END_TEST
 
 START_TEST(test_src_port)
 {
-	unsigned seen_low = 0, seen_high = 0, buckets[16] = {0};
+	unsigned seen_low = 0, seen_high = 0, buckets[16] = { 0 };
 	uint64_t h = 0x9e3779b97f4a7c15ull;
 	int i;
 
