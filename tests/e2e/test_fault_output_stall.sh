@@ -5,8 +5,8 @@
 # replayed datagrams on loopback; this is the two-node variant with real nginx/curl
 # traffic and adds an unreachable VxLAN tool. Two nodes, both agents; the tvn has three
 # outputs: pcap:- into a pipe nobody reads (stalled), vxlan: to a port where no tool
-# listens (every send refused), and a pcap file (healthy); --queue-size 1m so that the
-# stalled output's queue overflows quickly. nginx sends a 16 MB file (6 MB/s) and
+# listens (every send refused), and a pcap file (healthy, with the default queue); the two
+# stalled outputs get queue=1m so that they overflow quickly. nginx sends a 16 MB file (6 MB/s) and
 # takes a 4 MB upload. Asserts:
 #   - ingest continues: the tvn receives every datagram the agents sent;
 #   - the drops are counted per output (tvn_egress_dropped_total{out=...} > 0 for the
@@ -28,8 +28,8 @@ E2E_PCAP=$E2E_TMP/tvn.pcap
 E2E_FLOWS=$E2E_TMP/tvn-flows.jsonl
 VX=vxlan:127.0.0.1:4699
 e2e_bg_in c tvn bash -c 'exec "$@" >"$0"' "$E2E_TMP/stall" "$E2E_TVN" \
-	--listen "$E2E_TVN_IP:$E2E_TVN_PORT" --http 127.0.0.1:4680 --queue-size 1m \
-	--out pcap:- --out "$VX" --out "pcap:$E2E_PCAP" --flow-log "$E2E_FLOWS"
+	--listen "$E2E_TVN_IP:$E2E_TVN_PORT" --http 127.0.0.1:4680 \
+	--out pcap:-,queue=1m --out "$VX,queue=1m" --out "pcap:$E2E_PCAP" --flow-log "$E2E_FLOWS"
 E2E_TVNS_PID[tvn]=$E2E_PID
 E2E_TVNS_HTTP[tvn]=4680
 e2e_wait_for 10 e2e_in c curl -sf http://127.0.0.1:4680/healthz ||
