@@ -84,7 +84,8 @@
 #include "isn.h"
 
 #define INLINE_RANGES 2
-#define MAX_RANGES 32
+#define MAX_RANGES 255 /* dir_state.n is a uint8_t */
+_Static_assert(MAX_RANGES <= 255, "dir_state.n holds the range count");
 #define STALE_SPAN (1u << 30)
 #define RING_SIZE (64u << 10) /* a power of two dividing 2^32 */
 #define RING_BUDGET (256ull << 20)
