@@ -4,12 +4,16 @@
  * inner Ethernet frames (each is wrapped in a VxLAN header with --vni), and sends them
  * with sendmmsg from --from (e.g. 127.0.0.2, so one host can play several agents) to
  * --to, at --rate datagrams per second or at full speed. --garbage N mixes N malformed
- * datagrams evenly into the stream, for robustness tests.
+ * datagrams evenly into the stream, for robustness tests. --gso sends runs of equal-sized
+ * datagrams as one UDP GSO send (UDP_SEGMENT), as ecv-agent does, so a tvn with UDP_GRO
+ * receives them coalesced. Below --rate 64000 every datagram is sent alone (paced one by
+ * one), so --gso only groups at higher rates or at full speed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,10 @@
 
 #define BATCH 64
 #define DGRAM_MAX 65536
+/* Largest GSO run: the whole run must fit one IPv4/IPv6 UDP datagram before the kernel
+ * segments it. */
+#define GSO_MAX_BYTES 65000
+#define GSO_MAX_SEGS 64
 
 struct replay {
 	int fd;
@@ -36,6 +44,9 @@ struct replay {
 	struct iovec iov[BATCH];
 	uint8_t *bufs;
 	unsigned n;
+	bool gso;
+	struct mmsghdr gmsgs[BATCH]; /* --gso: one message per run of equal sizes */
+	char gctrl[BATCH][CMSG_SPACE(sizeof(uint16_t))];
 };
 
 static uint64_t now_ns(void)
@@ -54,13 +65,56 @@ static uint64_t rnd(struct replay *r)
 	return r->rng * 2685821657736338717ull;
 }
 
+/* Groups the queued datagrams into GSO runs: equal sizes, the last one of a run may be
+ * shorter (what UDP_SEGMENT produces). Returns the number of messages in r->gmsgs. */
+static unsigned gso_group(struct replay *r)
+{
+	unsigned j = 0, m = 0, k;
+	size_t seg, total;
+
+	while (j < r->n) {
+		seg = r->iov[j].iov_len;
+		total = seg;
+		k = 1;
+		while (j + k < r->n && k < GSO_MAX_SEGS && r->iov[j + k].iov_len <= seg &&
+		       total + r->iov[j + k].iov_len <= GSO_MAX_BYTES) {
+			total += r->iov[j + k].iov_len;
+			k++;
+			if (r->iov[j + k - 1].iov_len < seg)
+				break;
+		}
+		r->gmsgs[m].msg_hdr = (struct msghdr){ .msg_iov = &r->iov[j], .msg_iovlen = k };
+		if (k > 1) {
+			struct msghdr *mh = &r->gmsgs[m].msg_hdr;
+			struct cmsghdr *c;
+			uint16_t gso = (uint16_t)seg;
+
+			mh->msg_control = r->gctrl[m];
+			mh->msg_controllen = sizeof(r->gctrl[m]);
+			c = CMSG_FIRSTHDR(mh);
+			c->cmsg_level = SOL_UDP;
+			c->cmsg_type = UDP_SEGMENT;
+			c->cmsg_len = CMSG_LEN(sizeof(gso));
+			memcpy(CMSG_DATA(c), &gso, sizeof(gso));
+		}
+		j += k;
+		m++;
+	}
+	return m;
+}
+
 static int flush(struct replay *r)
 {
-	unsigned done = 0;
+	struct mmsghdr *msgs = r->msgs;
+	unsigned done = 0, total = r->n;
 	int n;
 
-	while (done < r->n) {
-		n = sendmmsg(r->fd, r->msgs + done, r->n - done, 0);
+	if (r->gso) {
+		total = gso_group(r);
+		msgs = r->gmsgs;
+	}
+	while (done < total) {
+		n = sendmmsg(r->fd, msgs + done, total - done, 0);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -215,6 +269,7 @@ static void usage(FILE *f)
 		   "  --rate PPS         datagrams per second (default 0 = full speed)\n"
 		   "  --loop N           send the files N times (default 1)\n"
 		   "  --garbage N        mix N malformed datagrams into the stream\n"
+		   "  --gso              send runs of equal-sized datagrams as one UDP GSO send\n"
 		   "  --quiet            no summary line\n");
 }
 
@@ -227,6 +282,7 @@ int main(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "loop", required_argument, NULL, 'l' },
 		{ "garbage", required_argument, NULL, 'g' },
+		{ "gso", no_argument, NULL, 'G' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -261,6 +317,9 @@ int main(int argc, char **argv)
 			break;
 		case 'g':
 			bad = args_parse_u64(optarg, 0, 100000000, &r.garbage);
+			break;
+		case 'G':
+			r.gso = true;
 			break;
 		case 'q':
 			quiet = true;

@@ -69,16 +69,18 @@ hf+=(-n editcap "editcap -d $T/merged.pcap /dev/null")
 "${hf[@]}" >"$T/hf.txt" 2>&1 || { cat "$T/hf.txt"; exit 1; }
 
 # --- live loopback ---
-live() { # bin rate (0 = full speed) -> "sent received socket_drops seconds cpu_seconds"
+live() { # bin rate (0 = full speed) [ecv-replay flags] -> "sent received socket_drops seconds cpu_seconds"
 	local bin=$1 rate=$2 port=4898 http=4899 start end rx=0 last=-1 drops cpu0 cpu1 ra
 	"$bin" -q --listen 127.0.0.1:$port --http 127.0.0.1:$http --out pcap:/dev/null 2>/dev/null &
 	TVN=$!
 	for _ in $(seq 100); do curl -sf http://127.0.0.1:$http/healthz >/dev/null && break; sleep 0.1; done
 	cpu0=$(awk '{ print $14 + $15 }' /proc/$TVN/stat)
 	start=$(date +%s.%N)
-	"$BUILD/ecv-replay" -q --to 127.0.0.1:$port --from 127.0.0.2 --rate $((rate / 2)) "$T/g/a.pcap" &
+	"$BUILD/ecv-replay" -q --to 127.0.0.1:$port --from 127.0.0.2 --rate $((rate / 2)) "${@:3}" \
+		"$T/g/a.pcap" &
 	ra=$!
-	"$BUILD/ecv-replay" -q --to 127.0.0.1:$port --from 127.0.0.3 --rate $((rate / 2)) "$T/g/b.pcap"
+	"$BUILD/ecv-replay" -q --to 127.0.0.1:$port --from 127.0.0.3 --rate $((rate / 2)) "${@:3}" \
+		"$T/g/b.pcap"
 	wait $ra
 	for _ in $(seq 100); do # until the counter stops moving (10 s at most)
 		rx=$(curl -sf http://127.0.0.1:$http/metrics | awk '$1 == "tvn_rx_packets_total" { print $2 }')
@@ -94,9 +96,13 @@ live() { # bin rate (0 = full speed) -> "sent received socket_drops seconds cpu_
 	echo "$((NA + NB)) $rx ${drops:-0} $(echo "$end - $start" | bc -l) $(echo "($cpu1 - $cpu0) / $(getconf CLK_TCK)" | bc -l)"
 }
 : >"$T/live.txt"
+# plain: one datagram per send; gso: ecv-replay --gso sends runs of equal-sized datagrams
+# as one UDP GSO send, as ecv-agent does, which a tvn with UDP_GRO receives coalesced.
 for i in "${!BINS[@]}"; do
-	echo "${NAMES[$i]} full $(live "${BINS[$i]}" 0)" >>"$T/live.txt"
-	echo "${NAMES[$i]} $RATE $(live "${BINS[$i]}" "$RATE")" >>"$T/live.txt"
+	echo "${NAMES[$i]} full plain $(live "${BINS[$i]}" 0)" >>"$T/live.txt"
+	echo "${NAMES[$i]} $RATE plain $(live "${BINS[$i]}" "$RATE")" >>"$T/live.txt"
+	echo "${NAMES[$i]} full gso $(live "${BINS[$i]}" 0 --gso)" >>"$T/live.txt"
+	echo "${NAMES[$i]} $RATE gso $(live "${BINS[$i]}" "$RATE" --gso)" >>"$T/live.txt"
 done
 
 # --- instructions per packet ---
@@ -182,15 +188,19 @@ L.append("")
 L.append("\`ecv-replay\` sends copy A from 127.0.0.2 and copy B from 127.0.0.3 into \`tvn --listen 127.0.0.1\`")
 L.append("(default --threads 1: the receiving thread runs the dedup, one output thread writes). The senders")
 L.append("share the machine's CPUs with tvn, so the per-CPU-second rate (tvn's own user+system time) is the")
-L.append("comparable figure.")
+L.append("comparable figure. Sends \"plain\": one datagram per send (sendmmsg); \"gso\": \`ecv-replay --gso\`,")
+L.append("runs of equal-sized datagrams as one UDP GSO send, as ecv-agent sends them; tvn's socket has UDP_GRO")
+L.append("on, so such a run arrives as one buffer that tvn splits and validates datagram by datagram.")
+L.append("Socket drops count what the kernel dropped: with GRO one dropped buffer counts once however many")
+L.append("datagrams it held, so \"lost\" (sent - received) is the figure to trust.")
 L.append("")
-L.append("| binary | send rate | sent | received (tvn_rx_packets_total) | lost | socket drops | packets/s (wall) | packets/s per CPU-second of tvn |")
-L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+L.append("| binary | send rate | sends | sent | received (tvn_rx_packets_total) | lost | socket drops | packets/s (wall) | packets/s per CPU-second of tvn |")
+L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for line in open(livef):
-    name, rate, sent, rx, drop, secs, cpu = line.split()
+    name, rate, mode, sent, rx, drop, secs, cpu = line.split()
     sent, rx, drop, secs, cpu = int(sent), int(rx), int(float(drop)), float(secs), max(float(cpu), 1e-9)
-    L.append("| %s | %s | %d | %d | %d | %d | %.0f | %.0f |" % (name, "full speed" if rate == "full" else rate + "/s",
-             sent, rx, sent - rx, drop, rx / secs, rx / cpu))
+    L.append("| %s | %s | %s | %d | %d | %d | %d | %.0f | %.0f |" % (name, "full speed" if rate == "full" else rate + "/s",
+             mode, sent, rx, sent - rx, drop, rx / secs, rx / cpu))
 cg = [l.split() for l in open(cgf)]
 if cg:
     L.append("")
