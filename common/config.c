@@ -275,25 +275,53 @@ cleanup:
 	return ret;
 }
 
-/* Locates the --config value in argv. Returns 0 with *path NULL when absent. */
-static int find_config_arg(int argc, char *const *argv, const char **path, char *err, size_t errlen)
+/* Whether getopt_long() would take "--NAME" (name of namelen bytes) as --config: an exact
+ * match, or else a prefix of "config" and of no other long option. An ambiguous prefix is
+ * left for getopt_long() to reject. */
+static bool names_config(const char *name, size_t namelen, const struct option *longopts)
+{
+	const struct option *o, *match = NULL;
+
+	if (!longopts)
+		return namelen == 6 && !strncmp(name, "config", 6);
+	for (o = longopts; o->name; o++) {
+		if (strncmp(o->name, name, namelen))
+			continue;
+		if (strlen(o->name) == namelen)
+			return !strcmp(o->name, "config");
+		if (match)
+			return false;
+		match = o;
+	}
+	return match && !strcmp(match->name, "config");
+}
+
+/* Locates the --config value (or an abbreviation getopt_long() accepts) in argv.
+ * Returns 0 with *path NULL when absent. */
+static int find_config_arg(int argc, char *const *argv, const struct option *longopts,
+			   const char **path, char *err, size_t errlen)
 {
 	*path = NULL;
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val;
+		const char *a = argv[i], *val, *eq;
+		size_t n;
 
 		if (strcmp(a, "--") == 0)
 			break;
-		if (strcmp(a, "--config") == 0) {
+		if (strncmp(a, "--", 2) || !a[2])
+			continue;
+		eq = strchr(a + 2, '=');
+		n = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+		if (!names_config(a + 2, n, longopts))
+			continue;
+		if (!eq) {
 			if (i + 1 >= argc) {
 				set_err(err, errlen, "option '--config' requires an argument");
 				return -EINVAL;
 			}
 			val = argv[++i];
-		} else if (strncmp(a, "--config=", 9) == 0) {
-			val = a + 9;
 		} else {
-			continue;
+			val = eq + 1;
 		}
 		if (*path) {
 			set_err(err, errlen, "option '--config' given more than once");
@@ -319,7 +347,7 @@ int config_merge(int argc, char *const *argv, const struct option *longopts, int
 
 	*out_argv = NULL;
 	*out_argc = 0;
-	ret = find_config_arg(argc, argv, &path, err, errlen);
+	ret = find_config_arg(argc, argv, longopts, &path, err, errlen);
 	if (ret)
 		goto cleanup;
 	if (path) {

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -41,13 +42,84 @@ static json_t *pair_u64(uint64_t a, uint64_t b)
 	return json_pack("[II]", (json_int_t)a, (json_int_t)b);
 }
 
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or code
+ * points past U+10FFFF), 0 when invalid; *cut is set when s ends inside a sequence that was
+ * valid so far (a name the kernel truncated in the middle of a character). */
+static size_t utf8_seq(const unsigned char *s, bool *cut)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	*cut = false;
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	for (i = 1; i < n; i++) {
+		if (!s[i]) {
+			*cut = true;
+			return 0;
+		}
+		if (s[i] < lo || s[i] > hi)
+			return 0;
+		lo = 0x80, hi = 0xbf;
+	}
+	return n;
+}
+
+/* Copies the NUL-terminated in to out (as large as in) as valid UTF-8: a character cut
+ * at the end is dropped, any other invalid byte becomes '?'. Process names and paths are
+ * bytes, not text, and losing the whole flow record over one byte is worse. Returns the
+ * length of out. */
+static size_t utf8_sanitize(const char *in, char *out)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t i = 0, o = 0, n;
+	bool cut;
+
+	while (s[i]) {
+		n = utf8_seq(s + i, &cut);
+		if (cut)
+			break;
+		if (!n) {
+			out[o++] = '?';
+			i++;
+			continue;
+		}
+		memcpy(out + o, s + i, n);
+		o += n;
+		i += n;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 int meta_encode(const struct meta_flow *m, char *buf, size_t cap)
 {
 	char s[TUPLE_ADDR_STRLEN], d[TUPLE_ADDR_STRLEN];
+	char clean[sizeof(m->exe)]; /* the largest string field (checked below) */
 	json_t *o = NULL, *x;
-	size_t i, n;
+	size_t i, n, len;
 	int err;
 
+	_Static_assert(sizeof(m->cgroup) <= sizeof(clean) && sizeof(m->lib) <= sizeof(clean) &&
+			       sizeof(m->node) <= sizeof(clean) &&
+			       sizeof(m->container) <= sizeof(clean),
+		       "clean[] must hold every string field");
 	if (!m || !buf || (m->event != META_START && m->event != META_END) ||
 	    m->bytes[0] > INT64_MAX || m->bytes[1] > INT64_MAX || m->lost > INT64_MAX)
 		return -EINVAL;
@@ -74,9 +146,9 @@ int meta_encode(const struct meta_flow *m, char *buf, size_t cap)
 		}
 		if (!*v) /* empty means absent */
 			continue;
-		x = json_string(v);
-		/* NULL here is nearly always invalid UTF-8 (a comm or path from the kernel). */
-		err = x ? set_new(o, f->key, x) : -EINVAL;
+		len = utf8_sanitize(v, clean);
+		x = json_stringn_nocheck(clean, len);
+		err = x ? set_new(o, f->key, x) : -ENOMEM;
 	}
 	if (err)
 		goto cleanup;

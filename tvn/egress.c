@@ -69,8 +69,10 @@ struct output {
 	uint8_t scratch[EGRESS_FRAME_MAX];
 	bool send_err_logged;
 	bool stuck_logged;
-	bool open_failed;
-	uint64_t unpublished; /* frames delivered, not yet added to pkts/m_pkts */
+	uint64_t retry_ns;    /* pcap: when to try again a file that failed to open */
+	bool batch_failed;    /* pcap: a write since the last publish() failed */
+	_Atomic bool failed;  /* some frame could not be written (egress_get_stats()) */
+	uint64_t unpublished; /* frames written, not yet added to pkts/m_pkts (or drops) */
 };
 
 struct capture {
@@ -129,6 +131,28 @@ static int set_opt(struct egress_out_cfg *o, const char *key, size_t klen, const
 		return *why = "unknown option for this output", -EINVAL;
 	}
 	return 0;
+}
+
+int egress_check_filter(const struct egress_out_cfg *out, const char **why)
+{
+	struct bpf_program prog;
+	pcap_t *dead;
+	int err = 0;
+
+	if (!out->filter[0])
+		return 0;
+	dead = pcap_open_dead(DLT_EN10MB, EGRESS_SNAPLEN);
+	if (!dead)
+		return *why = "out of memory", -ENOMEM;
+	if (pcap_compile(dead, &prog, out->filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+		log_err("failed to compile filter '%s': %s", out->filter, pcap_geterr(dead));
+		*why = "bad filter expression";
+		err = -EINVAL;
+	} else {
+		pcap_freecode(&prog);
+	}
+	pcap_close(dead);
+	return err;
 }
 
 int egress_parse_spec(const char *spec, struct egress_out_cfg *out, const char **why)
@@ -277,15 +301,38 @@ static int pcap_open_file(struct output *o, uint64_t ts_ns)
 	return 0;
 }
 
+/* Pushes the stdio buffer out and checks that every write since the last check made it:
+ * a full disk (or /dev/full) shows only here, and those frames must count as drops. */
+static void pcap_check(struct output *o)
+{
+	FILE *f;
+	int err;
+
+	if (!o->dumper || !o->dirty)
+		return;
+	o->dirty = false;
+	f = pcap_dump_file(o->dumper);
+	errno = 0;
+	if (pcap_dump_flush(o->dumper) == 0 && !ferror(f))
+		return;
+	err = errno ? errno : EIO;
+	clearerr(f);
+	o->batch_failed = true;
+	if (!atomic_exchange(&o->failed, true))
+		log_err("failed to write %s: %s (counted as drops)", o->cfg.name, strerror(err));
+}
+
 static void pcap_close_file(struct output *o)
 {
 	if (!o->dumper)
 		return;
+	pcap_check(o);
 	pcap_dump_close(o->dumper); /* also fcloses stdout for "-": we are done with it */
 	o->dumper = NULL;
 }
 
-static void pcap_write(struct output *o, const uint8_t *frame, uint32_t caplen, uint32_t len,
+/* Returns false when the frame could not be written (no file open). */
+static bool pcap_write(struct output *o, const uint8_t *frame, uint32_t caplen, uint32_t len,
 		       uint64_t ts_ns)
 {
 	struct pcap_pkthdr h;
@@ -299,13 +346,16 @@ static void pcap_write(struct output *o, const uint8_t *frame, uint32_t caplen, 
 	      ts_ns - o->file_start_ns >= o->cfg.rotate_ms * 1000000ull))) {
 		pcap_close_file(o);
 		o->file_index++;
-		if (pcap_open_file(o, ts_ns))
-			return;
+		o->retry_ns = 0;
 	}
-	if (!o->dumper && timed_name(o) && !o->open_failed && pcap_open_file(o, ts_ns))
-		o->open_failed = true;
+	/* A file that failed to open (full disk, removed directory) is retried once a
+	 * second of traffic; meanwhile its frames are drops, not deliveries. */
+	if (!o->dumper && ts_ns >= o->retry_ns && pcap_open_file(o, ts_ns)) {
+		o->retry_ns = ts_ns + 1000000000ull;
+		atomic_store(&o->failed, true);
+	}
 	if (!o->dumper)
-		return;
+		return false;
 	h.ts.tv_sec = (time_t)(ts_ns / 1000000000ull);
 	/* A nanosecond-precision savefile takes nanoseconds in tv_usec. */
 	h.ts.tv_usec = (suseconds_t)(ts_ns % 1000000000ull);
@@ -314,6 +364,7 @@ static void pcap_write(struct output *o, const uint8_t *frame, uint32_t caplen, 
 	pcap_dump((u_char *)o->dumper, &h, frame);
 	o->file_bytes += 16 + caplen;
 	o->dirty = true;
+	return true;
 }
 
 static void send_group(struct output *o, int fd, struct mmsghdr *msgs, unsigned cnt)
@@ -423,9 +474,20 @@ static void output_one(struct output *o, const struct rec *r, const uint8_t *fra
 	if (o->cfg.origin_vlan)
 		frame = tag_frame(o, frame, &len, &r->src);
 	caplen = o->cfg.snaplen && o->cfg.snaplen < len ? o->cfg.snaplen : len;
+	/* Batch slots hold EGRESS_FRAME_MAX bytes; ingest should never pass a larger frame,
+	 * but a stray one must be a counted drop, not a heap overflow. */
+	if ((o->cfg.type == EGRESS_VXLAN ? VXLAN_HDR_LEN : 0) + (size_t)caplen > EGRESS_FRAME_MAX) {
+		atomic_fetch_add_explicit(&o->drops, 1, memory_order_relaxed);
+		metric_inc(o->m_drops);
+		return;
+	}
 	if (o->cfg.type == EGRESS_PCAP) {
-		pcap_write(o, frame, caplen, len, r->ts_ns);
-		o->unpublished++;
+		if (pcap_write(o, frame, caplen, len, r->ts_ns)) {
+			o->unpublished++;
+		} else {
+			atomic_fetch_add_explicit(&o->drops, 1, memory_order_relaxed);
+			metric_inc(o->m_drops);
+		}
 	} else {
 		batch_add(o, frame, caplen, sock);
 	}
@@ -433,22 +495,27 @@ static void output_one(struct output *o, const struct rec *r, const uint8_t *fra
 
 static void publish(struct output *o)
 {
+	/* A frame counts as delivered only once its bytes left the stdio buffer. */
+	if (o->cfg.type == EGRESS_PCAP)
+		pcap_check(o);
 	if (!o->unpublished)
 		return;
-	atomic_fetch_add_explicit(&o->pkts, o->unpublished, memory_order_relaxed);
-	metric_add(o->m_pkts, o->unpublished);
+	if (o->batch_failed) {
+		atomic_fetch_add_explicit(&o->drops, o->unpublished, memory_order_relaxed);
+		metric_add(o->m_drops, o->unpublished);
+	} else {
+		atomic_fetch_add_explicit(&o->pkts, o->unpublished, memory_order_relaxed);
+		metric_add(o->m_pkts, o->unpublished);
+	}
 	o->unpublished = 0;
+	o->batch_failed = false;
 }
 
 static void output_idle(struct output *o)
 {
 	if (o->n_batch)
 		batch_flush(o);
-	publish(o);
-	if (o->dirty && o->dumper) {
-		pcap_dump_flush(o->dumper);
-		o->dirty = false;
-	}
+	publish(o); /* flushes a pcap output */
 }
 
 static void *output_thread(void *arg)
@@ -759,7 +826,10 @@ void egress_free(struct egress *eg)
 
 	if (!eg)
 		return;
-	egress_stop(eg, 3000);
+	/* A stuck thread still uses its output, eg->stop, eg->cfg and the metrics once its
+	 * blocked write returns: leak them all on purpose; the process is about to _exit(). */
+	if (egress_stop(eg, 3000) == -EBUSY)
+		return;
 	for (i = 0; i < eg->n_outs; i++)
 		close_output(&eg->outs[i], eg->cfg.n_producers);
 	for (i = 0; i < EGRESS_MAX_CAPTURES; i++) {
@@ -821,6 +891,7 @@ void egress_get_stats(const struct egress *eg, size_t out, struct egress_out_sta
 {
 	st->packets = atomic_load(&eg->outs[out].pkts);
 	st->dropped = atomic_load(&eg->outs[out].drops);
+	st->failed = atomic_load(&eg->outs[out].failed);
 }
 
 int egress_capture_attach(struct egress *eg)

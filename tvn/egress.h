@@ -37,6 +37,9 @@ struct egress_out_cfg {
  * takes the rest of the string when it is the last option, or a quoted value
  * (filter="tcp and (port 1 or port 2)"). Returns 0, or -EINVAL with *why set. */
 int egress_parse_spec(const char *spec, struct egress_out_cfg *out, const char **why);
+/* Compiles out->filter (if any) and throws it away, so a typo is a usage error at parse
+ * time. Returns 0, or -EINVAL with *why set (static) and libpcap's reason logged. */
+int egress_check_filter(const struct egress_out_cfg *out, const char **why);
 
 /* 802.1Q id that origin=vlan gives frames of src: the low 12 bits of the node's address
  * (0 and 4095 become 4094), so 10.0.3.7 -> 775 and file index 2 (offline) -> 2. */
@@ -61,8 +64,9 @@ struct egress *egress_new(const struct egress_cfg *cfg);
  * thread is stuck (e.g. writing to a pipe nobody reads): its FILE may then be locked,
  * so the caller should leave with _exit() instead of exit(). */
 int egress_stop(struct egress *eg, unsigned timeout_ms);
-/* egress_stop(eg, 3000) if not done yet, then frees (a stuck output's memory is left
- * allocated). NULL-safe. */
+/* egress_stop(eg, 3000) if not done yet, then frees. When an output is stuck nothing is
+ * freed: its thread may still touch eg and cfg->metrics, so the caller must not free the
+ * metrics registry either and should leave with _exit(). NULL-safe. */
 void egress_free(struct egress *eg);
 
 /* Called by producer `producer` (0..n_producers-1) for every frame the dedup engine
@@ -75,6 +79,7 @@ int egress_drain(struct egress *eg, unsigned timeout_ms);
 
 struct egress_out_stats {
 	uint64_t packets, dropped;
+	bool failed; /* some frame could not be written (write error, file not opened) */
 };
 void egress_get_stats(const struct egress *eg, size_t out, struct egress_out_stats *st);
 

@@ -1,6 +1,7 @@
 /* tvn/flowlog.c - one JSON line per finished flow. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,23 @@
 struct flowlog {
 	FILE *f;
 	pthread_mutex_t lock;
+	bool err_logged; /* one error line, not one per flow */
+	char path[256];
 };
+
+/* Logs the first write error; later lines keep being tried (the disk may free up). */
+static void check_write(struct flowlog *fl, int ret)
+{
+	int err = errno ? errno : EIO;
+
+	if (ret == 0 && !ferror(fl->f))
+		return;
+	clearerr(fl->f);
+	if (!fl->err_logged)
+		log_err("failed to write flow log %s: %s (lines are lost)", fl->path,
+			strerror(err));
+	fl->err_logged = true;
+}
 
 struct flowlog *flowlog_new(const char *path)
 {
@@ -28,6 +45,7 @@ struct flowlog *flowlog_new(const char *path)
 		errno = err;
 		return NULL;
 	}
+	snprintf(fl->path, sizeof(fl->path), "%s", path);
 	pthread_mutex_init(&fl->lock, NULL);
 	return fl;
 }
@@ -36,7 +54,8 @@ void flowlog_free(struct flowlog *fl)
 {
 	if (!fl)
 		return;
-	fclose(fl->f);
+	if (fclose(fl->f) && !fl->err_logged)
+		log_err("failed to write flow log %s: %s", fl->path, strerror(errno));
 	pthread_mutex_destroy(&fl->lock);
 	free(fl);
 }
@@ -124,8 +143,11 @@ void flowlog_end(void *ctx, const struct dedup_flow_info *f)
 	if (!line)
 		return;
 	pthread_mutex_lock(&fl->lock);
+	/* Flushed per line: readers tail the log, and a crash must not eat the last flows. */
+	errno = 0;
 	fputs(line, fl->f);
 	fputc('\n', fl->f);
+	check_write(fl, fflush(fl->f));
 	pthread_mutex_unlock(&fl->lock);
 	free(line);
 }

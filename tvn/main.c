@@ -307,7 +307,8 @@ static int parse_args(int argc, char **argv, struct config *c)
 		case OPT_OUT:
 			if (c->n_outs >= 16)
 				return bad("--out", optarg, "at most 16 outputs");
-			if (egress_parse_spec(optarg, &c->outs[c->n_outs], &why))
+			if (egress_parse_spec(optarg, &c->outs[c->n_outs], &why) ||
+			    egress_check_filter(&c->outs[c->n_outs], &why))
 				return bad("--out", optarg, why);
 			c->n_outs++;
 			break;
@@ -587,16 +588,21 @@ static void print_stats(struct tvn *t, const char *what)
 		mal);
 }
 
-static void print_outputs(struct tvn *t)
+/* Returns true when some output failed to write a frame. */
+static bool print_outputs(struct tvn *t)
 {
 	struct egress_out_stats st;
+	bool failed = false;
 	size_t i;
 
 	for (i = 0; i < t->cfg->n_outs; i++) {
 		egress_get_stats(t->eg, i, &st);
-		fprintf(stderr, "tvn: output %s: %llu frames, %llu dropped\n", t->cfg->outs[i].name,
-			(unsigned long long)st.packets, (unsigned long long)st.dropped);
+		fprintf(stderr, "tvn: output %s: %llu frames, %llu dropped%s\n",
+			t->cfg->outs[i].name, (unsigned long long)st.packets,
+			(unsigned long long)st.dropped, st.failed ? " (write errors)" : "");
+		failed |= st.failed;
 	}
+	return failed;
 }
 
 static void on_signal(int sig)
@@ -772,15 +778,21 @@ int main(int argc, char **argv)
 	egress_drain(t.eg, cfg.n_read ? 0 : 2000);
 	publish_metrics(&t);
 	print_stats(&t, "summary");
-	print_outputs(&t);
+	/* Offline, a file that misses frames is a failed run, whatever the cause. */
+	if (print_outputs(&t) && cfg.n_read)
+		err = -EIO;
 	stuck = egress_stop(t.eg, 3000) == -EBUSY;
 cleanup:
 	http_free(http); /* first: /capture readers hold egress queues */
 	shard_set_free(t.shards);
-	egress_free(t.eg); /* flushes and closes every output */
+	if (t.eg && egress_stop(t.eg, 3000) == -EBUSY)
+		stuck = true;
+	egress_free(t.eg); /* flushes and closes every output; leaks a stuck one's memory */
 	flowlog_free(fl);
 	ingest_free(t.in);
-	metrics_free(t.m);
+	/* A stuck output thread may still bump its counters: leak the registry, _exit below. */
+	if (!stuck)
+		metrics_free(t.m);
 	free(cfg.http_token);
 	config_argv_free(av);
 	if (stuck) {

@@ -24,6 +24,7 @@
 #define READER_PROBE 32
 #define READER_BUF (4u << 20)
 #define READER_MAX_CAPLEN 262144 /* libpcap's bound on a record (MAXIMUM_SNAPLEN) */
+#define READER_FRAME_MAX 65535	 /* the largest frame tvn delivers */
 #define PCAP_MAGIC_US 0xa1b2c3d4u
 #define PCAP_MAGIC_NS 0xa1b23c4du
 
@@ -307,6 +308,11 @@ static int deliver(struct rfile *f, reader_fn fn, void *ctx)
 	struct pkt_info info;
 	int ret;
 
+	/* No Ethernet frame tvn can deliver exceeds 64 KiB (the IP length field); a larger
+	 * record is dropped here and counted as malformed ("truncated": it cannot be taken
+	 * whole), so no later stage has to size buffers for it. */
+	if (f->caplen > READER_FRAME_MAX)
+		return fn(ctx, f->data, 0, f->ts_ns, NULL, NULL, true);
 	if (!f->vxlan)
 		return fn(ctx, f->data, f->caplen, f->ts_ns, NULL, &f->src, trunc);
 	ret = pkt_parse(f->data, f->caplen, &info);

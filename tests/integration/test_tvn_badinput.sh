@@ -10,6 +10,7 @@ need_build tvn ecv-flowgen ecv-replay
 
 echo "== bad flags"
 for args in "--threads 0" "--threads abc" "--bogus" "--out foo:bar" "--out pcap:x,snaplen=1" \
+	"--out pcap:x,filter=tcp[0" \
 	"--skew 5x" "--dedup nope" "--allow 10.0.0.0/99" "--vni 99999999" "--max-flows -1" \
 	"--listen" "--listen 127.0.0.1:47x" "--http 70000" "--http 127.0.0.1:" "extra-arg" "--read a --listen 127.0.0.1:1"; do
 	timeout 10 "$BUILD/tvn" $args >"$T/out" 2>"$T/err" # bounded: an accepted flag would start tvn
@@ -17,6 +18,15 @@ for args in "--threads 0" "--threads abc" "--bogus" "--out foo:bar" "--out pcap:
 	[ $rc -eq 2 ] || fail "tvn $args exited $rc, expected 2"
 	grep -q '^Usage: tvn' "$T/err" || fail "tvn $args printed no usage on stderr"
 done
+# A filter typo is a usage error before anything starts, with libpcap's reason.
+timeout 10 "$BUILD/tvn" --read "$T/none.pcap" --out "pcap:$T/f.pcap,filter=tcp porrt 80" \
+	>"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 2 ] || fail "a bad filter= exited $rc, expected 2"
+grep -q "invalid --out .*: bad filter expression" "$T/err" || fail "no bad filter message"
+grep -q "failed to compile filter 'tcp porrt 80': .*syntax error" "$T/err" ||
+	fail "no libpcap reason for the bad filter"
+grep -q '^Usage: tvn' "$T/err" || fail "a bad filter= printed no usage"
 "$BUILD/tvn" --help >"$T/help" || fail "--help exited non-zero"
 for f in listen join read threads vni allow dedup skew dedup-window max-flows \
 	max-flows-per-source flow-timeout out http http-token-file config flow-log stats-interval verbose quiet \

@@ -300,6 +300,50 @@ START_TEST(test_merge_forms_and_errors)
 }
 END_TEST
 
+/* getopt_long() takes any unambiguous prefix of a long option: "--conf FILE" must load
+ * the file like "--config FILE", not run silently on defaults. */
+START_TEST(test_merge_abbreviations)
+{
+	char eq[160], **av = NULL;
+	int ac;
+
+	write_file("{\"verbose\": true}");
+	snprintf(eq, sizeof(eq), "--conf=%s", path);
+	{
+		char *argv[] = { "tvn", "--conf", path, NULL };
+
+		ck_assert_int_eq(config_merge(3, argv, test_opts, &ac, &av, err, sizeof(err)), 0);
+		ck_assert_int_eq(ac, 4);
+		ck_assert_str_eq(av[1], "--verbose");
+		config_argv_free(av);
+	}
+	{
+		char *argv[] = { "tvn", eq, NULL };
+
+		ck_assert_int_eq(config_merge(2, argv, test_opts, &ac, &av, err, sizeof(err)), 0);
+		ck_assert_int_eq(ac, 3);
+		ck_assert_str_eq(av[1], "--verbose");
+		config_argv_free(av);
+	}
+	{
+		char *argv[] = { "tvn", "--con", path, "--conf", path, NULL };
+
+		ck_assert_int_eq(config_merge(5, argv, test_opts, &ac, &av, err, sizeof(err)),
+				 -EINVAL);
+		ck_assert_str_eq(err, "option '--config' given more than once");
+	}
+	{
+		/* "--co" is a prefix of --config and --color: getopt_long() reports it. */
+		char *argv[] = { "tvn", "--co", path, NULL };
+
+		ck_assert_int_eq(config_merge(3, argv, test_opts, &ac, &av, err, sizeof(err)), 0);
+		ck_assert_int_eq(ac, 3);
+		ck_assert_str_eq(av[1], "--co");
+		config_argv_free(av);
+	}
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -315,6 +359,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_unreadable_file);
 	tcase_add_test(tc, test_merge_command_line_wins);
 	tcase_add_test(tc, test_merge_forms_and_errors);
+	tcase_add_test(tc, test_merge_abbreviations);
 	suite_add_tcase(s, tc);
 	return s;
 }

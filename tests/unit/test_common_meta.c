@@ -75,9 +75,30 @@ START_TEST(test_encode_errors)
 	sample(&m);
 	memset(m.comm, 'x', sizeof(m.comm)); /* not terminated */
 	ck_assert_int_eq(meta_encode(&m, buf, sizeof(buf)), -EINVAL);
+}
+END_TEST
+
+/* Kernel names are bytes: a comm cut at 15 bytes inside a Cyrillic letter, or a path with
+ * a stray byte, must still give a flow record (the agent would drop it otherwise). */
+START_TEST(test_encode_not_utf8)
+{
+	struct meta_flow m, d;
+	char buf[META_MAX_JSON + 1];
+	const char *name = "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xbb\xd0\xbe\xd0\xb6\xd0\xb5"
+			   "\xd0\xbd\xd0\xb8\xd0\xb5"; /* "Prilozhenie" in Cyrillic, 20 bytes */
+	int n;
+
 	sample(&m);
-	strcpy(m.comm, "\xff\xfe"); /* not UTF-8 */
-	ck_assert_int_eq(meta_encode(&m, buf, sizeof(buf)), -EINVAL);
+	memcpy(m.comm, name, 15); /* what the kernel keeps: 7 letters and half of one */
+	m.comm[15] = '\0';
+	strcpy(m.exe, "/opt/a\xff\xfe"
+		      "b\xe0\x80z"); /* invalid bytes, an overlong lead */
+	n = meta_encode(&m, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(meta_decode(buf, (size_t)n, &d, NULL), 0);
+	ck_assert_str_eq(d.comm, "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xbb\xd0\xbe\xd0\xb6\xd0\xb5");
+	ck_assert_str_eq(d.exe, "/opt/a??b??z");
+	ck_assert_str_eq(d.cgroup, m.cgroup);
 }
 END_TEST
 
@@ -280,6 +301,7 @@ int main(void)
 	tcase_add_test(tc, test_encode_exact);
 	tcase_add_test(tc, test_encode_errors);
 	tcase_add_test(tc, test_round_trip);
+	tcase_add_test(tc, test_encode_not_utf8);
 	tcase_add_loop_test(tc, test_decode_errors, 0, sizeof(bad) / sizeof(bad[0]));
 	tcase_add_test(tc, test_decode_limits);
 	tcase_add_test(tc, test_frame);
