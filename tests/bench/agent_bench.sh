@@ -32,7 +32,7 @@ mkdir -p "$WWW"
 e2e_random "$WWW/1k.bin" 1K
 e2e_random "$WWW/bulk.bin" "${BULK_MB}M"
 chmod -R a+rX "$WWW"
-ecvx_nginx b "$WWW" 4643 4644 4645
+e2e_nginx b "$WWW" 4643 4644 4645
 
 rate() { # wrk requests/s
 	e2e_in a wrk -t1 -c16 -d"${SECS}s" "https://$B:4644/1k.bin" 2>&1 |

@@ -36,7 +36,7 @@ mkdir -p "$WWW"
 e2e_random "$WWW/1k.bin" 1K
 e2e_random "$WWW/16k.bin" 16K
 chmod -R a+rX "$WWW"
-ecvx_nginx b "$WWW" 4643 4644 4645
+e2e_nginx b "$WWW" 4643 4644 4645
 # The tvn's pcap would grow by GBs: tools get the stream through /dev/null here, the
 # dedup and flow table are what is measured.
 E2E_PCAP=/dev/null

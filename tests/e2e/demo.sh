@@ -59,7 +59,7 @@ while sum(map(len, out)) < 102400:
 sys.stdout.write("".join(out)[:102400])' >"$WWW/report.txt"
 printf '{"user":"alice","card":"4111-1111-1111-1111","amount":42.50}' >"$E2E_TMP/order.json"
 chmod -R a+rX "$WWW"
-ecvx_nginx server "$WWW" $P12 $P13 $PH2
+e2e_nginx server "$WWW" $P12 $P13 $PH2
 say "nginx: TLS 1.2 on :$P12, TLS 1.3 on :$P13, HTTP/2 on :$PH2 (self-signed certificate)"
 
 step "2. the tvn in the collector, then one ecv-agent per node (scoped with --netns)"
@@ -129,7 +129,7 @@ say "HTTP/2 DATA the client sent (the POSTed order, decrypted):"
 "${TS[@]}" -Y "http2.type == 0 and tcp.dstport == $PH2" -T fields -e http2.data.data 2>/dev/null |
 	tr -d ':\n' | xxd -r -p | head -c 300 | sed 's/^/     /'
 echo
-say "follow the TLS 1.2 connection (tshark -z follow,tcp,ascii,0), trimmed:"
+say "follow the first TCP stream in the pcap (tshark -z follow,tcp,ascii,0), trimmed:"
 tshark -n -q -r "$E2E_PCAP" -z follow,tcp,ascii,0 2>/dev/null | sed -n '6,$p' |
 	grep -Ev '^[[:space:]]*[0-9]+$' | head -24 | cut -c1-100 | sed 's/^/     | /'
 

@@ -190,16 +190,27 @@ e2e_cert() {
 # e2e_random FILE SIZE: SIZE random bytes (e.g. 300K) in FILE.
 e2e_random() { head -c "$2" /dev/urandom >"$1"; }
 
-# e2e_nginx NODE WWW PORT_TLS12 PORT_TLS13: nginx in NODE serving WWW over TLS 1.2 only
-# on one port and TLS 1.3 only on the other (keep-alive on). POST /upload reads and
-# discards the request body and answers "uploaded".
+# e2e_nginx NODE WWW P12 P13 [PH2]: nginx in NODE serving WWW: TLS 1.2 + HTTP/1.1 on P12,
+# TLS 1.3 + HTTP/1.1 on P13 and, when PH2 is given, TLS 1.2/1.3 + HTTP/2 (ALPN h2) on PH2.
+# Keep-alive on, sendfile off (a sendfile'd body never passes through SSL_write), POST
+# /upload takes a body of up to 64 MB and answers "uploaded"; everything else is a static
+# file of WWW; on P13, /slow/FILE is WWW/FILE sent at ECVX_SLOW_RATE (nginx limit_rate,
+# default 2m) so that the *server* writes slowly (a client-side --limit-rate lets nginx
+# write the whole file into socket buffers in the first second).
+# Access log in $E2E_TMP/nginx-NODE.access.log.
 e2e_nginx() {
-	local node=$1 www=$2 p12=$3 p13=$4 conf=$E2E_TMP/nginx-$1.conf
+	local node=$1 www=$2 p12=$3 p13=$4 ph2=${5:-} conf=$E2E_TMP/nginx-$1.conf h2=
+	[ -z "$ph2" ] || h2="server {
+		listen $ph2 ssl http2;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		root $www;
+		location = /upload { client_max_body_size 64m; return 200 \"uploaded\\n\"; }
+	}"
 	cat >"$conf" <<NGINX
 worker_processes 1;
 pid $E2E_TMP/nginx-$node.pid;
-error_log $E2E_TMP/nginx-$node.error.log info;
-events { worker_connections 64; }
+error_log $E2E_TMP/nginx-$node.error.log warn;
+events { worker_connections 1024; }
 http {
 	access_log $E2E_TMP/nginx-$node.access.log;
 	client_body_temp_path $E2E_TMP/nginx-body;
@@ -208,7 +219,9 @@ http {
 	uwsgi_temp_path $E2E_TMP/nginx-uwsgi;
 	scgi_temp_path $E2E_TMP/nginx-scgi;
 	default_type application/octet-stream;
-	keepalive_timeout 30s;
+	types { text/html html; text/plain txt; application/json json; }
+	keepalive_timeout 60s;
+	keepalive_requests 1000000;
 	sendfile off;
 	ssl_certificate $E2E_TMP/cert.pem;
 	ssl_certificate_key $E2E_TMP/key.pem;
@@ -216,22 +229,26 @@ http {
 		listen $p12 ssl;
 		ssl_protocols TLSv1.2;
 		root $www;
-		location = /upload { client_max_body_size 16m; return 200 "uploaded\n"; }
+		location = /upload { client_max_body_size 64m; return 200 "uploaded\n"; }
 	}
 	server {
 		listen $p13 ssl;
 		ssl_protocols TLSv1.3;
 		root $www;
-		location = /upload { client_max_body_size 16m; return 200 "uploaded\n"; }
+		location = /upload { client_max_body_size 64m; return 200 "uploaded\n"; }
+		location /slow/ { alias $www/; limit_rate ${ECVX_SLOW_RATE:-2m}; }
 	}
+	$h2
 }
 NGINX
 	e2e_bg_in "$node" "nginx-$node" nginx -c "$conf" -g 'daemon off;'
-	if ! e2e_wait_for 10 e2e_tcp_listening "$node" "$p12" ||
-		! e2e_wait_for 10 e2e_tcp_listening "$node" "$p13"; then
-		cat "$E2E_TMP/nginx-$node.log" "$E2E_TMP/nginx-$node.error.log"
-		e2e_fail "nginx did not start"
-	fi
+	local p
+	for p in "$p12" "$p13" $ph2; do
+		if ! e2e_wait_for 10 e2e_tcp_listening "$node" "$p"; then
+			cat "$E2E_TMP/nginx-$node.log" "$E2E_TMP/nginx-$node.error.log"
+			e2e_fail "nginx did not start"
+		fi
+	done
 }
 
 # e2e_tvn_start NAME PORT HTTP_PORT [ARGS...]: a tvn in the collector listening on

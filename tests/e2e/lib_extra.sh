@@ -18,63 +18,6 @@ ecvx_net() {
 	E2E_TVN_IP=$E2E_NET.254
 }
 
-# ecvx_nginx NODE WWW P12 P13 PH2: nginx in NODE serving WWW: TLS 1.2 + HTTP/1.1 on P12,
-# TLS 1.3 + HTTP/1.1 on P13, TLS 1.2/1.3 + HTTP/2 (ALPN h2) on PH2. Keep-alive on,
-# sendfile off (a sendfile'd body never passes through SSL_write), POST /upload takes
-# a body of up to 64 MB and answers "uploaded"; everything else is a static file of WWW;
-# on P13, /slow/FILE is WWW/FILE sent at ECVX_SLOW_RATE (nginx limit_rate, default 2m)
-# so that the *server* writes slowly (a client-side --limit-rate lets nginx write the
-# whole file into socket buffers in the first second).
-# Access log in $E2E_TMP/nginx-NODE.access.log.
-ecvx_nginx() {
-	local node=$1 www=$2 p12=$3 p13=$4 ph2=$5 conf=$E2E_TMP/nginx-$1.conf
-	cat >"$conf" <<NGINX
-worker_processes 1;
-pid $E2E_TMP/nginx-$node.pid;
-error_log $E2E_TMP/nginx-$node.error.log warn;
-events { worker_connections 1024; }
-http {
-	access_log $E2E_TMP/nginx-$node.access.log;
-	client_body_temp_path $E2E_TMP/nginx-body;
-	proxy_temp_path $E2E_TMP/nginx-proxy;
-	fastcgi_temp_path $E2E_TMP/nginx-fcgi;
-	uwsgi_temp_path $E2E_TMP/nginx-uwsgi;
-	scgi_temp_path $E2E_TMP/nginx-scgi;
-	default_type application/octet-stream;
-	types { text/html html; text/plain txt; application/json json; }
-	keepalive_timeout 60s;
-	keepalive_requests 1000000;
-	sendfile off;
-	ssl_certificate $E2E_TMP/cert.pem;
-	ssl_certificate_key $E2E_TMP/key.pem;
-	server {
-		listen $p12 ssl;
-		ssl_protocols TLSv1.2;
-		root $www;
-		location = /upload { client_max_body_size 64m; return 200 "uploaded\n"; }
-	}
-	server {
-		listen $p13 ssl;
-		ssl_protocols TLSv1.3;
-		root $www;
-		location = /upload { client_max_body_size 64m; return 200 "uploaded\n"; }
-		location /slow/ { alias $www/; limit_rate ${ECVX_SLOW_RATE:-2m}; }
-	}
-	server {
-		listen $ph2 ssl http2;
-		ssl_protocols TLSv1.2 TLSv1.3;
-		root $www;
-		location = /upload { client_max_body_size 64m; return 200 "uploaded\n"; }
-	}
-}
-NGINX
-	e2e_bg_in "$node" "nginx-$node" nginx -c "$conf" -g 'daemon off;'
-	e2e_wait_for 10 e2e_tcp_listening "$node" "$p12" &&
-		e2e_wait_for 10 e2e_tcp_listening "$node" "$p13" &&
-		e2e_wait_for 10 e2e_tcp_listening "$node" "$ph2" ||
-		{ cat "$E2E_TMP/nginx-$node.log" "$E2E_TMP/nginx-$node.error.log"; e2e_fail "nginx did not start"; }
-}
-
 # ecvx_metric_in NODE URL NAME: sum of every sample of NAME (all label sets) served at
 # URL inside NODE; 1 when the endpoint does not answer.
 ecvx_metric_in() {
@@ -146,7 +89,7 @@ ecvx_fault_setup() {
 	mkdir -p "$WWW"
 	e2e_random "$BIG" "$3"
 	chmod -R a+rX "$WWW"
-	ecvx_nginx b "$WWW" 4643 4644 4645
+	e2e_nginx b "$WWW" 4643 4644 4645
 }
 
 # ecvx_rawcap: records every VxLAN datagram reaching the collector's bridge (both
