@@ -21,7 +21,8 @@ in the body's range must equal FILE's byte at that position:
   body_wrong                    bytes present at a position but different (shifted data)
   body_extra                    payload beyond the body's end (a keep-alive connection's
                                 next response: --allow-extra)
-With --holes FILE the holes are written there, "offset length" per line.
+With --holes FILE what the copy lacks is written there, "offset length" per line: the holes,
+and with --body a tail of the body that never arrived.
 Exit 1 when dup > 0 (unless --allow-dup), holes > 0 (unless --allow-holes), fin_early > 0,
 body_wrong > 0, body_extra > 0 (unless --allow-extra) or the direction is absent."""
 import os
@@ -179,8 +180,14 @@ def main():
     if holes and not opts["--allow-holes"]:
         bad.append(f"{len(holes)} holes ({rep['hole_bytes']} bytes)")
     if holes_out:
+        # What the copy lacks, for comparing copies: the gaps, plus a body tail that never
+        # came (lost samples at the very end leave no gap before a later byte).
+        missing = list(holes)
+        body_end = rep.get("body_start", 0) + len(body) if "body_start" in rep else 0
+        if body_end > hi:
+            missing.append((hi, body_end - hi))
         with open(holes_out, "w") as f:
-            for h in holes:
+            for h in missing:
                 f.write(f"{h[0]} {h[1]}\n")
     print(" ".join(f"{k}={v}" for k, v in rep.items()))
     for b in bad:
