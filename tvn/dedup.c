@@ -12,7 +12,11 @@
  * highest emitted end (so wrap-around at 2^32 needs no special case and a flow may carry
  * any number of bytes). Two ranges live inline (one hole, the common loss case); more
  * spill to a heap array of up to MAX_RANGES; beyond that, or when a hole falls more than
- * STALE_SPAN behind the head, the lowest hole is given up (stats.holes_abandoned).
+ * STALE_SPAN behind the head, the lowest hole is given up (stats.holes_abandoned). The
+ * segments that make up most traffic skip the general merge: payload at a direction's
+ * emitted edge (the first copy, in order) extends the last range, a segment the last
+ * range covers whole (the second copy) is compared and dropped, and a direction's first
+ * SYN starts the ranges.
  *
  * Overlap conflicts: each direction that carries payload gets (while the global budget
  * RING_BUDGET lasts) a RING_SIZE ring of the most recently emitted bytes, indexed by
@@ -52,6 +56,19 @@
  * received). Held FINs are released in the order they were held, and a released segment
  * never goes out with a time earlier than what its flow already emitted.
  *
+ * Holes: when one copy lost bytes that another copy still brings (the usual case: the
+ * copies lag each other by milliseconds), the first copy's segments past the hole would
+ * reach the tools before the filler, and analysers read that as a lost segment followed
+ * by a retransmission. So in bytes mode a data segment that starts beyond its
+ * direction's emitted edge, while another copy sends or may still turn up (the FIN
+ * rule), is held (struct held_frame, copied) with the later ones of its copy, and goes
+ * out, in arrival order and through the same bookkeeping, as soon as the edge reaches
+ * it; all of them go out when another copy's data jumps past the edge too (the hole is
+ * in both), before a RST, after skew (dedup_expire()), at the flow's end, or when the
+ * bounds (HOLD_DIR_MAX per direction, HOLD_BUDGET in total) say no. The bytes still come
+ * from whichever copy brought them first; only their order changes. Latency: data past
+ * a hole waits for the lag between the copies (at most skew).
+ *
  * A restarted agent's copy (relative offsets) is never laid over absolute output, even
  * after the flow entry ended: a connection that delivered absolute offsets leaves a
  * tombstone (its tuple hash, for flow_timeout); a flow recreated for that tuple without
@@ -67,7 +84,8 @@
  * Memory: dedup_flow_bytes() (248 bytes on x86-64: the pooled entry and its bucket
  * pointer) per flow; on top, only where needed: a 64 KiB ring per direction carrying
  * payload (bounded by RING_BUDGET in total, recycled through a free list), 256 bytes
- * per direction with more than two ranges, one struct meta_flow per flow with metadata.
+ * per direction with more than two ranges, one struct meta_flow per flow with metadata,
+ * the frames held behind holes (HOLD_DIR_MAX per direction, HOLD_BUDGET in total).
  *
  * Limits: trimmed pieces are rebuilt by pkt_build(), so they carry the original MACs,
  * outer VLAN, addresses, ports, IP id, ack, window and flags, but TTL 64, no IP or TCP
@@ -97,6 +115,12 @@ _Static_assert(MAX_RANGES <= 255, "dir_state.n holds the range count");
 #define HSET_WAYS 8
 #define TOMB_BUCKETS (1u << 12) /* x TOMB_WAYS x 16 bytes = 256 KiB, on first use */
 #define TOMB_WAYS 4
+#define HOLD_DIR_MAX (256u << 10) /* frame bytes held after a fresh hole, per direction */
+#define HOLD_BUDGET (64ull << 20) /* ... and in total */
+
+/* On the per-packet path of every frame: inlined whatever the compiler's size estimate,
+ * since a call costs about as much as these do (the callers pass up to ten arguments). */
+#define HOT static inline __attribute__((always_inline))
 
 /* dir_state.flags */
 #define DIR_SYN 0x01	/* a SYN was emitted; syn_seq holds its sequence number */
@@ -142,22 +166,29 @@ struct dir_state {
 	struct ring *ring;
 };
 
+/* Fields in the order a packet uses them: what the bucket walk compares (hnext, hash,
+ * tuple) and the source slot lookup in the first 64 bytes, the per-packet state next,
+ * what only the flow log reads last. */
 struct flow {
 	struct flow *hnext;
-	struct flow *prev, *next;
-	struct ecv_tuple tuple;
-	uint64_t first_ns, last_ns, kept_ns;
-	uint64_t bytes_in, bytes_out, bytes_dropped; /* payload bytes */
-	uint32_t pkts_in, pkts_out, pkts_dropped, conflicts;
 	uint32_t hash;
-	uint16_t src[DEDUP_MAX_SOURCES]; /* source registry ids */
-	uint8_t sflags[DEDUP_MAX_SOURCES];
 	uint8_t nsrc;
 	int8_t kept;
 	uint8_t flags;
+	struct ecv_tuple tuple;
+	uint16_t src[DEDUP_MAX_SOURCES]; /* source registry ids */
+	uint8_t sflags[DEDUP_MAX_SOURCES];
+	uint32_t pkts_in;
+	uint64_t last_ns;
+	uint64_t bytes_in; /* payload bytes, like bytes_out and bytes_dropped */
+	struct flow *prev, *next;
 	struct flow_ext *ext; /* allocated when metadata or a held FIN needs it */
 	struct dir_state dir[2];
+	uint64_t first_ns, kept_ns;
+	uint64_t bytes_out, bytes_dropped;
+	uint32_t pkts_out, pkts_dropped, conflicts;
 };
+_Static_assert(offsetof(struct flow, sflags) == 64, "bucket walk and slot lookup: 64 bytes");
 
 /* A header-only segment kept back, with everything needed to rebuild it: a FIN one copy
  * sent where another copy still sends (until a second copy confirms it, another copy's
@@ -171,16 +202,32 @@ struct held_seg {
 	uint8_t mac[12];
 };
 
+/* A data frame held back behind a fresh hole (see bytes_hold()), copied whole. */
+struct held_frame {
+	struct held_frame *next;
+	uint64_t ts;
+	uint32_t len, seq;
+	uint16_t src;
+	uint8_t b[];
+};
+
 /* flow_ext.held bits */
 #define HELD_FIN(dir) (1u << (dir))
 #define HELD_ACK(dir) (4u << (dir))
+#define HELD_DATA(dir) (16u << (dir))
 
 struct flow_ext {
 	struct meta_flow meta;
 	bool have_meta;
-	uint8_t held; /* HELD_FIN/HELD_ACK per direction */
+	uint8_t held; /* HELD_FIN/HELD_ACK/HELD_DATA per direction */
 	struct held_seg fin[2];
 	struct held_seg ack[2];
+	/* Per direction while HELD_DATA: frames of one copy (source qsrc) that start beyond
+	 * the emitted edge, in arrival order, qbytes of them. */
+	struct held_frame *q[2], *qlast[2];
+	uint32_t qbytes[2];
+	uint16_t qsrc[2];
+	uint8_t releasing; /* per direction (bit dir): hold_release() is running */
 	/* Latest timestamp emitted in the flow (at least the flow's last activity when the
 	 * extension was made): released segments never go out earlier than it. Only held
 	 * segments can come out of time order, and they live here too. */
@@ -229,11 +276,12 @@ struct dedup {
 	uint32_t nsrcs, srcs_cap;
 	uint16_t *src_index; /* open addressing over srcs, SRC_NONE = empty */
 	uint32_t src_index_cap;
-	uint32_t src_last;
-	uint16_t *src_free; /* ids no flow refers to, out of the index (registry full) */
+	uint32_t src_last[2]; /* the two latest sources looked up (the two copies of a flow) */
+	uint16_t *src_free;   /* ids no flow refers to, out of the index (registry full) */
 	uint32_t nsrc_free;
 
 	uint64_t ring_bytes; /* rings in use and on the free list */
+	uint64_t hold_bytes; /* frames held behind fresh holes */
 	struct ring *ring_free;
 	struct flow *held; /* flows holding a FIN back */
 	struct tomb *tombs;
@@ -288,10 +336,11 @@ static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
 	return h;
 }
 
-/* Symmetric (same for a tuple and its reverse) flow table hash: one mix per endpoint,
- * combined by addition. tuple_hash() would do, but it hashes byte by byte and the table
- * lookup is on every packet. */
-static uint64_t flow_hash64(const struct ecv_tuple *t)
+/* Symmetric (same for a tuple and its reverse) flow table hash: each endpoint folded into
+ * 64 bits, the two put in order (so either direction gives the same pair) and mixed once.
+ * tuple_hash() would do, but it hashes byte by byte and the table lookup is on every
+ * packet. */
+HOT uint64_t flow_hash64(const struct ecv_tuple *t)
 {
 	uint64_t a0, a1, b0, b1, ha, hb;
 
@@ -299,9 +348,45 @@ static uint64_t flow_hash64(const struct ecv_tuple *t)
 	memcpy(&a1, t->saddr + 8, 8);
 	memcpy(&b0, t->daddr, 8);
 	memcpy(&b1, t->daddr + 8, 8);
-	ha = hash_mix64(a0 ^ rotl64(a1 ^ t->sport, 23));
-	hb = hash_mix64(b0 ^ rotl64(b1 ^ t->dport, 23));
-	return hash_mix64(ha + hb + t->proto);
+	ha = a0 ^ rotl64(a1 ^ t->sport, 23);
+	hb = b0 ^ rotl64(b1 ^ t->dport, 23);
+	if (ha > hb) {
+		uint64_t x = ha;
+
+		ha = hb;
+		hb = x;
+	}
+	return hash_mix64(ha * 0x9e3779b97f4a7c15ull + (hb ^ t->proto));
+}
+
+/* Whether flow tuple ft is t (*dir = 0) or its reverse (*dir = 1), compared word by word
+ * (the 40-byte layout has no holes: pad is zero) rather than by building the reversed
+ * tuple. */
+static inline bool tuple_match(const struct ecv_tuple *ft, const struct ecv_tuple *t, int *dir)
+{
+	uint64_t a[4], b[4];
+	uint32_t pa, pb, ra, rb;
+
+	_Static_assert(sizeof(struct ecv_tuple) == 40, "addresses, ports, family, proto, pad");
+	memcpy(a, ft, sizeof(a));
+	memcpy(b, t, sizeof(b));
+	memcpy(&pa, &ft->sport, 4);
+	memcpy(&pb, &t->sport, 4);
+	memcpy(&ra, &ft->family, 4);
+	memcpy(&rb, &t->family, 4);
+	if (ra != rb)
+		return false;
+	if (!((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) && pa == pb) {
+		*dir = 0;
+		return true;
+	}
+	/* Rotating by 16 swaps sport and dport whatever the byte order. */
+	if (!((a[0] ^ b[2]) | (a[1] ^ b[3]) | (a[2] ^ b[0]) | (a[3] ^ b[1])) &&
+	    pa == (pb << 16 | pb >> 16)) {
+		*dir = 1;
+		return true;
+	}
+	return false;
 }
 
 static inline uint32_t flow_hash(const struct ecv_tuple *t)
@@ -318,12 +403,20 @@ static inline uint64_t sat_add(uint64_t a, uint64_t b)
 
 static uint32_t src_hash(const struct dedup_src *s)
 {
-	return (uint32_t)hash_mix64(hash_bytes(s->vni, s->addr, sizeof(s->addr)));
+	uint64_t a0, a1;
+
+	memcpy(&a0, s->addr, 8);
+	memcpy(&a1, s->addr + 8, 8);
+	return (uint32_t)hash_mix64((a0 ^ rotl64(a1, 29)) * 0x9e3779b97f4a7c15ull + s->vni);
 }
 
-static bool src_eq(const struct dedup_src *a, const struct dedup_src *b)
+static inline bool src_eq(const struct dedup_src *a, const struct dedup_src *b)
 {
-	return a->vni == b->vni && !memcmp(a->addr, b->addr, sizeof(a->addr));
+	uint64_t x[2], y[2];
+
+	memcpy(x, a->addr, sizeof(x));
+	memcpy(y, b->addr, sizeof(y));
+	return a->vni == b->vni && !((x[0] ^ y[0]) | (x[1] ^ y[1]));
 }
 
 static void src_index_insert(struct dedup *d, uint32_t id)
@@ -357,20 +450,21 @@ static int src_rebuild(struct dedup *d, uint32_t cap, bool drop_unused)
 	return 0;
 }
 
-/* Registry id of a source, registering it when new. Returns SRC_NONE when the registry
- * is full of sources still referenced by flows, or on ENOMEM. */
-static uint32_t src_id(struct dedup *d, const struct dedup_src *s)
+/* src_id() past the latest source: the index, else registration. */
+static uint32_t src_find(struct dedup *d, const struct dedup_src *s)
 {
 	uint32_t mask, i, id;
 
-	if (d->src_last < d->nsrcs && src_eq(&d->srcs[d->src_last].s, s))
-		return d->src_last;
+	if (d->src_last[1] < d->nsrcs && src_eq(&d->srcs[d->src_last[1]].s, s)) {
+		id = d->src_last[1];
+		goto found;
+	}
 	if (d->src_index_cap) {
 		mask = d->src_index_cap - 1;
 		for (i = src_hash(s) & mask; d->src_index[i] != SRC_NONE; i = (i + 1) & mask) {
 			id = d->src_index[i];
 			if (src_eq(&d->srcs[id].s, s))
-				return d->src_last = id;
+				goto found;
 		}
 	}
 	/* New source: take a fresh id, else recycle one no flow refers to. */
@@ -398,7 +492,8 @@ static uint32_t src_id(struct dedup *d, const struct dedup_src *s)
 		if (!d->nsrc_free) {
 			if (!d->src_free && !(d->src_free = malloc(SRC_MAX * sizeof(uint16_t))))
 				return SRC_NONE;
-			d->src_last = UINT32_MAX; /* may be about to become free */
+			/* may be about to become free */
+			d->src_last[0] = d->src_last[1] = UINT32_MAX;
 			if (src_rebuild(d, d->src_index_cap, true) || !d->nsrc_free)
 				return SRC_NONE;
 		}
@@ -408,7 +503,21 @@ static uint32_t src_id(struct dedup *d, const struct dedup_src *s)
 	d->srcs[id].refs = 0;
 	d->srcs[id].owned = 0;
 	src_index_insert(d, id);
-	return d->src_last = id;
+found:
+	if (id != d->src_last[0]) {
+		d->src_last[1] = d->src_last[0];
+		d->src_last[0] = id;
+	}
+	return id;
+}
+
+/* Registry id of a source, registering it when new. Returns SRC_NONE when the registry
+ * is full of sources still referenced by flows, or on ENOMEM. */
+HOT uint32_t src_id(struct dedup *d, const struct dedup_src *s)
+{
+	if (d->src_last[0] < d->nsrcs && src_eq(&d->srcs[d->src_last[0]].s, s))
+		return d->src_last[0];
+	return src_find(d, s);
 }
 
 /* --- flow pool and lists ------------------------------------------------- */
@@ -467,7 +576,7 @@ static inline struct flow_list *flow_list_of(struct dedup *d, struct flow *f)
 	return (f->flags & FL_CLOSED) ? &d->closed : &d->open;
 }
 
-static void flow_touch(struct dedup *d, struct flow *f)
+HOT void flow_touch(struct dedup *d, struct flow *f)
 {
 	struct flow_list *l = flow_list_of(d, f);
 
@@ -604,6 +713,7 @@ static void fin_drop_held(struct dedup *d, struct flow *f, int dir)
 
 static void held_release(struct dedup *d, struct flow *f, int dir, unsigned bit);
 static void held_release_due(struct dedup *d, struct flow *f, uint64_t now, bool all);
+static void hold_discard(struct dedup *d, struct flow *f, int dir);
 
 static void flow_info_fill(const struct flow *f, const struct dedup *d, struct dedup_flow_info *fi)
 {
@@ -652,7 +762,9 @@ static void flow_end(struct dedup *d, struct flow *f, bool report)
 		/* Nothing contradicted the held FINs: the connection did end there. */
 		if (report)
 			held_release_due(d, f, 0, true);
-		else
+		for (i = 0; i < 2; i++)
+			hold_discard(d, f, (int)i);
+		if (f->ext->held)
 			held_set(d, f, f->ext->held, false);
 	}
 	if (report && d->end) {
@@ -683,28 +795,13 @@ static void flow_end(struct dedup *d, struct flow *f, bool report)
 }
 
 /* Finds the flow of tuple t; *dir gets 0 when t is the flow's tuple, 1 when reversed. */
-static struct flow *flow_lookup(struct dedup *d, const struct ecv_tuple *t, uint32_t h, int *dir)
+HOT struct flow *flow_lookup(struct dedup *d, const struct ecv_tuple *t, uint32_t h, int *dir)
 {
-	struct ecv_tuple rev;
 	struct flow *f;
-	bool have_rev = false;
 
-	for (f = d->buckets[h & (d->nbuckets - 1)]; f; f = f->hnext) {
-		if (f->hash != h)
-			continue;
-		if (!memcmp(&f->tuple, t, sizeof(*t))) {
-			*dir = 0;
+	for (f = d->buckets[h & (d->nbuckets - 1)]; f; f = f->hnext)
+		if (f->hash == h && tuple_match(&f->tuple, t, dir))
 			return f;
-		}
-		if (!have_rev) {
-			tuple_reverse(&rev, t);
-			have_rev = true;
-		}
-		if (!memcmp(&f->tuple, &rev, sizeof(rev))) {
-			*dir = 1;
-			return f;
-		}
-	}
 	return NULL;
 }
 
@@ -777,13 +874,25 @@ static void flow_flip(struct flow *f)
 	f->dir[1] = tmp;
 	if (f->ext) {
 		struct held_seg h = f->ext->fin[0], a = f->ext->ack[0];
+		struct held_frame *q = f->ext->q[0], *ql = f->ext->qlast[0];
+		uint32_t qb = f->ext->qbytes[0];
+		uint16_t qs = f->ext->qsrc[0];
 		uint8_t held = f->ext->held;
 
 		f->ext->fin[0] = f->ext->fin[1];
 		f->ext->fin[1] = h;
 		f->ext->ack[0] = f->ext->ack[1];
 		f->ext->ack[1] = a;
-		f->ext->held = (uint8_t)((held & 0x5) << 1 | (held >> 1 & 0x5));
+		/* HELD_FIN, HELD_ACK and HELD_DATA of direction 0 are the even bits. */
+		f->ext->held = (uint8_t)((held & 0x15) << 1 | (held >> 1 & 0x15));
+		f->ext->q[0] = f->ext->q[1];
+		f->ext->q[1] = q;
+		f->ext->qlast[0] = f->ext->qlast[1];
+		f->ext->qlast[1] = ql;
+		f->ext->qbytes[0] = f->ext->qbytes[1];
+		f->ext->qbytes[1] = qb;
+		f->ext->qsrc[0] = f->ext->qsrc[1];
+		f->ext->qsrc[1] = qs;
 	}
 	for (i = 0; i < f->nsrc; i++) {
 		uint8_t s = f->sflags[i], b0 = s & SF_SYN0, b1 = s & SF_SYN1;
@@ -944,6 +1053,38 @@ static bool ring_differs(const struct ring *rg, uint32_t seq, const uint8_t *p, 
 	return false;
 }
 
+/* Remembers payload p[0..n), emitted at sequence number seq, for conflict checks: starts
+ * the direction's ring on its first payload (while the budget lasts) and keeps only what
+ * lies within RING_SIZE of head (one past the highest sequence number emitted), so
+ * ring->from stays within reach of serial arithmetic on long flows. */
+static void ring_keep(struct dedup *d, struct dir_state *ds, uint32_t seq, const uint8_t *p,
+		      uint32_t n, uint32_t head)
+{
+	uint32_t floor = head - RING_SIZE, skip;
+
+	if (!ds->ring && !(ds->flags & DIR_NORING)) {
+		ds->ring = ring_get(d);
+		if (!ds->ring) {
+			ds->flags |= DIR_NORING;
+			return;
+		}
+		ds->ring->from = seq;
+	}
+	if (!ds->ring)
+		return;
+	if (sdiff(ds->ring->from, floor) < 0)
+		ds->ring->from = floor;
+	if (sdiff(seq, floor) < 0) {
+		skip = floor - seq;
+		if (skip >= n)
+			return;
+		seq += skip;
+		p += skip;
+		n -= skip;
+	}
+	ring_write(ds->ring, seq, p, n);
+}
+
 /* Rebuilds the part [ps, pe) (positions relative to the segment's first sequence number)
  * of a TCP segment with its original L2, tuple, ack, window and flags; SYN stays only on
  * the piece that starts the segment, FIN only on the one that ends it. */
@@ -999,8 +1140,8 @@ static bool dir_edge(const struct dir_state *ds, uint32_t *edge)
  * "ACKed unseen segment" and then the segment itself as a retransmission. So the ack is
  * cut to the other direction's emitted edge. Only in bytes mode with absolute offsets:
  * elsewhere one copy's frames go out as they are. */
-static uint32_t ack_allowed(const struct dedup *d, const struct flow *f, int dir,
-			    const struct pkt_info *info)
+HOT uint32_t ack_allowed(const struct dedup *d, const struct flow *f, int dir,
+			 const struct pkt_info *info)
 {
 	uint32_t edge;
 
@@ -1013,16 +1154,21 @@ static uint32_t ack_allowed(const struct dedup *d, const struct flow *f, int dir
 /* Whether a FIN from slot should wait for confirmation: when another copy is being
  * deduplicated byte by byte against this one, or may still turn up (the flow is younger
  * than skew). A flow seen from one node only gets its FINs at once after that. */
-static bool fin_should_hold(const struct dedup *d, const struct flow *f, int slot)
+static bool other_copy_sends(const struct flow *f, int slot)
 {
 	int i;
 
-	if (d->cfg.mode != DEDUP_BYTES || (f->flags & FL_MID))
-		return false;
 	for (i = 0; i < f->nsrc; i++)
 		if (i != slot && (f->sflags[i] & SF_PKT))
 			return true;
-	return d->clock - f->first_ns <= d->cfg.skew_ns;
+	return false;
+}
+
+static bool fin_should_hold(const struct dedup *d, const struct flow *f, int slot)
+{
+	if (d->cfg.mode != DEDUP_BYTES || (f->flags & FL_MID))
+		return false;
+	return other_copy_sends(f, slot) || d->clock - f->first_ns <= d->cfg.skew_ns;
 }
 
 /* Keeps the header of a FIN (bit HELD_FIN) or bare ACK (HELD_ACK) of direction dir. */
@@ -1046,14 +1192,14 @@ static void seg_hold(struct dedup *d, struct flow *f, int dir, unsigned bit, con
 /* Whether a bare ACK of direction dir acknowledges exactly the FIN the other direction
  * holds back (the peer's answer to it: the last ACK of a close): it then waits for that
  * FIN and goes out right after it, rather than before it with its ack cut (a duplicate
- * ACK to analysers) or lost. */
+ * ACK to analysers, dropped as no news) or lost. The FIN need not sit at the emitted
+ * edge: bytes before it may still be missing (a hole another copy may fill, or that no
+ * copy ever fills); the ACK goes out once the edge has reached it (ack_release_ready()),
+ * or with its ack cut when skew runs out first. */
 static bool ack_waits_for_fin(const struct flow *f, int dir, const struct pkt_info *info)
 {
-	uint32_t edge;
-
 	return f->ext && (f->ext->held & HELD_FIN(!dir)) && (info->tcp_flags & PKT_TCP_ACK) &&
-	       dir_edge(&f->dir[!dir], &edge) && f->ext->fin[!dir].seq == edge &&
-	       info->ack == edge + 1;
+	       info->ack == f->ext->fin[!dir].seq + 1;
 }
 
 /* After direction dir emitted: the other direction's held ACK goes out once everything
@@ -1067,9 +1213,277 @@ static void ack_release_ready(struct dedup *d, struct flow *f, int dir)
 		held_release(d, f, !dir, HELD_ACK(!dir));
 }
 
-static void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, size_t len,
+HOT void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, size_t len,
+		     const struct pkt_info *info, const struct dedup_src *src, uint32_t sid,
+		     int slot, uint64_t ts);
+
+/* Takes the oldest frame held in direction dir off its queue. */
+static struct held_frame *hold_pop(struct dedup *d, struct flow *f, int dir)
+{
+	struct flow_ext *x = f->ext;
+	struct held_frame *h = x->q[dir];
+
+	x->q[dir] = h->next;
+	x->qbytes[dir] -= h->len;
+	d->hold_bytes -= h->len;
+	if (!x->q[dir]) {
+		x->qlast[dir] = NULL;
+		held_set(d, f, HELD_DATA(dir), false);
+	}
+	return h;
+}
+
+/* Delivers the frames held in direction dir, oldest first, through bytes_input() (slot
+ * -2: never held again; what the other copy delivered meanwhile is trimmed or dropped
+ * there as usual): every one with all, else those that no longer start beyond the
+ * emitted edge. Never nested: a delivery that moves the edge calls it again. */
+static __attribute__((noinline)) void hold_release(struct dedup *d, struct flow *f, int dir,
+						   bool all)
+{
+	struct flow_ext *x = f->ext;
+	struct held_frame *h;
+	struct pkt_info in;
+	uint32_t edge;
+
+	if (!x || (x->releasing & 1u << dir))
+		return;
+	x->releasing |= (uint8_t)(1u << dir);
+	while (x->q[dir]) {
+		if (!all && dir_edge(&f->dir[dir], &edge) && sdiff(x->q[dir]->seq, edge) > 0)
+			break;
+		h = hold_pop(d, f, dir);
+		if (pkt_parse(h->b, h->len, &in) == 0)
+			bytes_input(d, f, dir, h->b, h->len, &in, &d->srcs[h->src].s, h->src, -2,
+				    h->ts);
+		free(h);
+	}
+	x->releasing &= (uint8_t) ~(1u << dir);
+}
+
+/* Frees the frames held in a direction without delivering them, counting them dropped. */
+static void hold_discard(struct dedup *d, struct flow *f, int dir)
+{
+	while (f->ext && f->ext->q[dir]) {
+		free(hold_pop(d, f, dir));
+		d->st.dropped_packets++;
+		f->pkts_dropped++;
+	}
+}
+
+/* A payload segment starting beyond the emitted edge of direction dir (else this
+ * returns false at once): a hole opens in front of it. While another copy of the flow
+ * sends or may still turn up (as for FINs: fin_should_hold()), that copy will most
+ * likely bring the missing bytes a moment later; delivered now, the segment would reach
+ * the tools before them, which analysers read as a lost segment followed by a
+ * retransmission. So the frame is held (copied, in arrival order with the later ones of
+ * its copy) until the edge reaches it, for at most skew (dedup_expire()), within
+ * HOLD_DIR_MAX per direction and HOLD_BUDGET in total. Once another copy jumps past the
+ * edge too, the hole is in both copies and everything held goes out. Returns true when
+ * the frame is held. */
+static bool bytes_hold(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, size_t len,
+		       const struct pkt_info *info, uint32_t sid, int slot, uint64_t ts)
+{
+	bool queued = f->ext && (f->ext->held & HELD_DATA(dir));
+	struct held_frame *h;
+	uint32_t edge;
+
+	if (!dir_edge(&f->dir[dir], &edge) || sdiff(info->seq, edge) <= 0 ||
+	    d->cfg.mode != DEDUP_BYTES || (f->flags & FL_MID) || slot < 0)
+		return false;
+	if (queued && f->ext->qsrc[dir] != sid) {
+		hold_release(d, f, dir, true);
+		return false;
+	}
+	if (!queued && !fin_should_hold(d, f, slot))
+		return false;
+	if (len > HOLD_DIR_MAX - (queued ? f->ext->qbytes[dir] : 0) ||
+	    d->hold_bytes + len > HOLD_BUDGET || !flow_ext(f) || !(h = malloc(sizeof(*h) + len))) {
+		hold_release(d, f, dir, true);
+		return false;
+	}
+	h->next = NULL;
+	h->ts = ts;
+	h->len = (uint32_t)len;
+	h->seq = info->seq;
+	h->src = (uint16_t)sid;
+	memcpy(h->b, frame, len);
+	if (queued) {
+		f->ext->qlast[dir]->next = h;
+	} else {
+		f->ext->q[dir] = h;
+		f->ext->qsrc[dir] = (uint16_t)sid;
+		held_set(d, f, HELD_DATA(dir), true);
+	}
+	f->ext->qlast[dir] = h;
+	f->ext->qbytes[dir] += (uint32_t)len;
+	d->hold_bytes += len;
+	return true;
+}
+
+/* The two segments that make up most of the traffic, handled without the general range
+ * merge (bytes_merge()) and its stack of range arrays; they return false, having changed
+ * nothing, when the segment is anything else. bytes_next(): payload at exactly the
+ * emitted edge of a direction (the first copy, in order): it extends the last range and
+ * goes out whole. */
+HOT bool bytes_next(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, size_t len,
+		    const struct pkt_info *info, const struct dedup_src *src, uint64_t ts)
+{
+	struct dir_state *ds = &f->dir[dir];
+	struct rng *r = dir_ranges(ds), *last = &r[ds->n - 1];
+	uint32_t n = info->payload_len, head = info->seq + n, ack;
+
+	/* A held FIN the data may run past, or a hole falling STALE_SPAN behind: the
+	 * general path gives those up. */
+	if (info->seq != last->hi || (f->ext && (f->ext->held & HELD_FIN(dir))))
+		return false;
+	if (sdiff(head, r[0].lo) > (int32_t)STALE_SPAN) {
+		if (ds->n > 1 && sdiff(head, r[0].hi) > (int32_t)STALE_SPAN)
+			return false;
+		r[0].lo = head - STALE_SPAN; /* coverage older than that is forgotten */
+	}
+	last->hi = head;
+	ack = ack_allowed(d, f, dir, info);
+	flow_emit(d, f, frame_with_ack(d, frame, len, info, ack), len, ts, src);
+	f->pkts_out++;
+	f->bytes_out += n;
+	ring_keep(d, ds, info->seq, info->payload, n, head);
+	note_ack(ds, info, ack);
+	ack_release_ready(d, f, dir);
+	if (f->ext && (f->ext->held & HELD_DATA(dir)))
+		hold_release(d, f, dir, false);
+	return true;
+}
+
+/* A segment (seglen: its SYN, payload and FIN) that the last emitted range already
+ * covers whole (the second copy): its payload is compared with the ring where that still
+ * holds those bytes, then it is dropped. */
+HOT bool bytes_covered(struct dedup *d, struct flow *f, int dir, const struct pkt_info *info,
+		       unsigned syn, uint32_t seglen)
+{
+	struct dir_state *ds = &f->dir[dir];
+	const struct rng *last = &dir_ranges(ds)[ds->n - 1];
+	int64_t s = sdiff(info->seq, last->hi), e = s + seglen, pa = s + syn, vlo;
+
+	if (sdiff(info->seq, last->lo) < 0 || e > 0)
+		return false;
+	if (ds->ring && info->payload_len) {
+		vlo = sdiff(ds->ring->from, last->hi);
+		if (vlo < -(int64_t)RING_SIZE)
+			vlo = -(int64_t)RING_SIZE;
+		if (vlo < pa)
+			vlo = pa;
+		if (vlo < pa + info->payload_len &&
+		    ring_differs(ds->ring, last->hi + (uint32_t)vlo, info->payload + (vlo - pa),
+				 (size_t)(pa + info->payload_len - vlo))) {
+			d->st.overlap_conflicts++;
+			f->conflicts++;
+		}
+	}
+	drop_whole(d, f, info);
+	return true;
+}
+
+/* The first SYN of a direction (nothing emitted there yet, nothing held): it goes out
+ * whole and starts the ranges. */
+static void bytes_syn(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, size_t len,
+		      const struct pkt_info *info, const struct dedup_src *src, uint64_t ts)
+{
+	struct dir_state *ds = &f->dir[dir];
+	uint32_t ack = ack_allowed(d, f, dir, info);
+
+	ds->r.in[0].lo = info->seq;
+	ds->r.in[0].hi = info->seq + 1;
+	ds->n = 1;
+	ds->flags |= DIR_SYN;
+	ds->syn_seq = info->seq;
+	flow_emit(d, f, frame_with_ack(d, frame, len, info, ack), len, ts, src);
+	f->pkts_out++;
+	note_ack(ds, info, ack);
+	ack_release_ready(d, f, dir);
+}
+
+/* A segment that takes no sequence space: a RST (one per direction reaches the tools) or
+ * a bare ACK (news only if it acknowledges more than was already sent). */
+static void bytes_ctl(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, size_t len,
+		      const struct pkt_info *info, const struct dedup_src *src, uint32_t sid,
+		      int slot, uint64_t ts)
+{
+	struct dir_state *ds = &f->dir[dir];
+	uint32_t ack = ack_allowed(d, f, dir, info);
+
+	if (info->tcp_flags & PKT_TCP_RST) {
+		if (ds->flags & DIR_RST) {
+			drop_whole(d, f, info);
+			return;
+		}
+		/* The connection ends here: data held behind a hole goes out before. */
+		if (f->ext && (f->ext->held & HELD_DATA(dir)))
+			hold_release(d, f, dir, true);
+		ds->flags |= DIR_RST;
+		flow_emit(d, f, frame_with_ack(d, frame, len, info, ack), len, ts, src);
+		f->pkts_out++;
+		f->bytes_out += info->payload_len;
+		flow_check_closed(d, f);
+		return;
+	}
+	if (ack != info->ack && slot != -2 && ack_waits_for_fin(f, dir, info)) {
+		/* One held ACK per direction: the other copy's is the same one. */
+		if (f->ext->held & HELD_ACK(dir))
+			drop_whole(d, f, info);
+		else
+			seg_hold(d, f, dir, HELD_ACK(dir), frame, info, sid, ts);
+		return;
+	}
+	if ((info->tcp_flags & PKT_TCP_ACK) && (ds->flags & DIR_ACK) &&
+	    sdiff(ack, ds->max_ack) <= 0) {
+		drop_whole(d, f, info);
+		return;
+	}
+	note_ack(ds, info, ack);
+	flow_emit(d, f, frame_with_ack(d, frame, len, info, ack), len, ts, src);
+	f->pkts_out++;
+}
+
+static void bytes_merge(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, size_t len,
 			const struct pkt_info *info, const struct dedup_src *src, uint32_t sid,
-			int slot, uint64_t ts)
+			int slot, uint64_t ts);
+
+/* bytes mode, one TCP segment of direction dir from source sid (slot in the flow, -1
+ * when it has none, -2 for a held segment being released). */
+HOT void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, size_t len,
+		     const struct pkt_info *info, const struct dedup_src *src, uint32_t sid,
+		     int slot, uint64_t ts)
+{
+	unsigned syn, fin;
+
+	if ((info->tcp_flags & PKT_TCP_RST) ||
+	    (!info->payload_len && !(info->tcp_flags & (PKT_TCP_SYN | PKT_TCP_FIN)))) {
+		bytes_ctl(d, f, dir, frame, len, info, src, sid, slot, ts);
+		return;
+	}
+	syn = !!(info->tcp_flags & PKT_TCP_SYN);
+	fin = !!(info->tcp_flags & PKT_TCP_FIN);
+	if (!f->dir[dir].n) {
+		if (syn && !fin && !info->payload_len && !(f->ext && f->ext->held)) {
+			bytes_syn(d, f, dir, frame, len, info, src, ts);
+			return;
+		}
+	} else if ((!syn && !fin && bytes_next(d, f, dir, frame, len, info, src, ts)) ||
+		   bytes_covered(d, f, dir, info, syn, syn + info->payload_len + fin) ||
+		   (!syn && !fin && bytes_hold(d, f, dir, frame, len, info, sid, slot, ts))) {
+		return;
+	}
+	bytes_merge(d, f, dir, frame, len, info, src, sid, slot, ts);
+}
+
+/* Everything else that takes sequence space: the parts of the segment no range covers go
+ * out (trimmed when that is not all of it), with SYN/FIN handling, held FINs and ACKs,
+ * and range upkeep. Out of line: its range arrays make a large stack frame. */
+static __attribute__((noinline)) void bytes_merge(struct dedup *d, struct flow *f, int dir,
+						  const uint8_t *frame, size_t len,
+						  const struct pkt_info *info,
+						  const struct dedup_src *src, uint32_t sid,
+						  int slot, uint64_t ts)
 {
 	struct dir_state *ds = &f->dir[dir];
 	unsigned syn = !!(info->tcp_flags & PKT_TCP_SYN), fin = !!(info->tcp_flags & PKT_TCP_FIN);
@@ -1081,40 +1495,6 @@ static void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t 
 	struct rng *r = dir_ranges(ds);
 	uint32_t ref, ack = ack_allowed(d, f, dir, info);
 	bool conflict = false, held_now = false;
-
-	if (info->tcp_flags & PKT_TCP_RST) {
-		/* A RST takes no sequence space: one per direction reaches the tools. */
-		if (ds->flags & DIR_RST) {
-			drop_whole(d, f, info);
-			return;
-		}
-		ds->flags |= DIR_RST;
-		flow_emit(d, f, frame_with_ack(d, frame, len, info, ack), len, ts, src);
-		f->pkts_out++;
-		f->bytes_out += info->payload_len;
-		flow_check_closed(d, f);
-		return;
-	}
-	if (!seglen) {
-		if (ack != info->ack && slot != -2 && ack_waits_for_fin(f, dir, info)) {
-			/* One held ACK per direction: the other copy's is the same one. */
-			if (f->ext->held & HELD_ACK(dir))
-				drop_whole(d, f, info);
-			else
-				seg_hold(d, f, dir, HELD_ACK(dir), frame, info, sid, ts);
-			return;
-		}
-		/* A bare ACK is news only if it acknowledges more than was already sent. */
-		if ((info->tcp_flags & PKT_TCP_ACK) && (ds->flags & DIR_ACK) &&
-		    sdiff(ack, ds->max_ack) <= 0) {
-			drop_whole(d, f, info);
-			return;
-		}
-		note_ack(ds, info, ack);
-		flow_emit(d, f, frame_with_ack(d, frame, len, info, ack), len, ts, src);
-		f->pkts_out++;
-		return;
-	}
 
 	/* Work in 64-bit positions relative to the highest emitted end. */
 	ref = n ? r[n - 1].hi : info->seq;
@@ -1285,30 +1665,9 @@ static void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t 
 				flow_emit(d, f, d->buf, (size_t)k, ts, src);
 		}
 		f->pkts_out++;
-		/* Remember emitted payload for conflict checks. */
-		if (db > da) {
-			if (!ds->ring && !(ds->flags & DIR_NORING)) {
-				ds->ring = ring_get(d);
-				if (ds->ring) {
-					ds->ring->from = info->seq + (uint32_t)da;
-				} else {
-					ds->flags |= DIR_NORING;
-				}
-			}
-			if (ds->ring) {
-				int64_t wa = s + da, wb = s + db, floor = head - RING_SIZE;
-
-				/* Keep from within reach of serial arithmetic on long flows. */
-				if (sdiff(ds->ring->from, ref + (uint32_t)floor) < 0)
-					ds->ring->from = ref + (uint32_t)floor;
-				if (wa < floor)
-					wa = floor;
-				if (wa < wb)
-					ring_write(ds->ring, ref + (uint32_t)wa,
-						   info->payload + (wa - s - syn),
-						   (size_t)(wb - wa));
-			}
-		}
+		if (db > da)
+			ring_keep(d, ds, info->seq + (uint32_t)da, info->payload + (da - syn),
+				  (uint32_t)(db - da), ref + (uint32_t)head);
 	}
 	note_ack(ds, info, ack);
 	f->bytes_out += newbytes;
@@ -1319,6 +1678,8 @@ static void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t 
 	}
 	ack_release_ready(d, f, dir);
 	flow_check_closed(d, f);
+	if (f->ext && (f->ext->held & HELD_DATA(dir)))
+		hold_release(d, f, dir, false);
 }
 
 /* --- content / packet modes -------------------------------------------- */
@@ -1461,6 +1822,7 @@ static void mid_reset(struct dedup *d, struct flow *f)
 			fin_drop_held(d, f, (int)i);
 		if (f->ext && (f->ext->held & HELD_ACK(i)))
 			held_drop(d, f, HELD_ACK(i));
+		hold_discard(d, f, (int)i);
 	}
 }
 
@@ -1524,8 +1886,11 @@ static void tcp_input(struct dedup *d, const uint8_t *frame, size_t len,
 					f->kept = (int8_t)keep_choice(f);
 					f->kept_ns = d->clock;
 				}
-				/* Only the kept copy counts now: its held FINs stand, and
-				 * the ACKs waiting for them go out as they are. */
+				/* Only the kept copy counts now: data held behind holes
+				 * goes out, its held FINs stand, and the ACKs waiting for
+				 * them go out as they are. */
+				for (i = 0; f->ext && f->ext->held && i < 2; i++)
+					hold_release(d, f, i, true);
 				for (i = 0; f->ext && f->ext->held && i < 2; i++) {
 					if (!(f->ext->held & HELD_FIN(i)))
 						continue;
@@ -1633,6 +1998,11 @@ static void held_release_due(struct dedup *d, struct flow *f, uint64_t now, bool
 {
 	int i, pick;
 
+	/* Data held behind a hole first: it comes before any FIN of its direction. */
+	for (i = 0; f->ext && i < 2; i++)
+		if ((f->ext->held & HELD_DATA(i)) &&
+		    (all || sat_add(f->ext->q[i]->ts, d->cfg.skew_ns) < now))
+			hold_release(d, f, i, true);
 	for (;;) {
 		pick = -1;
 		for (i = 0; f->ext && i < 2; i++) {

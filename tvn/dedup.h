@@ -92,13 +92,14 @@ void dedup_input(struct dedup *d, const uint8_t *frame, size_t len, const struct
 void dedup_meta(struct dedup *d, const struct meta_flow *m, const struct dedup_src *src,
 		uint64_t ts_ns);
 /* Ends flows idle since before now_ns - flow_timeout, and closed flows idle for skew
- * (calls end for each); first delivers (calls emit for) FINs held back for more than skew
- * waiting for the other copy to confirm them, each followed by the peer's ACK of it held
- * back with it, timed no earlier than what their flow already emitted. Call it regularly
- * (e.g. every 100 ms). */
+ * (calls end for each); first delivers (calls emit for) data frames held back for more
+ * than skew behind a hole the other copy did not fill, then FINs held back for more than
+ * skew waiting for the other copy to confirm them, each followed by the peer's ACK of it
+ * held back with it, timed no earlier than what their flow already emitted. Call it
+ * regularly (e.g. every 100 ms). */
 void dedup_expire(struct dedup *d, uint64_t now_ns);
-/* Ends every flow (calls end for each, after emitting any FIN, and ACK of it, still held
- * back), e.g. at shutdown or the end of --read. */
+/* Ends every flow (calls end for each, after emitting any data, FIN, and ACK of it, still
+ * held back), e.g. at shutdown or the end of --read. */
 void dedup_flush(struct dedup *d);
 
 void dedup_get_stats(const struct dedup *d, struct dedup_stats *st);

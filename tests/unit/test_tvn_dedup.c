@@ -495,6 +495,31 @@ static void run_free(struct run *r)
 	sink_reset(&r->s);
 }
 
+/* A fresh engine and sink for one IPv4 connection 10.0.0.1:cport -> 10.0.0.2:443 with
+ * c2s and s2c bytes of seed's pattern. */
+static void run_conn(struct run *r, const struct dedup_cfg *cfg, uint16_t cport, size_t c2s,
+		     size_t s2c, uint32_t seed)
+{
+	run_start(r, cfg);
+	conn_init4(&r->c, "10.0.0.1", cport, "10.0.0.2", 443, c2s, s2c, seed);
+	sink_add(&r->s, &r->c);
+}
+
+/* Copies a and b of the connection, merged by time and fed (expiring as tvn does). */
+static void run_both(struct run *r, const struct copy_opts *a, const struct copy_opts *b)
+{
+	run_copy(r, &r->c, a);
+	run_copy(r, &r->c, b);
+	feed(r->d, &r->s, &r->all, true);
+	run_finish(r);
+}
+
+static void run_end(struct run *r)
+{
+	run_free(r);
+	conn_free(&r->c);
+}
+
 /* --- tests: bytes mode ---------------------------------------------------- */
 
 START_TEST(test_identical_copies)
@@ -503,13 +528,8 @@ START_TEST(test_identical_copies)
 	struct copy_opts a = copy_a(), b = copy_b();
 	struct run r;
 
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40000, "10.0.0.2", 443, 20000, 50000, 1);
-	sink_add(&r.s, &r.c);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	run_conn(&r, &cfg, 40000, 20000, 50000, 1);
+	run_both(&r, &a, &b);
 
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.rx_packets, r.all.n);
@@ -524,8 +544,7 @@ START_TEST(test_identical_copies)
 	ck_assert_uint_eq(r.s.from_src[1], 2);
 	ck_assert_uint_eq(r.st.flows_active, 1);
 	ck_assert_uint_eq(r.st.flows_total, 1);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -547,14 +566,9 @@ static void segmentation_case(unsigned mtu_a, unsigned mtu_b, size_t msg_a, size
 	b.t0 = a.t0 - 20000;
 	b.step = 13000;
 	a.step = (uint64_t)(mtu_a - 40) * b.step * 5 / (6 * (mtu_b - 40));
-	run_start(&r, &cfg);
+	run_conn(&r, &cfg, 40001, 31111, 77777, 2);
 	r.s.want_vlan = vlan;
-	conn_init4(&r.c, "10.0.0.1", 40001, "10.0.0.2", 443, 31111, 77777, 2);
-	sink_add(&r.s, &r.c);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	run_both(&r, &a, &b);
 
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_gt(r.st.trimmed_packets, 0);
@@ -563,8 +577,7 @@ static void segmentation_case(unsigned mtu_a, unsigned mtu_b, size_t msg_a, size
 	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
 	/* Each input frame is either dropped or produces at least one output frame. */
 	ck_assert_uint_le(r.st.dropped_packets + r.st.trimmed_packets, r.all.n);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 
 START_TEST(test_different_segmentation)
@@ -595,13 +608,8 @@ START_TEST(test_late_copy_3s)
 	cfg.skew_ns = 4 * SEC; /* configured for 3 s of lateness */
 	a.mtu = 1040;
 	b.t0 = a.t0 + 3 * SEC;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40002, "10.0.0.2", 443, 10000, 30000, 3);
-	sink_add(&r.s, &r.c);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	run_conn(&r, &cfg, 40002, 10000, 30000, 3);
+	run_both(&r, &a, &b);
 
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.flows_total, 1);
@@ -617,8 +625,7 @@ START_TEST(test_late_copy_3s)
 	dedup_get_stats(r.d, &r.st);
 	ck_assert_uint_eq(r.st.flows_expired, 1);
 	ck_assert_uint_eq(r.st.flows_active, 0);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -630,17 +637,11 @@ START_TEST(test_closed_flow_retained_for_skew)
 	struct run r;
 
 	b.t0 = a.t0 + 1500 * MS;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40003, "10.0.0.2", 443, 5000, 5000, 4);
-	sink_add(&r.s, &r.c);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	run_conn(&r, &cfg, 40003, 5000, 5000, 4);
+	run_both(&r, &a, &b);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.flows_total, 1);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -654,9 +655,7 @@ START_TEST(test_gaps_filled_by_other_copy)
 
 	a.mtu = 1040;
 	b.t0 = a.t0 + 1 * SEC;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40004, "10.0.0.2", 443, 40000, 60000, 5);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40004, 40000, 60000, 5);
 	gen_copy(&la, &r.c, &a);
 	gen_copy(&lb, &r.c, &b);
 	/* Copy A loses its SYN, frames 10..14, every 7th later frame and its last FIN. */
@@ -679,8 +678,7 @@ START_TEST(test_gaps_filled_by_other_copy)
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_gt(r.s.from_src[1], lost);
 	ck_assert_uint_eq(r.st.holes_abandoned, 0);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -696,9 +694,7 @@ START_TEST(test_many_holes)
 	a.msg = b.msg = 100000;
 	a.mtu = 1040;
 	b.t0 = a.t0 + 1 * SEC;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40005, "10.0.0.2", 443, 40000, 100, 6);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40005, 40000, 100, 6);
 	gen_copy(&la, &r.c, &a);
 	gen_copy(&lb, &r.c, &b);
 	/* 20 holes in copy A's client data (frames 3.. are 1000-byte segments). */
@@ -710,36 +706,213 @@ START_TEST(test_many_holes)
 	run_finish(&r);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.holes_abandoned, 0);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
-/* Beyond the hole bound the lowest holes are given up and counted, never silently. */
+/* A single copy, where nothing is a duplicate: the run delivered exactly what it was fed
+ * (every frame, and every byte, SYN and FIN of the connection as often as the input had
+ * it), as a sink fed the input itself counts it. */
+static void run_assert_as_input(const struct run *r)
+{
+	struct sink ref;
+	unsigned d;
+	size_t i;
+
+	sink_init_srcs(&ref);
+	sink_add(&ref, &r->c);
+	for (i = 0; i < r->all.n; i++)
+		sink_emit(&ref, r->all.v[i].b, r->all.v[i].len, r->all.v[i].ts,
+			  &ref.srcs[r->all.v[i].src]);
+	ck_assert_uint_eq(r->st.emitted_packets, r->all.n);
+	ck_assert_uint_eq(r->st.dropped_packets, 0);
+	ck_assert_uint_eq(r->st.trimmed_packets, 0);
+	ck_assert_uint_eq(r->s.frames, ref.frames);
+	ck_assert_uint_eq(r->s.bad_csum, 0);
+	ck_assert_uint_eq(r->s.out_of_range, 0);
+	ck_assert_uint_eq(r->s.other, 0);
+	for (d = 0; d < 2; d++) {
+		ck_assert_mem_eq(r->s.cnt[0][d], ref.cnt[0][d], r->c.len[d]);
+		ck_assert_mem_eq(r->s.got[0][d], ref.got[0][d], r->c.len[d]);
+		ck_assert_uint_eq(r->s.syn[0][d], ref.syn[0][d]);
+		ck_assert_uint_eq(r->s.fin[0][d], ref.fin[0][d]);
+	}
+	sink_reset(&ref);
+}
+
+/* Beyond the hole bound the lowest holes are given up and counted, never silently; a
+ * single copy still goes out whole: every frame it brought, once. */
 START_TEST(test_too_many_holes_counted)
 {
 	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
 	struct copy_opts a = copy_a();
 	struct frl la = { 0 };
 	struct run r;
-	size_t i;
+	size_t i, holes = 0;
 
-	a.msg = 200000;
-	a.mtu = 100; /* 60-byte segments: more holes than MAX_RANGES (255) in 100 kB */
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40006, "10.0.0.2", 443, 100000, 10, 7);
-	sink_add(&r.s, &r.c);
+	a.mtu = 100; /* 60-byte segments: more holes than MAX_RANGES (255) in 36 kB */
+	/* 3000-byte messages: the server's reply is among the frames lost too. */
+	run_conn(&r, &cfg, 40006, 300000, 10, 7);
 	gen_copy(&la, &r.c, &a);
-	for (i = 603; i >= 4; i -= 2)
-		frl_remove(&la, i); /* 300 holes */
+	for (i = 603; i >= 4; i -= 2) {
+		holes += la.v[i].dir == 0;
+		frl_remove(&la, i);
+	}
+	ck_assert_uint_eq(holes, 299);
 	frl_merge(&r.all, &la);
 	feed(r.d, &r.s, &r.all, true);
 	dedup_flush(r.d); /* a young one-copy flow's FINs wait for a copy that never comes */
 	run_finish(&r);
-	ck_assert_uint_ge(r.st.holes_abandoned, 300 - 255);
-	ck_assert_uint_eq(r.st.emitted_packets, r.all.n);
-	run_free(&r);
-	conn_free(&r.c);
+	/* The SYN and the data before the first hole make one range: 254 holes fit. */
+	ck_assert_uint_eq(r.st.holes_abandoned, holes - (255 - 1));
+	run_assert_as_input(&r);
+	ck_assert_uint_eq(r.s.fin[0][0], 1);
+	ck_assert_uint_eq(r.s.fin[0][1], 1);
+	run_end(&r);
+}
+END_TEST
+
+/* A single copy lost the server's only data segment: the client's last ACK (of the
+ * server's FIN, past that hole) waits for the held FIN and goes out after it, whole,
+ * instead of being cut below the hole and dropped as a duplicate ACK. */
+START_TEST(test_last_ack_past_hole_kept)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a();
+	struct frl la = { 0 }, out = { 0 };
+	struct pkt_info fin, last;
+	struct run r;
+	size_t i;
+
+	run_conn(&r, &cfg, 40042, 6000, 10, 61);
+	r.s.log = &out;
+	gen_copy(&la, &r.c, &a);
+	for (i = 0; i < la.n && !(la.v[i].dir == 1 && la.v[i].len > 60); i++)
+		;
+	ck_assert_uint_lt(i, la.n);
+	frl_remove(&la, i);
+	frl_merge(&r.all, &la);
+	feed(r.d, &r.s, &r.all, true);
+	dedup_flush(r.d);
+	run_finish(&r);
+	run_assert_as_input(&r);
+	/* The server's FIN, then the client's ACK of it with its ack as sent. */
+	ck_assert_uint_eq(out.n, r.all.n);
+	ck_assert_int_eq(pkt_parse(out.v[out.n - 2].b, out.v[out.n - 2].len, &fin), 0);
+	ck_assert_int_eq(pkt_parse(out.v[out.n - 1].b, out.v[out.n - 1].len, &last), 0);
+	ck_assert(tuple_equal(&fin.tuple, &r.c.t[1]));
+	ck_assert(fin.tcp_flags & PKT_TCP_FIN);
+	ck_assert(tuple_equal(&last.tuple, &r.c.t[0]));
+	ck_assert_uint_eq(last.tcp_flags, PKT_TCP_ACK);
+	ck_assert_uint_eq(last.ack, fin.seq + 1);
+	frl_free(&out);
+	run_end(&r);
+}
+END_TEST
+
+/* Offset of the first payload byte of frame i of copy l in direction dir of c. */
+static size_t frame_offset(const struct frl *l, size_t i, const struct conn *c, int *dir, size_t *n)
+{
+	struct pkt_info in;
+
+	ck_assert_int_eq(pkt_parse(l->v[i].b, l->v[i].len, &in), 0);
+	*dir = tuple_equal(&in.tuple, &c->t[0]) ? 0 : 1;
+	*n = in.payload_len;
+	return in.seq - c->isn[*dir] - 1;
+}
+
+/* Bytes [from, to) of direction dir delivered exactly `times` times each. */
+static void assert_delivered(const struct sink *s, int dir, size_t from, size_t to, unsigned times)
+{
+	size_t j;
+
+	for (j = from; j < to; j++)
+		if (s->cnt[0][dir][j] != times)
+			ck_abort_msg("dir %d byte %zu delivered %u times, not %u", dir, j,
+				     s->cnt[0][dir][j], times);
+}
+
+/* Both copies lost the same segment (identical segmentation, B 50 ms late): A's data
+ * past the hole waits for B only until B's data runs past the hole too, then goes out,
+ * long before skew; the hole stays a hole and everything else arrives once. */
+START_TEST(test_hole_in_both_copies)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl la = { 0 }, lb = { 0 };
+	size_t off, n, k = 20;
+	struct run r;
+	int dir;
+
+	a.mtu = b.mtu = 1040;
+	b.t0 = a.t0 + 50 * MS;
+	run_conn(&r, &cfg, 40043, 30000, 1000, 62);
+	gen_copy(&la, &r.c, &a);
+	gen_copy(&lb, &r.c, &b);
+	off = frame_offset(&la, k, &r.c, &dir, &n);
+	ck_assert_int_eq(dir, 0);
+	ck_assert_uint_eq(n, 1000);
+	frl_remove(&la, k);
+	frl_remove(&lb, k);
+	frl_merge(&r.all, &la);
+	frl_merge(&r.all, &lb);
+	feed(r.d, &r.s, &r.all, true);
+	/* Before any expiry past skew: out once B passed the hole. */
+	ck_assert_uint_lt(r.all.v[r.all.n - 1].ts, a.t0 + cfg.skew_ns);
+	assert_delivered(&r.s, 0, 0, off, 1);
+	assert_delivered(&r.s, 0, off, off + n, 0);
+	assert_delivered(&r.s, 0, off + n, r.c.len[0], 1);
+	assert_delivered(&r.s, 1, 0, r.c.len[1], 1);
+	dedup_flush(r.d);
+	run_finish(&r);
+	ck_assert_uint_eq(r.s.fin[0][0], 1);
+	ck_assert_uint_eq(r.s.fin[0][1], 1);
+	ck_assert_uint_eq(r.s.bad_csum, 0);
+	run_end(&r);
+}
+END_TEST
+
+/* Copy B stops after the handshake (its agent died) and copy A has a hole: A's data past
+ * the hole is held for skew, then dedup_expire() delivers it, once. */
+START_TEST(test_hole_released_after_skew)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl la = { 0 }, lb = { 0 };
+	size_t off, n, k = 10;
+	uint64_t held_at;
+	struct run r;
+	int dir;
+
+	a.mtu = 1040;
+	b.t0 = a.t0 + 5000;
+	run_conn(&r, &cfg, 40044, 20000, 1000, 63);
+	gen_copy(&la, &r.c, &a);
+	gen_copy(&lb, &r.c, &b);
+	while (lb.n > 3)
+		frl_remove(&lb, lb.n - 1);
+	off = frame_offset(&la, k, &r.c, &dir, &n);
+	ck_assert_int_eq(dir, 0);
+	held_at = la.v[k + 1].ts;
+	frl_remove(&la, k);
+	frl_merge(&r.all, &la);
+	frl_merge(&r.all, &lb);
+	feed(r.d, &r.s, &r.all, true);
+	assert_delivered(&r.s, 0, 0, off, 1);
+	assert_delivered(&r.s, 0, off, r.c.len[0], 0);
+	dedup_expire(r.d, held_at + cfg.skew_ns - 1);
+	assert_delivered(&r.s, 0, off + n, r.c.len[0], 0);
+	dedup_expire(r.d, held_at + cfg.skew_ns + 1);
+	assert_delivered(&r.s, 0, off, off + n, 0);
+	assert_delivered(&r.s, 0, off + n, r.c.len[0], 1);
+	assert_delivered(&r.s, 1, 0, r.c.len[1], 1);
+	dedup_flush(r.d);
+	run_finish(&r);
+	ck_assert_uint_eq(r.s.fin[0][0], 1);
+	ck_assert_uint_eq(r.s.fin[0][1], 1);
+	ck_assert_uint_eq(r.st.rx_packets, r.all.n);
+	ck_assert_uint_eq(r.st.emitted_packets + r.st.dropped_packets, r.all.n);
+	run_end(&r);
 }
 END_TEST
 
@@ -756,13 +929,8 @@ START_TEST(test_mid_stream_copy)
 	b.from[0] = 9000;
 	b.from[1] = 21000;
 	b.t0 = a.t0 + 200 * MS;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40007, "10.0.0.2", 443, 20000, 40000, 8);
-	sink_add(&r.s, &r.c);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	run_conn(&r, &cfg, 40007, 20000, 40000, 8);
+	run_both(&r, &a, &b);
 	dedup_flush(r.d);
 
 	sink_assert_exact(&r.s, 0, true);
@@ -773,8 +941,7 @@ START_TEST(test_mid_stream_copy)
 	ck_assert_int_eq(r.s.ended[0].kept_source, 0);
 	ck_assert_uint_eq(r.s.ended[0].n_sources, 2);
 	ck_assert_mem_eq(&r.s.ended[0].sources[1], &r.s.srcs[1], sizeof(struct dedup_src));
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -793,9 +960,7 @@ START_TEST(test_agent_shutdown_fins_held)
 
 	a.mtu = 1040;
 	b.t0 = a.t0 + 50 * MS;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40034, "10.0.0.2", 443, 20000, 30000, 54);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40034, 20000, 30000, 54);
 	gen_copy(&la, &r.c, &a);
 	while (la.n > 14)
 		frl_remove(&la, la.n - 1);
@@ -831,8 +996,7 @@ START_TEST(test_agent_shutdown_fins_held)
 	run_finish(&r);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -851,9 +1015,7 @@ START_TEST(test_agent_restart_mid_flow)
 
 	a.msg = b.msg = 4000;
 	b.t0 = a.t0 + 30000;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40032, "10.0.0.2", 443, 20000, 20000, 52);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40032, 20000, 20000, 52);
 	gen_copy(&la, &r.c, &a);
 	/* A's first life ends after its handshake and three data frames... */
 	while (la.n > 6)
@@ -901,8 +1063,7 @@ START_TEST(test_agent_restart_mid_flow)
 	dedup_flush(r.d);
 	ck_assert(r.s.ended[0].mid_stream);
 	ck_assert_int_eq(r.s.ended[0].kept_source, 1);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -920,9 +1081,7 @@ static void restart_single_case(bool ended)
 	size_t i, n1, j, got[2] = { 0, 0 };
 
 	a.msg = 4000;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40033, "10.0.0.2", 443, 20000, 20000, 53);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40033, 20000, 20000, 53);
 	gen_copy(&la, &r.c, &a);
 	while (la.n > 9)
 		frl_remove(&la, la.n - 1);
@@ -978,8 +1137,7 @@ static void restart_single_case(bool ended)
 	ck_assert_uint_eq(r.s.fin[0][0] + r.s.fin[0][1], 0);
 	frl_free(&la);
 	frl_free(&l2);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 
 START_TEST(test_agent_restart_single_copy)
@@ -1009,9 +1167,7 @@ START_TEST(test_meta_from_start_is_absolute)
 
 	a.mtu = 1040;
 	b.t0 = a.t0 + 500 * MS;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40008, "10.0.0.2", 443, 20000, 20000, 9);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40008, 20000, 20000, 9);
 	gen_copy(&la, &r.c, &a);
 	frl_remove(&la, 10);
 	frl_remove(&la, 2); /* the handshake ACK */
@@ -1042,8 +1198,7 @@ START_TEST(test_meta_from_start_is_absolute)
 	ck_assert_int_eq(r.s.ended[0].kept_source, -1);
 	for (i = 0; i < 2; i++)
 		ck_assert_uint_eq(r.s.ended[0].isn[i], r.c.isn[i]);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -1058,9 +1213,7 @@ START_TEST(test_retransmits_within_copy)
 	size_t i, n;
 
 	a.mtu = 1040;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40009, "10.0.0.2", 443, 15000, 15000, 10);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40009, 15000, 15000, 10);
 	gen_copy(&la, &r.c, &a);
 	n = la.n;
 	/* Resend frames 3..8 later, same bytes. */
@@ -1090,8 +1243,7 @@ START_TEST(test_retransmits_within_copy)
 	ck_assert_uint_eq(r.st.emitted_packets, n);
 	ck_assert_uint_eq(r.st.dropped_packets, r.all.n - n);
 	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -1122,8 +1274,7 @@ START_TEST(test_seq_wraparound)
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_gt(r.st.trimmed_packets, 0);
 	ck_assert_uint_eq(r.st.dup_bytes, 60000 - 1000);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -1164,8 +1315,7 @@ static void reuse_case(uint32_t isn_shift)
 	ck_assert_uint_eq(r.s.nended, 1);
 	ck_assert_uint_eq(r.s.ended[0].bytes_out, 17000);
 	ck_assert_uint_eq(r.s.ended[0].bytes_dropped, 17000);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 	conn_free(&c2);
 }
 
@@ -1209,8 +1359,7 @@ START_TEST(test_isn_collision_kept_apart)
 	sink_assert_exact(&r.s, 1, true);
 	ck_assert_uint_eq(r.st.flows_total, 2);
 	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 	conn_free(&c2);
 }
 END_TEST
@@ -1229,15 +1378,11 @@ START_TEST(test_ipv6)
 	conn_init4(&r.c, "2001:db8::1", 55555, "2001:db8::2", 443, 25000, 35000, 16);
 	ck_assert_int_eq(r.c.t[0].family, AF_INET6);
 	sink_add(&r.s, &r.c);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	run_both(&r, &a, &b);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_gt(r.st.trimmed_packets, 0);
 	ck_assert_uint_eq(r.st.dup_bytes, 60000);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -1266,8 +1411,7 @@ START_TEST(test_overlap_conflict)
 	ck_assert_uint_eq(r.st.overlap_conflicts, 1);
 	dedup_flush(r.d);
 	ck_assert_uint_eq(r.s.ended[0].overlap_conflicts, 1);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 	free(cb.data[0]);
 }
 END_TEST
@@ -1363,13 +1507,8 @@ START_TEST(test_rst_once)
 
 	a.rst = b.rst = true;
 	b.t0 = a.t0 + 300 * MS;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40030, "10.0.0.2", 443, 5000, 5000, 50);
-	sink_add(&r.s, &r.c);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	run_conn(&r, &cfg, 40030, 5000, 5000, 50);
+	run_both(&r, &a, &b);
 	sink_assert_exact(&r.s, 0, false);
 	ck_assert_uint_eq(r.s.rst, 1);
 	last = r.all.v[r.all.n - 1].ts;
@@ -1377,8 +1516,7 @@ START_TEST(test_rst_once)
 	ck_assert_uint_eq(r.s.nended, 0);
 	dedup_expire(r.d, last + cfg.skew_ns + 1);
 	ck_assert_uint_eq(r.s.nended, 1);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -1395,9 +1533,7 @@ START_TEST(test_many_sources)
 	size_t half, i;
 	uint32_t k;
 
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40031, "10.0.0.2", 443, 20000, 100, 51);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40031, 20000, 100, 51);
 	gen_copy(&la, &r.c, &a);
 	half = la.n / 2;
 	for (i = 0; i < half; i++) {
@@ -1423,8 +1559,7 @@ START_TEST(test_many_sources)
 	ck_assert_uint_eq(r.s.ended[0].n_sources, DEDUP_MAX_SOURCES);
 	ck_assert_int_eq(r.s.ended[0].kept_source, 0);
 	frl_free(&la);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -1568,8 +1703,7 @@ START_TEST(test_flow_mode_keeps_first_source)
 	}
 	dedup_flush(r.d);
 	ck_assert_int_eq(r.s.ended[0].kept_source, 0);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 	free(cb.data[0]);
 }
 END_TEST
@@ -1587,9 +1721,7 @@ START_TEST(test_flow_mode_failover)
 	a.mtu = 1040;
 	b.t0 = a.t0 + 1 * SEC;
 	b.step = 100 * MS; /* slow enough that A's silence exceeds skew mid-stream */
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40015, "10.0.0.2", 443, 9000, 9000, 19);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40015, 9000, 9000, 19);
 	gen_copy(&la, &r.c, &a);
 	while (la.n > 12)
 		frl_remove(&la, la.n - 1);
@@ -1602,8 +1734,7 @@ START_TEST(test_flow_mode_failover)
 	ck_assert_uint_gt(r.s.from_src[1], 0);
 	dedup_flush(r.d);
 	ck_assert_int_eq(r.s.ended[0].kept_source, 1);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -1620,9 +1751,7 @@ START_TEST(test_content_mode)
 
 	b.ttl = 61;
 	cfg.window_ns = 1 * SEC;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40016, "10.0.0.2", 443, 9000, 9000, 20);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40016, 9000, 9000, 20);
 	run_copy(&r, &r.c, &a);
 	run_copy(&r, &r.c, &b);
 	na = count_src(&r.all, 0);
@@ -1636,8 +1765,7 @@ START_TEST(test_content_mode)
 	ck_assert_uint_eq(r.st.emitted_packets, na + 2);
 	ck_assert_uint_eq(r.st.dropped_packets, count_src(&r.all, 1));
 	ck_assert_uint_eq(r.s.from_src[1], 0);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -1649,16 +1777,13 @@ START_TEST(test_content_mode_segmentation_differs)
 	struct run r;
 
 	a.mtu = 1040;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40017, "10.0.0.2", 443, 9000, 9000, 21);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40017, 9000, 9000, 21);
 	run_copy(&r, &r.c, &a);
 	run_copy(&r, &r.c, &b);
 	feed(r.d, &r.s, &r.all, false);
 	run_finish(&r);
 	ck_assert_uint_gt(r.s.from_src[1], 6);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -1673,9 +1798,7 @@ START_TEST(test_packet_mode)
 	size_t i, na;
 
 	cfg.window_ns = 1 * SEC;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40018, "10.0.0.2", 443, 6000, 6000, 22);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40018, 6000, 6000, 22);
 	run_copy(&r, &r.c, &a);
 	na = r.all.n;
 	/* B = A's frames with other MACs and TTL (checksum recomputed), same IP ids. */
@@ -1698,8 +1821,7 @@ START_TEST(test_packet_mode)
 	ck_assert_uint_eq(r.st.emitted_packets, na + 2);
 	ck_assert_uint_eq(r.s.from_src[1], 2);
 	ck_assert_uint_eq(r.s.bad_csum, 0);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -1709,9 +1831,7 @@ START_TEST(test_off_mode)
 	struct copy_opts a = copy_a(), b = copy_b();
 	struct run r;
 
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40019, "10.0.0.2", 443, 6000, 6000, 23);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40019, 6000, 6000, 23);
 	run_copy(&r, &r.c, &a);
 	run_copy(&r, &r.c, &b);
 	feed(r.d, &r.s, &r.all, false);
@@ -1726,8 +1846,7 @@ START_TEST(test_off_mode)
 	ck_assert_uint_eq(r.s.ended[0].pkts_in, r.all.n);
 	ck_assert_uint_eq(r.s.ended[0].pkts_out, r.all.n);
 	ck_assert_uint_eq(r.s.ended[0].n_sources, 2);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -1774,13 +1893,8 @@ START_TEST(test_expiry_reports_counters)
 
 	a.fins = b.fins = false;
 	a.mtu = 1040;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40020, "10.0.0.2", 443, 7000, 11000, 24);
-	sink_add(&r.s, &r.c);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	run_conn(&r, &cfg, 40020, 7000, 11000, 24);
+	run_both(&r, &a, &b);
 	last = r.all.v[r.all.n - 1].ts;
 	dedup_expire(r.d, last + cfg.flow_timeout_ns - 1);
 	ck_assert_uint_eq(r.s.nended, 0);
@@ -1807,8 +1921,7 @@ START_TEST(test_expiry_reports_counters)
 	dedup_get_stats(r.d, &r.st);
 	ck_assert_uint_eq(r.st.flows_expired, 1);
 	ck_assert_uint_eq(r.st.flows_active, 0);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -1821,9 +1934,7 @@ START_TEST(test_orientation_from_syn)
 	struct frl la = { 0 };
 	struct run r;
 
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40021, "10.0.0.2", 443, 3000, 3000, 25);
-	sink_add(&r.s, &r.c);
+	run_conn(&r, &cfg, 40021, 3000, 3000, 25);
 	gen_copy(&la, &r.c, &a);
 	la.v[1].ts = la.v[0].ts - 1; /* SYN-ACK first */
 	frl_merge(&r.all, &la);
@@ -1833,8 +1944,7 @@ START_TEST(test_orientation_from_syn)
 	ck_assert_uint_eq(r.s.nended, 1);
 	ck_assert(tuple_equal(&r.s.ended[0].tuple, &r.c.t[0]));
 	ck_assert_uint_eq(r.s.ended[0].isn[0], r.c.isn[0]);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -2024,13 +2134,28 @@ static void assert_tshark_clean(const struct frl *out)
 		      flagged);
 }
 
+/* Removes every nth data frame (a frame with payload) of a copy: lost perf samples. */
+static void lose_data(struct frl *l, size_t nth)
+{
+	size_t i, k = 0;
+
+	for (i = l->n; nth && i-- > 0;) {
+		struct pkt_info in;
+
+		ck_assert_int_eq(pkt_parse(l->v[i].b, l->v[i].len, &in), 0);
+		if (in.payload_len && ++k % nth == 0)
+			frl_remove(l, i);
+	}
+}
+
 /* Two node copies of one conversation as the agents synthesize it (SYN, SYN-ACK, ACK,
  * data both ways, FIN/ACK from each side, last ACK), differently segmented, the second
- * `late` behind the first (late 0: one node's copy only). live: dedup_expire() every
+ * `late` behind the first (late 0: one node's copy only), the first missing every
+ * lose_a-th data frame (0: none) that the second brings. live: dedup_expire() every
  * 100 ms, for 10 s after the last frame; else offline: all frames, then dedup_flush().
  * The output must be every byte once and read as a clean conversation. */
 static void conversation_case(uint64_t late, uint64_t skew, unsigned mtu_a, unsigned mtu_b,
-			      bool live, uint16_t cport)
+			      bool live, uint16_t cport, size_t lose_a)
 {
 	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
 	struct copy_opts a = copy_a(), b = copy_b();
@@ -2042,11 +2167,17 @@ static void conversation_case(uint64_t late, uint64_t skew, unsigned mtu_a, unsi
 	b.mtu = mtu_b;
 	b.msg = a.msg = 2500;
 	b.t0 = a.t0 + late;
-	run_start(&r, &cfg);
+	run_conn(&r, &cfg, cport, 12000, 40000, cport);
 	r.s.log = &out;
-	conn_init4(&r.c, "10.0.0.1", cport, "10.0.0.2", 443, 12000, 40000, cport);
-	sink_add(&r.s, &r.c);
-	run_copy(&r, &r.c, &a);
+	if (lose_a) {
+		struct frl la = { 0 };
+
+		gen_copy(&la, &r.c, &a);
+		lose_data(&la, lose_a);
+		frl_merge(&r.all, &la);
+	} else {
+		run_copy(&r, &r.c, &a);
+	}
 	if (late)
 		run_copy(&r, &r.c, &b);
 	if (live) {
@@ -2063,16 +2194,15 @@ static void conversation_case(uint64_t late, uint64_t skew, unsigned mtu_a, unsi
 	assert_tcp_order(&out, &r.c);
 	assert_tshark_clean(&out);
 	frl_free(&out);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 
 /* The copies interleave (5 us apart): each FIN of the first copy is held until the
  * second's confirms it; the last ACK must not overtake the FIN it acknowledges. */
 START_TEST(test_conversation_clean_interleaved)
 {
-	conversation_case(5000, 2 * SEC, 1000, 1450, true, 41001);
-	conversation_case(5000, 2 * SEC, 1450, 1000, true, 41002);
+	conversation_case(5000, 2 * SEC, 1000, 1450, true, 41001, 0);
+	conversation_case(5000, 2 * SEC, 1450, 1000, true, 41002, 0);
 }
 END_TEST
 
@@ -2080,9 +2210,9 @@ END_TEST
  * copy's FINs and last ACK wait for it. */
 START_TEST(test_conversation_clean_late_copy)
 {
-	conversation_case(1500 * MS, 2 * SEC, 1000, 1450, true, 41003);
-	conversation_case(1500 * MS, 2 * SEC, 1450, 1000, true, 41004);
-	conversation_case(3 * SEC, 4 * SEC, 1000, 1450, true, 41005);
+	conversation_case(1500 * MS, 2 * SEC, 1000, 1450, true, 41003, 0);
+	conversation_case(1500 * MS, 2 * SEC, 1450, 1000, true, 41004, 0);
+	conversation_case(3 * SEC, 4 * SEC, 1000, 1450, true, 41005, 0);
 }
 END_TEST
 
@@ -2090,17 +2220,30 @@ END_TEST
  * in order, not earlier in time than what the flow already emitted, then the last ACK. */
 START_TEST(test_conversation_clean_fins_expired)
 {
-	conversation_case(0, 2 * SEC, 1000, 1000, true, 41006);
-	conversation_case(0, 2 * SEC, 1450, 1450, true, 41007);
+	conversation_case(0, 2 * SEC, 1000, 1000, true, 41006, 0);
+	conversation_case(0, 2 * SEC, 1450, 1450, true, 41007, 0);
 }
 END_TEST
 
 /* Offline (--read, then flush): whatever is still held goes out at the flush. */
 START_TEST(test_conversation_clean_offline)
 {
-	conversation_case(5000, 2 * SEC, 1000, 1450, false, 41008);
-	conversation_case(1500 * MS, 2 * SEC, 1450, 1000, false, 41009);
-	conversation_case(0, 2 * SEC, 1000, 1000, false, 41010);
+	conversation_case(5000, 2 * SEC, 1000, 1450, false, 41008, 0);
+	conversation_case(1500 * MS, 2 * SEC, 1450, 1000, false, 41009, 0);
+	conversation_case(0, 2 * SEC, 1000, 1000, false, 41010, 0);
+}
+END_TEST
+
+/* The first copy loses data frames the second brings (interleaved, 50 ms and 1.5 s
+ * later): what the first copy sends past such a hole waits for the filler instead of
+ * reaching the tools ahead of it (analysers: "previous segment not captured", then the
+ * filler as a retransmission). */
+START_TEST(test_conversation_clean_holes_filled)
+{
+	conversation_case(5000, 2 * SEC, 1000, 1450, true, 41011, 5);
+	conversation_case(50 * MS, 2 * SEC, 1450, 1000, true, 41012, 4);
+	conversation_case(50 * MS, 2 * SEC, 1000, 1450, false, 41013, 3);
+	conversation_case(1500 * MS, 2 * SEC, 1450, 1000, true, 41014, 7);
 }
 END_TEST
 
@@ -2120,10 +2263,8 @@ START_TEST(test_conversation_clean_half_close)
 	struct run r;
 	uint32_t c1, s1;
 
-	run_start(&r, &cfg);
+	run_conn(&r, &cfg, 41011, 3000, 8000, 11);
 	r.s.log = &out;
-	conn_init4(&r.c, "10.0.0.1", 41011, "10.0.0.2", 443, 3000, 8000, 11);
-	sink_add(&r.s, &r.c);
 	c1 = r.c.isn[0] + 1;
 	s1 = r.c.isn[1] + 1;
 	gen_seg(&g, &r.c, &o, 0, r.c.isn[0], 0, PKT_TCP_SYN, NULL, 0, &ip_id);
@@ -2148,8 +2289,7 @@ START_TEST(test_conversation_clean_half_close)
 	assert_tcp_order(&out, &r.c);
 	assert_tshark_clean(&out);
 	frl_free(&out);
-	run_free(&r);
-	conn_free(&r.c);
+	run_end(&r);
 }
 END_TEST
 
@@ -2170,6 +2310,9 @@ static Suite *dedup_suite(void)
 	tcase_add_test(b, test_gaps_filled_by_other_copy);
 	tcase_add_test(b, test_many_holes);
 	tcase_add_test(b, test_too_many_holes_counted);
+	tcase_add_test(b, test_last_ack_past_hole_kept);
+	tcase_add_test(b, test_hole_in_both_copies);
+	tcase_add_test(b, test_hole_released_after_skew);
 	tcase_add_test(b, test_mid_stream_copy);
 	tcase_add_test(b, test_meta_from_start_is_absolute);
 	tcase_add_test(b, test_agent_shutdown_fins_held);
@@ -2206,6 +2349,7 @@ static Suite *dedup_suite(void)
 	tcase_add_test(cv, test_conversation_clean_fins_expired);
 	tcase_add_test(cv, test_conversation_clean_offline);
 	tcase_add_test(cv, test_conversation_clean_half_close);
+	tcase_add_test(cv, test_conversation_clean_holes_filled);
 	suite_add_tcase(s, cv);
 	/* ~5 GB of checksummed frames: seconds, more under ASan. */
 	tcase_set_timeout(lg, 300);
