@@ -47,13 +47,8 @@ done
 echo "== fuzz smoke rounds (${FUZZ_SMOKE_SECONDS}s each)"
 for f in "$BUILD"/fuzz/fuzz_*; do
 	[ -x "$f" ] || continue
-	n=$(basename "$f")
-	corpus=$BUILD/fuzz-corpus/$n
-	mkdir -p "$corpus"
-	seeds=tests/fuzz/corpus/${n#fuzz_}
-	[ -d "$seeds" ] || seeds=
-	run_one "$n" "$f" -max_total_time="$FUZZ_SMOKE_SECONDS" -print_final_stats=1 \
-		-rss_limit_mb=1024 "$corpus" $seeds
+	run_one "$(basename "$f")" env FUZZ_SECONDS="$FUZZ_SMOKE_SECONDS" FUZZ_RSS_MB=1024 \
+		FUZZ_FULL_LOG=1 bash tests/fuzz/run.sh "$(basename "$f")"
 done
 
 echo "== integration and end-to-end"

@@ -25,27 +25,14 @@ DOC=${SOAK_DOC:-$ROOT/docs/soak.md}
 CSV_OUT=${SOAK_CSV:-$ROOT/docs/soak-rss.csv}
 TIMEOUT=10
 
-command -v wrk >/dev/null || e2e_skip "wrk not installed"
+command -v wrk >/dev/null || skip "wrk not installed"
 ecvx_net 10.78.9
-ecvx_init ecvx-soak run
-e2e_topology a b
-B=${E2E_IP[b]}
-e2e_cert
-WWW=$E2E_TMP/www
-mkdir -p "$WWW"
-e2e_random "$WWW/1k.bin" 1K
-e2e_random "$WWW/16k.bin" 16K
-chmod -R a+rX "$WWW"
-e2e_nginx b "$WWW" 4643 4644 4645
+e2e_init ecvx-soak run
+e2e_web_nodes "4643 4644 4645" 1k.bin=1K 16k.bin=16K
 # The tvn's pcap would grow by GBs: tools get the stream through /dev/null here, the
 # dedup and flow table are what is measured.
-E2E_PCAP=/dev/null
-e2e_bg_in c tvn "$E2E_TVN" --listen "$E2E_TVN_IP:$E2E_TVN_PORT" --http 127.0.0.1:4680 \
-	--out pcap:/dev/null --flow-timeout ${TIMEOUT}s --flow-log "$E2E_TMP/flows.jsonl"
-E2E_TVNS_PID[tvn]=$E2E_PID
-E2E_TVNS_HTTP[tvn]=4680
-e2e_wait_for 10 e2e_in c curl -sf http://127.0.0.1:4680/healthz || e2e_fail "tvn did not start"
-TVN_PID=$E2E_PID
+E2E_TVN_OUT=pcap:/dev/null e2e_tvn 4680 --flow-timeout ${TIMEOUT}s
+TVN_PID=${E2E_TVNS_PID[tvn]}
 e2e_agent a 4681 --flow-timeout ${TIMEOUT}s
 e2e_agent b 4682 --flow-timeout ${TIMEOUT}s
 
@@ -57,7 +44,7 @@ sample() {
 		"$(ecvx_agent_sum b ecv_agent_flows_active),$(e2e_tvn_metric tvn_rx_packets_total)" | tr -d ' ' >>"$CSV"
 }
 
-e2e_note "soak: ${SECS}s of wrk keep-alive (1 KiB) + wrk Connection: close (16 KiB), sampling every ${SAMPLE}s"
+note "soak: ${SECS}s of wrk keep-alive (1 KiB) + wrk Connection: close (16 KiB), sampling every ${SAMPLE}s"
 e2e_bg_in a wrk-keepalive wrk -t1 -c8 -d"${SECS}s" "https://$B:4644/1k.bin"
 W1=$E2E_PID
 e2e_bg_in a wrk-churn wrk -t1 -c4 -d"${SECS}s" -H "Connection: close" "https://$B:4644/16k.bin"
@@ -66,14 +53,14 @@ start=$SECONDS
 while kill -0 "$W1" 2>/dev/null || kill -0 "$W2" 2>/dev/null; do
 	t=$((SECONDS - start))
 	sample "$t"
-	for n in a b; do kill -0 "${E2E_AGENT_PID[$n]}" || e2e_fail "agent $n died during the soak"; done
-	kill -0 "$TVN_PID" || e2e_fail "the tvn died during the soak"
-	[ "$t" -le $((SECS + 60)) ] || e2e_fail "wrk did not stop"
+	for n in a b; do kill -0 "${E2E_AGENT_PID[$n]}" || fail "agent $n died during the soak"; done
+	kill -0 "$TVN_PID" || fail "the tvn died during the soak"
+	[ "$t" -le $((SECS + 60)) ] || fail "wrk did not stop"
 	sleep "$SAMPLE"
 done
 wait "$W1" "$W2"
 LOAD_END=$((SECONDS - start))
-e2e_note "load ended after ${LOAD_END}s; waiting for the flow tables to drain"
+note "load ended after ${LOAD_END}s; waiting for the flow tables to drain"
 drained() {
 	[ "$(e2e_tvn_metric tvn_flows_active)" -le 0 ] &&
 		[ "$(ecvx_agent_sum a ecv_agent_flows_active)" -le 0 ] &&
@@ -81,12 +68,12 @@ drained() {
 }
 # Drained once, and still drained a flow timeout later: end records or FINs arriving
 # after the tvn expired a flow must not leave entries behind.
-e2e_wait_for $((3 * TIMEOUT + 15)) drained
+wait_for $((3 * TIMEOUT + 15)) drained
 DRAINED=$?
 DRAIN_S=$((SECONDS - start - LOAD_END))
 sample $((SECONDS - start))
 sleep $((TIMEOUT + 5))
-e2e_wait_for $((TIMEOUT + 5)) drained || DRAINED=1
+wait_for $((TIMEOUT + 5)) drained || DRAINED=1
 sample $((SECONDS - start))
 FLOWS_LEFT="tvn $(e2e_tvn_metric tvn_flows_active), agent a $(ecvx_agent_sum a ecv_agent_flows_active), agent b $(ecvx_agent_sum b ecv_agent_flows_active)"
 
@@ -107,8 +94,8 @@ for m in tvn_rx_packets_total tvn_rx_bytes_total tvn_dedup_dropped_total tvn_egr
 done
 e2e_stop_agent a
 e2e_stop_agent b
-e2e_stop "$TVN_PID" || e2e_fail "the tvn did not exit 0"
-FLOWLOG=$(wc -l <"$E2E_TMP/flows.jsonl")
+stop_pid "$TVN_PID" || fail "the tvn did not exit 0"
+FLOWLOG=$(wc -l <"$E2E_FLOWS")
 
 VERDICT=$(python3 - "$CSV" <<'PY'
 import csv, sys
@@ -165,6 +152,6 @@ request). RSS sampled every ${SAMPLE} s: \`$(basename "$CSV_OUT")\`.
 Verdict: memory $RSS_OK; flow tables $([ $DRAINED = 0 ] && echo drained || echo "NOT drained").
 EOF
 cat "$DOC"
-[ $DRAINED = 0 ] || e2e_fail "flows were not expired after the load: $FLOWS_LEFT"
-[ "$RSS_OK" = PASS ] || e2e_fail "memory grew after warm-up: $RSS_TXT"
+[ $DRAINED = 0 ] || fail "flows were not expired after the load: $FLOWS_LEFT"
+[ "$RSS_OK" = PASS ] || fail "memory grew after warm-up: $RSS_TXT"
 echo "soak: passed"

@@ -16,10 +16,8 @@
 #
 # Environment: BUILD (default build); E2E_AGENT / E2E_TVN override the binaries.
 
-set -u
-E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${BUILD:-build}
-case "$BUILD" in /*) ;; *) BUILD=$E2E_ROOT/$BUILD ;; esac
+. "$(dirname "${BASH_SOURCE[0]}")/../integration/lib/harness.bash"
+E2E_ROOT=$HARNESS_ROOT
 E2E_AGENT=${E2E_AGENT:-$BUILD/ecv-agent}
 E2E_TVN=${E2E_TVN:-$BUILD/tvn}
 E2E_STREAMS=$E2E_ROOT/tests/integration/lib/streams.py
@@ -28,74 +26,36 @@ E2E_NET=10.77.0
 E2E_TVN_IP=$E2E_NET.254
 E2E_TVN_PORT=4789
 
-E2E_PIDS=()
-E2E_NS=()
 E2E_TMP=
 E2E_PREFIX=
 declare -A E2E_IP=()
 
-e2e_skip() { echo "skip: $*"; exit 77; }
-e2e_fail() { echo "FAIL: $*"; exit 1; }
-e2e_note() { echo "== $*"; }
-
-# e2e_ours PID: PID is still a child of this shell. A pid remembered from a process
-# that has ended and been reaped can belong to someone else's process by now (pid_max
-# is small on test hosts and other tests churn processes): never signal those.
-e2e_ours() {
-	local ppid
-	ppid=$(awk '{ print $4 }' "/proc/$1/stat" 2>/dev/null) && [ "$ppid" = "$$" ]
-}
-
-e2e_cleanup() {
-	local pid ns i
-	for ((i = ${#E2E_PIDS[@]} - 1; i >= 0; i--)); do
-		e2e_ours "${E2E_PIDS[$i]}" && kill -TERM "${E2E_PIDS[$i]}" 2>/dev/null
-	done
-	for pid in "${E2E_PIDS[@]}"; do
-		for _ in $(seq 50); do e2e_ours "$pid" || break; sleep 0.1; done
-		e2e_ours "$pid" && kill -KILL "$pid" 2>/dev/null
-	done
-	for ns in "${E2E_NS[@]}"; do
-		# Stray processes (a TLS peer that forked, nginx workers) die with their node.
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-		ip netns del "$ns" 2>/dev/null
-	done
-	if [ -n "$E2E_TMP" ]; then
-		if [ "${E2E_KEEP:-0}" = 1 ]; then echo "kept $E2E_TMP"; else rm -rf "$E2E_TMP"; fi
-	fi
-}
+# Older names of the harness's skip/fail/note, wait_for and stop_pid, for the scripts
+# that still use them (tests/bench/agent_bench.sh and uprobe_floor.sh, tests/e2e/demo.sh).
+e2e_skip() { skip "$@"; }
+e2e_fail() { fail "$@"; }
+e2e_note() { note "$@"; }
+e2e_wait_for() { wait_for "$@"; }
+e2e_stop() { stop_pid "$@"; }
 
 # e2e_init PREFIX NAME: preconditions, temp dir /tmp/PREFIX-NAME.*, cleanup trap.
 # E2E_NEED_TVN=0: the test runs no tvn.
 e2e_init() {
-	local tool
 	E2E_PREFIX=$1
-	[ "$(id -u)" = 0 ] || e2e_skip "needs root (BPF, network namespaces)"
-	[ -x "$E2E_AGENT" ] || e2e_fail "no agent binary at $E2E_AGENT (build it first)"
+	[ "$(id -u)" = 0 ] || skip "needs root (BPF, network namespaces)"
+	[ -x "$E2E_AGENT" ] || fail "no agent binary at $E2E_AGENT (build it first)"
 	[ "${E2E_NEED_TVN:-1}" = 0 ] || [ -x "$E2E_TVN" ] ||
-		e2e_fail "no tvn binary at $E2E_TVN (build it first)"
-	for tool in tshark openssl python3 ip curl nginx; do
-		command -v $tool >/dev/null || e2e_skip "$tool not installed"
-	done
-	[ -r /sys/kernel/btf/vmlinux ] || e2e_skip "kernel without BTF"
-	if [ -z "$E2E_LIBSSL" ] || [ ! -e "$E2E_LIBSSL" ]; then e2e_skip "no libssl.so.3 found"; fi
-	trap e2e_cleanup EXIT
-	trap 'exit 1' INT TERM
-	E2E_TMP=$(mktemp -d "/tmp/$E2E_PREFIX-$2.XXXXXX")
+		fail "no tvn binary at $E2E_TVN (build it first)"
+	need tshark openssl python3 ip curl nginx
+	[ -r /sys/kernel/btf/vmlinux ] || skip "kernel without BTF"
+	if [ -z "$E2E_LIBSSL" ] || [ ! -e "$E2E_LIBSSL" ]; then skip "no libssl.so.3 found"; fi
+	harness_init "$E2E_PREFIX-$2"
+	E2E_TMP=$HARNESS_TMP
 	chmod 755 "$E2E_TMP" # nginx workers (www-data) read the served files
 }
 
 # e2e_ns NAME: creates namespace PREFIX-NAME with loopback up (replacing a stale one).
-e2e_ns() {
-	local ns=$E2E_PREFIX-$1 pid
-	if ip netns list | grep -qw "$ns"; then
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-		ip netns del "$ns"
-	fi
-	ip netns add "$ns" || e2e_skip "cannot create network namespace $ns"
-	E2E_NS+=("$ns")
-	ip -n "$ns" link set lo up
-}
+e2e_ns() { harness_ns "$E2E_PREFIX-$1"; }
 
 # e2e_topology NODE...: the collector namespace with a bridge, and one namespace per
 # node wired to it; node i gets 10.77.0.i (E2E_IP[NODE]).
@@ -110,7 +70,7 @@ e2e_topology() {
 		ns=$E2E_PREFIX-$node
 		e2e_ns "$node"
 		ip -n "$ns" link add eth0 type veth peer name "v-$node" netns "$c" ||
-			e2e_fail "cannot create veth for $node"
+			fail "cannot create veth for $node"
 		ip -n "$c" link set "v-$node" master br0 up
 		ip -n "$ns" addr add "$E2E_NET.$i/24" dev eth0
 		ip -n "$ns" link set eth0 up
@@ -125,15 +85,13 @@ e2e_in() {
 	ip netns exec "$E2E_PREFIX-$node" "$@"
 }
 
-# e2e_bg NAME CMD...: runs CMD (a program, not a shell function, so that the pid is
-# the program's and signals reach it) in the background, output in
-# $E2E_TMP/NAME.log, remembered for cleanup; its pid in $E2E_PID.
+# e2e_bg NAME CMD...: bg (see harness.bash) with output in $E2E_TMP/NAME.log and no
+# input; its pid in $E2E_PID.
 e2e_bg() {
 	local name=$1
 	shift
-	"$@" >"$E2E_TMP/$name.log" 2>&1 &
-	E2E_PID=$!
-	E2E_PIDS+=("$E2E_PID")
+	bg "$@" </dev/null >"$E2E_TMP/$name.log" 2>&1
+	E2E_PID=$BG_PID
 }
 
 # e2e_bg_in NODE NAME CMD...: e2e_bg inside NODE (ip netns exec execs CMD in place, so
@@ -144,48 +102,11 @@ e2e_bg_in() {
 	e2e_bg "$name" ip netns exec "$E2E_PREFIX-$node" "$@"
 }
 
-# e2e_wait_for SECONDS CMD...: polls CMD every 0.1 s; 1 when it never succeeded.
-e2e_wait_for() {
-	local t=$(($1 * 10)) i
-	shift
-	for ((i = 0; i < t; i++)); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# e2e_exited PID: our child PID has ended (a zombie counts as ended).
-e2e_exited() {
-	local st
-	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 0
-	[ -z "$st" ] || [ "$st" = Z ] || ! e2e_ours "$1"
-}
-
-# e2e_stop PID [SECONDS]: SIGINT, wait (bounded), then the exit status; 124 if it had
-# to be killed.
-e2e_stop() {
-	local pid=$1 t=${2:-30}
-	e2e_ours "$pid" || { wait "$pid"; return; } # already ended: its status
-	kill -INT "$pid" 2>/dev/null
-	if ! e2e_wait_for "$t" e2e_exited "$pid"; then
-		e2e_ours "$pid" && kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		return 124
-	fi
-	wait "$pid"
-}
-
 # e2e_tcp_listening NODE PORT
 e2e_tcp_listening() { e2e_in "$1" ss -Hltn "sport = :$2" | grep -q .; }
 
 # e2e_cert: a self-signed certificate in $E2E_TMP/cert.pem, key.pem.
-e2e_cert() {
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$E2E_TMP/key.pem" \
-		-out "$E2E_TMP/cert.pem" -days 2 -subj /CN=ecv-e2e >/dev/null 2>&1 ||
-		e2e_fail "cannot make a test certificate"
-	chmod 644 "$E2E_TMP/key.pem"
-}
+e2e_cert() { harness_cert "$E2E_TMP" ecv-e2e; }
 
 # e2e_random FILE SIZE: SIZE random bytes (e.g. 300K) in FILE.
 e2e_random() { head -c "$2" /dev/urandom >"$1"; }
@@ -244,27 +165,44 @@ NGINX
 	e2e_bg_in "$node" "nginx-$node" nginx -c "$conf" -g 'daemon off;'
 	local p
 	for p in "$p12" "$p13" $ph2; do
-		if ! e2e_wait_for 10 e2e_tcp_listening "$node" "$p"; then
+		if ! wait_for 10 e2e_tcp_listening "$node" "$p"; then
 			cat "$E2E_TMP/nginx-$node.log" "$E2E_TMP/nginx-$node.error.log"
-			e2e_fail "nginx did not start"
+			fail "nginx did not start"
 		fi
 	done
 }
 
+# e2e_web_nodes "P12 P13 [PH2]" FILE=SIZE...: the usual scene: nodes a (the client) and
+# b (nginx on the ports P12 P13 [PH2], see e2e_nginx) wired to the collector, the
+# certificate, and WWW=$E2E_TMP/www holding the random FILEs b serves. Sets A, B, WWW.
+e2e_web_nodes() {
+	local ports=$1
+	shift
+	e2e_topology a b
+	A=${E2E_IP[a]}
+	B=${E2E_IP[b]}
+	e2e_cert
+	WWW=$E2E_TMP/www
+	harness_www "$WWW" "$@"
+	# shellcheck disable=SC2086 # the ports are words
+	e2e_nginx b "$WWW" $ports
+}
+
 # e2e_tvn_start NAME PORT HTTP_PORT [ARGS...]: a tvn in the collector listening on
-# 10.77.0.254:PORT, writing $E2E_TMP/NAME.pcap and $E2E_TMP/NAME-flows.jsonl, with
-# /metrics on 127.0.0.1:HTTP_PORT inside the collector (read it with e2e_tvn_metric).
+# 10.77.0.254:PORT, writing $E2E_TMP/NAME.pcap (E2E_TVN_OUT: another --out instead, e.g.
+# pcap:/dev/null for a benchmark) and $E2E_TMP/NAME-flows.jsonl, with /metrics on
+# 127.0.0.1:HTTP_PORT inside the collector (read it with e2e_tvn_metric).
 declare -A E2E_TVNS_PID=() E2E_TVNS_HTTP=()
 e2e_tvn_start() {
 	local name=$1 port=$2 http=$3
 	shift 3
 	e2e_bg_in c "$name" "$E2E_TVN" --listen "$E2E_TVN_IP:$port" \
-		--out "pcap:$E2E_TMP/$name.pcap" --flow-log "$E2E_TMP/$name-flows.jsonl" \
+		--out "${E2E_TVN_OUT:-pcap:$E2E_TMP/$name.pcap}" --flow-log "$E2E_TMP/$name-flows.jsonl" \
 		--http "127.0.0.1:$http" "$@"
 	E2E_TVNS_PID[$name]=$E2E_PID
 	E2E_TVNS_HTTP[$name]=$http
-	e2e_wait_for 10 e2e_in c curl -sf "http://127.0.0.1:$http/healthz" ||
-		{ cat "$E2E_TMP/$name.log"; e2e_fail "tvn $name did not start"; }
+	started "$E2E_PID" "$E2E_TMP/$name.log" 10 "tvn $name" \
+		e2e_in c curl -sf "http://127.0.0.1:$http/healthz"
 }
 
 # e2e_tvn HTTP_PORT [ARGS...]: the default tvn "tvn" on port 4789; its capture is
@@ -294,11 +232,9 @@ e2e_agent() {
 		--metrics "127.0.0.1:$port" --stats-interval 1h "$@"
 	E2E_AGENT_PID[$node]=$E2E_PID
 	E2E_AGENT_METRICS[$node]=$port
-	if ! e2e_wait_for 90 e2e_in "$node" curl -sf "http://127.0.0.1:$port/healthz"; then
-		cat "$E2E_TMP/agent-$node.log"
-		e2e_fail "agent on $node did not come up"
-	fi
-	e2e_note "agent $node: $(grep -o 'capturing with .*' "$E2E_TMP/agent-$node.log")"
+	started "$E2E_PID" "$E2E_TMP/agent-$node.log" 90 "agent on $node" \
+		e2e_in "$node" curl -sf "http://127.0.0.1:$port/healthz"
+	note "agent $node: $(grep -o 'capturing with .*' "$E2E_TMP/agent-$node.log")"
 }
 
 # e2e_agent_metric NODE NAME: the agent's value of a sample (first match).
@@ -310,13 +246,11 @@ e2e_agent_metric() {
 # e2e_stop_agent NODE: SIGINT; the agent closes its flows, flushes, must exit 0. Sets
 # E2E_SENT to the datagrams it sent (from the stats line it prints at exit).
 e2e_stop_agent() {
-	local node=$1 rc
-	e2e_stop "${E2E_AGENT_PID[$node]}"
-	rc=$?
-	[ "$rc" = 0 ] || { tail -20 "$E2E_TMP/agent-$node.log"; e2e_fail "agent $node exited $rc on SIGINT"; }
+	local node=$1
+	stopped "${E2E_AGENT_PID[$node]}" "$E2E_TMP/agent-$node.log" "agent $node"
 	E2E_SENT=$(grep '"type":"stats"' "$E2E_TMP/agent-$node.log" | tail -1 |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["tx_packets"])') ||
-		e2e_fail "agent $node printed no final stats line"
+		fail "agent $node printed no final stats line"
 }
 
 # e2e_wait_tvn_rx N [TVN...]: waits (bounded) until the tvns (default: tvn) have
@@ -327,14 +261,13 @@ e2e_tvn_has() {
 	for t in "${@:-tvn}"; do sum=$((sum + $(e2e_tvn_metric tvn_rx_packets_total "$t"))); done
 	[ "$sum" -ge "$want" ]
 }
-e2e_wait_tvn_rx() { e2e_wait_for 15 e2e_tvn_has "$@"; }
+e2e_wait_tvn_rx() { wait_for 15 e2e_tvn_has "$@"; }
 
 # e2e_stop_tvn [TVN]: SIGINT; the tvn flushes and closes its outputs, must exit 0.
 e2e_stop_tvn() {
 	local name=${1:-tvn}
-	e2e_stop "${E2E_TVNS_PID[$name]}" ||
-		{ tail -20 "$E2E_TMP/$name.log"; e2e_fail "tvn $name did not exit 0"; }
-	[ -s "$E2E_TMP/$name.pcap" ] || { cat "$E2E_TMP/$name.log"; e2e_fail "tvn $name wrote no pcap"; }
+	stopped "${E2E_TVNS_PID[$name]}" "$E2E_TMP/$name.log" "tvn $name"
+	[ -s "$E2E_TMP/$name.pcap" ] || { cat "$E2E_TMP/$name.log"; fail "tvn $name wrote no pcap"; }
 }
 
 # e2e_streams [PCAP]: reassembles every TCP direction of the capture with tshark into
@@ -343,8 +276,8 @@ e2e_stop_tvn() {
 e2e_streams() {
 	rm -rf "$E2E_TMP/dump"
 	python3 "$E2E_STREAMS" "${1:-$E2E_PCAP}" --dump "$E2E_TMP/dump" >"$E2E_TMP/streams.txt" ||
-		e2e_fail "cannot read ${1:-$E2E_PCAP} with tshark"
-	e2e_note "streams in $(basename "${1:-$E2E_PCAP}"):"
+		fail "cannot read ${1:-$E2E_PCAP} with tshark"
+	note "streams in $(basename "${1:-$E2E_PCAP}"):"
 	sed 's/^/   /' "$E2E_TMP/streams.txt"
 }
 
@@ -355,8 +288,8 @@ e2e_direction() {
 	local l
 	l=$(awk -v a="$1" -v b="$2" -v c="$3" -v d="$4" '$1 == a && $2 == b && $3 == c && $4 == d' \
 		"$E2E_TMP/streams.txt")
-	[ -n "$l" ] || e2e_fail "no stream $1:$2 -> $3:$4 in the capture"
-	[ "$(echo "$l" | wc -l)" = 1 ] || e2e_fail "stream $1:$2 -> $3:$4 listed twice"
+	[ -n "$l" ] || fail "no stream $1:$2 -> $3:$4 in the capture"
+	[ "$(echo "$l" | wc -l)" = 1 ] || fail "stream $1:$2 -> $3:$4 listed twice"
 	echo "$l"
 }
 
@@ -364,10 +297,10 @@ e2e_direction() {
 e2e_clean_direction() {
 	local l
 	l=$(e2e_direction "$@")
-	[ "$(e2e_field "$l" dup)" = 0 ] || e2e_fail "$1:$2 -> $3:$4: duplicated bytes: $l"
-	[ "$(e2e_field "$l" holes)" = 0 ] || e2e_fail "$1:$2 -> $3:$4: holes: $l"
-	[ "$(e2e_field "$l" syn)" = 1 ] || e2e_fail "$1:$2 -> $3:$4: no synthesized SYN: $l"
-	[ "$(e2e_field "$l" fin)" = 1 ] || e2e_fail "$1:$2 -> $3:$4: no FIN: $l"
+	[ "$(e2e_field "$l" dup)" = 0 ] || fail "$1:$2 -> $3:$4: duplicated bytes: $l"
+	[ "$(e2e_field "$l" holes)" = 0 ] || fail "$1:$2 -> $3:$4: holes: $l"
+	[ "$(e2e_field "$l" syn)" = 1 ] || fail "$1:$2 -> $3:$4: no synthesized SYN: $l"
+	[ "$(e2e_field "$l" fin)" = 1 ] || fail "$1:$2 -> $3:$4: no FIN: $l"
 }
 
 # e2e_dump SRC SPORT DST DPORT: path of that direction's reassembled bytes.
@@ -388,8 +321,8 @@ PY
 e2e_expect_once() {
 	local n
 	n=$(e2e_count_in "$1" "$2")
-	[ "$n" = 1 ] || e2e_fail "$3: found $n times in the tvn output (want exactly once)"
-	e2e_note "ok: $3 ($(stat -c %s "$2") bytes) appears exactly once"
+	[ "$n" = 1 ] || fail "$3: found $n times in the tvn output (want exactly once)"
+	note "ok: $3 ($(stat -c %s "$2") bytes) appears exactly once"
 }
 
 # e2e_client_ports DST DPORT: the client ports of every connection to DST:DPORT.
@@ -413,18 +346,18 @@ e2e_tshark_count() {
 e2e_clean_capture() {
 	local n pcap=${2:-$E2E_PCAP}
 	n=$(e2e_tshark_count 'ip.checksum.status == 0 or tcp.checksum.status == 0' "$pcap")
-	[ "$n" = 0 ] || e2e_fail "$n frames with a bad checksum"
+	[ "$n" = 0 ] || fail "$n frames with a bad checksum"
 	n=$(e2e_tshark_count 'tcp.analysis.flags' "$pcap")
-	[ "$n" = 0 ] || e2e_fail "$n frames flagged by tshark's TCP analysis:
+	[ "$n" = 0 ] || fail "$n frames flagged by tshark's TCP analysis:
 $(tshark -n -r "$pcap" -o tcp.check_checksum:TRUE -Y 'tcp.analysis.flags' 2>/dev/null | head)"
 	n=$(e2e_tshark_count 'tcp.flags.syn == 1 and tcp.flags.ack == 0' "$pcap")
-	[ "$n" = "$1" ] || e2e_fail "$n SYNs for $1 connections"
+	[ "$n" = "$1" ] || fail "$n SYNs for $1 connections"
 	n=$(e2e_tshark_count 'tcp.flags.syn == 1 and tcp.flags.ack == 1' "$pcap")
-	[ "$n" = "$1" ] || e2e_fail "$n SYN-ACKs for $1 connections"
+	[ "$n" = "$1" ] || fail "$n SYN-ACKs for $1 connections"
 	n=$(e2e_tshark_count 'tcp.flags.fin == 1' "$pcap")
-	[ "$n" = $(($1 * 2)) ] || e2e_fail "$n FINs for $1 connections (want one per direction):
+	[ "$n" = $(($1 * 2)) ] || fail "$n FINs for $1 connections (want one per direction):
 $(tshark -n -r "$pcap" -Y 'tcp.flags.fin == 1' 2>/dev/null | head)"
-	e2e_note "ok: checksums valid, no frame flagged by TCP analysis, one SYN/SYN-ACK and two FINs per connection"
+	note "ok: checksums valid, no frame flagged by TCP analysis, one SYN/SYN-ACK and two FINs per connection"
 }
 
 # e2e_flow_sources SRC SPORT [FLOWLOG]: the number of distinct sources the tvn's flow

@@ -1,14 +1,15 @@
 # tests/e2e/lib_extra.sh - helpers on top of lib.sh for the demo, the fault tests, the
 # soak and the agent benchmark: an nginx with HTTP/2, a position-exact stream checker,
-# metric readers and RSS sampling. Source lib.sh first, then this file.
+# metric readers and RSS sampling. Sources lib.sh unless the caller already did.
 #
 # Everything keeps lib.sh's conventions (e2e_* names there, ecvx_* names here): the
 # namespaces made by e2e_topology carry the caller's prefix, every process started goes
-# through e2e_bg so that e2e_cleanup (trap EXIT) ends it.
+# through e2e_bg so that the harness's cleanup (trap EXIT) ends it.
 
 # shellcheck shell=bash disable=SC2034 # variables set here are read by the sourcing script
 set -u
 ECVX_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+[ -n "${E2E_ROOT:-}" ] || . "$ECVX_LIB/lib.sh"
 ECVX_STREAMCHECK=$ECVX_LIB/streamcheck.py
 
 # ecvx_net NET: puts the topology on NET.0/24 (e.g. 10.78.0) instead of lib.sh's
@@ -51,45 +52,70 @@ ecvx_rss() {
 	echo "${v:-0}"
 }
 
-# ecvx_cleanup: lib.sh's cleanup, then a bounded wait until every process it ended has
-# really gone (an agent killed while detaching its uprobes lingers a few seconds as
-# the kernel unregisters them), so "no process left" holds when the script returns.
-# Installed as the EXIT trap by ecvx_init.
-ecvx_cleanup() {
-	local pid i
-	e2e_cleanup
-	for pid in "${E2E_PIDS[@]}"; do
-		for ((i = 0; i < 100; i++)); do
-			[ -e "/proc/$pid" ] || break
-			sleep 0.1
-		done
-	done
-}
+# ecvx_init PREFIX NAME, ecvx_cleanup: e2e_init and the harness's cleanup (the names
+# tests/bench/agent_bench.sh and uprobe_floor.sh still use).
+ecvx_init() { e2e_init "$@"; }
+ecvx_cleanup() { harness_cleanup; }
 
-# ecvx_init PREFIX NAME: e2e_init plus ecvx_cleanup as the EXIT trap.
-ecvx_init() {
-	e2e_init "$@"
-	trap ecvx_cleanup EXIT
-}
-
-# ecvx_fault_setup PREFIX NAME SIZE: the fault tests' common start: topology a (curl)
-# and b (nginx: TLS 1.2 on 4643, TLS 1.3 on 4644, HTTP/2 on 4645) on 10.78.N.0/24 (N
-# chosen by the caller through ECVX_NET, default 10.78.1), WWW=$E2E_TMP/www holding
-# big.bin (SIZE random bytes). Sets A, B, WWW, BIG.
+# ecvx_fault_setup PREFIX NAME SIZE: the fault tests' common start: e2e_web_nodes on
+# 10.78.N.0/24 (N chosen by the caller through ECVX_NET, default 10.78.1): curl on a,
+# nginx on b (TLS 1.2 on 4643, TLS 1.3 on 4644, HTTP/2 on 4645) serving big.bin (SIZE
+# random bytes). Sets A, B, WWW, BIG.
 ecvx_fault_setup() {
 	ecvx_net "${ECVX_NET:-10.78.1}"
-	ecvx_init "$1" "$2"
-	command -v dumpcap >/dev/null || e2e_skip "dumpcap not installed"
-	e2e_topology a b
-	A=${E2E_IP[a]}
-	B=${E2E_IP[b]}
-	e2e_cert
-	WWW=$E2E_TMP/www
+	e2e_init "$1" "$2"
+	need dumpcap
+	e2e_web_nodes "4643 4644 4645" big.bin="$3"
 	BIG=$WWW/big.bin
-	mkdir -p "$WWW"
-	e2e_random "$BIG" "$3"
-	chmod -R a+rX "$WWW"
-	e2e_nginx b "$WWW" 4643 4644 4645
+}
+
+# ecvx_fault_start [ARGS...]: the live tvn (metrics on 4680), the raw capture of the
+# bridge, agent a (4681) and agent b (4682, given ARGS).
+ecvx_fault_start() {
+	e2e_tvn 4680
+	ecvx_rawcap
+	e2e_agent a 4681
+	e2e_agent b 4682 "$@"
+}
+
+# ecvx_fault_stop NODE...: stops the agents on NODEs (each must exit 0), waits until the
+# tvn has everything they sent, stops the raw capture and the tvn.
+ecvx_fault_stop() {
+	local n
+	for n in "$@"; do e2e_stop_agent "$n"; done
+	ecvx_tvn_settle || fail "the tvn kept receiving after the agents stopped"
+	ecvx_rawcap_stop
+	e2e_stop_tvn
+}
+
+# ecvx_download PATH MB [CURL_ARGS...]: node a downloads https://B:4644/PATH (TLS 1.3,
+# HTTP/1.1) to $E2E_TMP/got.bin in the background (pid in $CURL); returns once agent b
+# has captured MB MiB of it.
+ecvx_download() {
+	local path=$1 mb=$2
+	shift 2
+	e2e_bg_in a curl curl -sS -k --tlsv1.3 --http1.1 --max-time 60 "$@" \
+		-o "$E2E_TMP/got.bin" "https://$B:4644/$path"
+	CURL=$E2E_PID
+	wait_for 30 ecvx_bytes_at_least b write $((mb * 1024 * 1024)) ||
+		fail "agent b did not capture $mb MB of the download"
+}
+
+# ecvx_download_done: the download of ecvx_download ends (bounded) with $BIG's bytes.
+ecvx_download_done() {
+	wait_for 60 exited "$CURL" || fail "curl did not finish"
+	wait "$CURL" || fail "curl failed: $(cat "$E2E_TMP/curl.log")"
+	cmp -s "$E2E_TMP/got.bin" "$BIG" || fail "curl got a wrong file"
+}
+
+# ecvx_get_and_upload PATH FILE: one TLS 1.3 connection from a: GET https://B:4644/PATH
+# (must be $BIG), then POST FILE to /upload.
+ecvx_get_and_upload() {
+	e2e_in a curl -sS -k --tlsv1.3 --http1.1 --max-time 60 -o "$E2E_TMP/got.bin" \
+		"https://$B:4644/$1" --next -k --tlsv1.3 --http1.1 --max-time 60 \
+		--data-binary "@$2" -o /dev/null "https://$B:4644/upload" ||
+		fail "curl failed"
+	cmp -s "$E2E_TMP/got.bin" "$BIG" || fail "curl got a wrong file"
 }
 
 # ecvx_rawcap: records every VxLAN datagram reaching the collector's bridge (both
@@ -100,14 +126,13 @@ ecvx_rawcap() {
 	ECVX_RAW=$E2E_TMP/raw.pcap
 	e2e_bg_in c dumpcap dumpcap -q -B 64 -i br0 -f "udp port $E2E_TVN_PORT" -w "$ECVX_RAW"
 	ECVX_RAWCAP_PID=$E2E_PID
-	e2e_wait_for 10 grep -q 'Capturing on' "$E2E_TMP/dumpcap.log" ||
-		e2e_wait_for 5 test -s "$ECVX_RAW" ||
-		{ cat "$E2E_TMP/dumpcap.log"; e2e_fail "dumpcap did not start"; }
+	wait_for 10 grep -q 'Capturing on' "$E2E_TMP/dumpcap.log" ||
+		wait_for 5 test -s "$ECVX_RAW" ||
+		{ cat "$E2E_TMP/dumpcap.log"; fail "dumpcap did not start"; }
 }
 ecvx_rawcap_stop() {
 	sleep 0.5 # the last datagrams the tvn got are on the bridge too
-	kill -INT "$ECVX_RAWCAP_PID" 2>/dev/null
-	e2e_wait_for 10 bash -c "! kill -0 $ECVX_RAWCAP_PID 2>/dev/null"
+	stop_pid "$ECVX_RAWCAP_PID" 10 >/dev/null
 }
 
 # ecvx_offline NAME MODE [TSHARK_FILTER]: replays the raw capture (only the datagrams
@@ -117,11 +142,11 @@ ecvx_offline() {
 	local name=$1 mode=$2 in=$ECVX_RAW
 	if [ -n "${3:-}" ]; then
 		in=$E2E_TMP/$name-in.pcap
-		tshark -r "$ECVX_RAW" -Y "$3" -w "$in" 2>/dev/null || e2e_fail "cannot filter the raw capture"
+		tshark -r "$ECVX_RAW" -Y "$3" -w "$in" 2>/dev/null || fail "cannot filter the raw capture"
 	fi
 	"$E2E_TVN" --read "$in" --dedup "$mode" --out "pcap:$E2E_TMP/$name.pcap" \
 		--flow-log "$E2E_TMP/$name-flows.jsonl" >"$E2E_TMP/$name.log" 2>&1 ||
-		{ cat "$E2E_TMP/$name.log"; e2e_fail "tvn --read ($mode) failed"; }
+		{ cat "$E2E_TMP/$name.log"; fail "tvn --read ($mode) failed"; }
 }
 
 # ecvx_bytes_at_least NODE DIR N: the agent on NODE captured >= N bytes in DIR.

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """tests/e2e/streamcheck.py - checks one TCP direction of a capture byte by byte, at its
-positions: what the fault tests need beyond streams.py (which concatenates the bytes and
-skips holes, so it cannot tell a hole from shifted data).
+positions: what the fault tests need beyond streams.py's summary (which concatenates the
+bytes and skips holes, so it cannot tell a hole from shifted data). The reassembly is
+streams.py's (tests/integration/lib/streams.py).
 
 usage: streamcheck.py PCAP SRC SPORT DST DPORT [--body FILE] [--allow-holes]
        [--allow-dup] [--allow-extra] [--holes FILE]
@@ -26,25 +27,11 @@ and with --body a tail of the body that never arrived.
 Exit 1 when dup > 0 (unless --allow-dup), holes > 0 (unless --allow-holes), fin_early > 0,
 body_wrong > 0, body_extra > 0 (unless --allow-extra) or the direction is absent."""
 import os
-import subprocess
 import sys
 
-FIELDS = ["ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "tcp.srcport", "tcp.dstport",
-          "tcp.seq_raw", "tcp.flags.syn", "tcp.flags.fin", "tcp.payload"]
-
-
-def rows(pcap):
-    cmd = ["tshark", "-n", "-r", pcap, "-Y", "tcp", "-T", "fields",
-           "-E", "separator=\t", "-E", "occurrence=f"]
-    for f in FIELDS:
-        cmd += ["-e", f]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          text=True) as p:
-        for line in p.stdout:
-            v = line.rstrip("\n").split("\t")
-            v += [""] * (len(FIELDS) - len(v))
-            yield ((v[0] or v[1], v[4], v[2] or v[3], v[5]), int(v[6] or 0),
-                   v[7] in ("1", "True"), v[8] in ("1", "True"), v[9])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                "integration", "lib"))
+from streams import Stream, read_directions  # noqa: E402 (the one reassembler)
 
 
 def main():
@@ -69,75 +56,25 @@ def main():
     if len(pos) != 5:
         sys.exit(__doc__)
     pcap, src, sport, dst, dport = pos
-    dirs = {}
-    for key, seq, syn, fin, payload in rows(pcap):
-        if key[0] != src or key[2] != dst:
-            continue
-        if sport != "*" and key[1] != sport or dport != "*" and key[3] != dport:
-            continue
-        d = dirs.setdefault(key, {"syn": None, "segs": [], "n": 0, "fins": []})
-        if syn:
-            d["syn"] = seq
-        if fin:
-            d["fins"].append((seq + len(payload.replace(":", "")) // 2) & 0xffffffff)
-        if payload:
-            data = bytes.fromhex(payload.replace(":", ""))
-            d["segs"].append((seq, data))
-            d["n"] += len(data)
+
+    def want(key):
+        return key[0] == src and key[2] == dst and sport in ("*", key[1]) and \
+            dport in ("*", key[3])
+    dirs = read_directions(pcap, want, check=False)
     if not dirs:
         print(f"FAIL: no direction {src}:{sport} -> {dst}:{dport} in {pcap}")
         return 1
     key = max(dirs, key=lambda k: dirs[k]["n"])
-    d = dirs[key]
-    base = (d["syn"] + 1) & 0xffffffff if d["syn"] is not None else \
-        min((s for s, _ in d["segs"]), default=0)
-    segs = []
-    for seq, data in d["segs"]:
-        off = (seq - base) & 0xffffffff
-        if off >= 1 << 31:
-            off -= 1 << 32
-        segs.append((off, data))
-    lo = min((o for o, _ in segs), default=0)
-    hi = max((o + len(p) for o, p in segs), default=0)
-    buf = bytearray(hi - lo)
-    filled = bytearray(hi - lo)
-    dup = conflicts = 0
-    for off, data in segs:
-        a, n = off - lo, len(data)
-        over = filled[a:a + n]
-        if 1 in over:  # only overlapping spans are walked byte by byte; the first
-            for j in range(n):  # delivery stays, as in a tool's reassembly
-                if over[j]:
-                    dup += 1
-                    if buf[a + j] != data[j]:
-                        conflicts += 1
-                else:
-                    buf[a + j] = data[j]
-                    filled[a + j] = 1
-            continue
-        buf[a:a + n] = data
-        filled[a:a + n] = b"\x01" * n
+    st = Stream(dirs[key])
+    lo, hi, buf, filled, holes = st.lo, st.hi, st.buf, st.filled, st.holes
+    dup, conflicts = st.dup, st.conflicts
     # A FIN before the last byte ends the stream early for a tool (Suricata, Zeek stop
     # reassembling there): it must sit at the end of the data.
-    early = 0
-    for fseq in d["fins"]:
-        off = (fseq - base) & 0xffffffff
-        if off >= 1 << 31:
-            off -= 1 << 32
-        if off < hi:
-            early += 1
-    holes = []
-    i = 0
-    while i < len(filled):
-        j = filled.find(0 if filled[i] else 1, i)
-        j = len(filled) if j < 0 else j
-        if not filled[i]:
-            holes.append((i + lo, j - i))
-        i = j
-    rep = {"dir": f"{key[0]}:{key[1]}->{key[2]}:{key[3]}", "syn": int(d["syn"] is not None),
+    early = sum(1 for f in st.fins if f < hi)
+    rep = {"dir": f"{key[0]}:{key[1]}->{key[2]}:{key[3]}", "syn": int(st.syn),
            "bytes": filled.count(1), "dup": dup, "conflicts": conflicts,
            "holes": len(holes), "hole_bytes": sum(h[1] for h in holes), "first": lo,
-           "fins": len(d["fins"]), "fin_early": early,
+           "fins": len(st.fins), "fin_early": early,
            "last_hole_end": holes[-1][0] + holes[-1][1] if holes else 0}
     bad = []
     if body is not None:

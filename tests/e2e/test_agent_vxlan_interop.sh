@@ -11,17 +11,10 @@ E2E_NEED_TVN=0
 . "$(dirname "$0")/lib.sh"
 
 e2e_init ecva vxlan-interop
-e2e_topology a b
-e2e_cert
-WWW=$E2E_TMP/www
-mkdir -p "$WWW"
-e2e_random "$WWW/page.bin" 20K
-chmod -R a+rX "$WWW"
-B=${E2E_IP[b]}
-e2e_nginx b "$WWW" 4543 4544
+e2e_web_nodes "4543 4544" page.bin=20K
 
 ip -n "$E2E_PREFIX-c" link add vx0 type vxlan id 1 dstport 4789 local "$E2E_TVN_IP" dev br0 ||
-	e2e_skip "kernel without the vxlan device"
+	skip "kernel without the vxlan device"
 # The device's own IPv6 chatter (neighbour discovery, MLD) is not the agents': off.
 e2e_in c sysctl -qw net.ipv6.conf.vx0.disable_ipv6=1
 ip -n "$E2E_PREFIX-c" link set vx0 promisc on up
@@ -29,14 +22,14 @@ PCAP=$E2E_TMP/vx0.pcap
 # (this test's flows are IPv4: any IPv6 frame would be the device's own)
 e2e_bg_in c dumpcap dumpcap -q -i vx0 -f "not ip6" -w "$PCAP"
 DUMPCAP=$E2E_PID
-e2e_wait_for 10 test -s "$PCAP" || { cat "$E2E_TMP/dumpcap.log"; e2e_fail "dumpcap did not start"; }
+wait_for 10 test -s "$PCAP" || { cat "$E2E_TMP/dumpcap.log"; fail "dumpcap did not start"; }
 
 # Metrics ports 4587/4588; no tvn: the agents ship to the vxlan device's address.
 e2e_agent a 4587
 e2e_agent b 4588
 e2e_in a curl -sS -k --max-time 10 -o "$E2E_TMP/got.bin" "https://$B:4544/page.bin" ||
-	e2e_fail "curl failed"
-cmp -s "$E2E_TMP/got.bin" "$WWW/page.bin" || e2e_fail "curl got wrong bytes"
+	fail "curl failed"
+cmp -s "$E2E_TMP/got.bin" "$WWW/page.bin" || fail "curl got wrong bytes"
 e2e_stop_agent a
 SENT=$E2E_SENT
 e2e_stop_agent b
@@ -44,36 +37,35 @@ SENT=$((SENT + E2E_SENT))
 
 frames() { tshark -n -r "$PCAP" 2>/dev/null | wc -l; }
 has_all() { [ "$(frames)" -ge "$SENT" ]; }
-e2e_wait_for 15 has_all || e2e_fail "vx0 saw $(frames) of the $SENT datagrams the agents sent"
-e2e_stop "$DUMPCAP" || true
+wait_for 15 has_all || fail "vx0 saw $(frames) of the $SENT datagrams the agents sent"
+stop_pid "$DUMPCAP" || true
 n=$(frames)
-[ "$n" = "$SENT" ] || e2e_fail "vx0 saw $n frames for $SENT datagrams sent"
-e2e_note "ok: the kernel's vxlan device decapsulated all $SENT datagrams"
+[ "$n" = "$SENT" ] || fail "vx0 saw $n frames for $SENT datagrams sent"
+note "ok: the kernel's vxlan device decapsulated all $SENT datagrams"
 
 E2E_PCAP=$PCAP
 n=$(e2e_tshark_count 'ip.checksum.status == 0 or tcp.checksum.status == 0')
-[ "$n" = 0 ] || e2e_fail "$n inner frames with a bad checksum"
+[ "$n" = 0 ] || fail "$n inner frames with a bad checksum"
 good=$(e2e_tshark_count 'tcp.checksum.status == 1')
 meta=$(e2e_tshark_count 'eth.type == 0x88b5')
-[ "$good" -gt 0 ] || e2e_fail "no inner TCP frame with a verified checksum"
+[ "$good" -gt 0 ] || fail "no inner TCP frame with a verified checksum"
 # start and end records for the connection, from each node
-[ "$meta" -ge 4 ] || e2e_fail "$meta flow metadata frames (want >= 4)"
-e2e_note "ok: $good TCP frames with valid checksums, $meta metadata frames"
+[ "$meta" -ge 4 ] || fail "$meta flow metadata frames (want >= 4)"
+note "ok: $good TCP frames with valid checksums, $meta metadata frames"
 
 # Both copies are on vx0 (nothing deduplicates here): reassembled, every byte of each
 # direction arrives exactly twice (dup == bytes), none is missing, and the response
 # holds the served file.
 e2e_streams "$PCAP"
-A=${E2E_IP[a]}
 cp=$(e2e_client_ports "$B" 4544)
-[ "$(echo "$cp" | wc -l)" = 1 ] || e2e_fail "$(echo "$cp" | wc -l) connections on vx0 (want 1)"
+[ "$(echo "$cp" | wc -l)" = 1 ] || fail "$(echo "$cp" | wc -l) connections on vx0 (want 1)"
 for d in "$A $cp $B 4544" "$B 4544 $A $cp"; do
 	# shellcheck disable=SC2086
 	l=$(e2e_direction $d)
-	[ "$(e2e_field "$l" holes)" = 0 ] || e2e_fail "holes: $l"
-	[ "$(e2e_field "$l" syn)" = 1 ] || e2e_fail "no SYN: $l"
+	[ "$(e2e_field "$l" holes)" = 0 ] || fail "holes: $l"
+	[ "$(e2e_field "$l" syn)" = 1 ] || fail "no SYN: $l"
 	[ "$(e2e_field "$l" dup)" = "$(e2e_field "$l" bytes)" ] ||
-		e2e_fail "not exactly two copies of every byte: $l"
+		fail "not exactly two copies of every byte: $l"
 done
 e2e_expect_once "$(e2e_dump "$B" 4544 "$A" "$cp")" "$WWW/page.bin" "response (two copies merged)"
 echo "test_agent_vxlan_interop: all passed"

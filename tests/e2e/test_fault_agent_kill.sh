@@ -14,63 +14,50 @@
 #     sources and counts the packets of the copy it discarded;
 #   - the surviving agent and the tvn are unaffected (agent a exits 0 on SIGINT).
 set -u
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_extra.sh"
 
 SIZE=$((16 * 1024 * 1024))
 ECVX_NET=10.78.1 ecvx_fault_setup ecvx-fk kill $SIZE
-e2e_tvn 4680
-ecvx_rawcap
-e2e_agent a 4681
-e2e_agent b 4682
+ecvx_fault_start
 
-e2e_note "download 16 MB at 6 MB/s; SIGKILL agent b after it captured 4 MB"
-e2e_bg_in a curl curl -sS -k --tlsv1.3 --http1.1 --limit-rate 6M --max-time 60 \
-	-o "$E2E_TMP/got.bin" "https://$B:4644/big.bin"
-CURL=$E2E_PID
-e2e_wait_for 30 ecvx_bytes_at_least b write $((4 * 1024 * 1024)) ||
-	e2e_fail "agent b did not capture 4 MB of the download"
+note "download 16 MB at 6 MB/s; SIGKILL agent b after it captured 4 MB"
+ecvx_download big.bin 4 --limit-rate 6M
 kill -KILL "${E2E_AGENT_PID[b]}"
 wait "${E2E_AGENT_PID[b]}" 2>/dev/null
-e2e_wait_for 60 bash -c "! kill -0 $CURL 2>/dev/null" || e2e_fail "curl did not finish"
-wait "$CURL" || e2e_fail "curl failed: $(cat "$E2E_TMP/curl.log")"
-cmp -s "$E2E_TMP/got.bin" "$BIG" || e2e_fail "curl got a wrong file"
-kill -0 "${E2E_AGENT_PID[a]}" || e2e_fail "agent a died when agent b was killed"
-e2e_wait_for 15 ecvx_bytes_at_least a read $SIZE || e2e_fail "agent a did not capture the download"
+ecvx_download_done
+kill -0 "${E2E_AGENT_PID[a]}" || fail "agent a died when agent b was killed"
+wait_for 15 ecvx_bytes_at_least a read $SIZE || fail "agent a did not capture the download"
 
-e2e_stop_agent a
-ecvx_tvn_settle || e2e_fail "the tvn kept receiving after both agents stopped"
-ecvx_rawcap_stop
-e2e_stop_tvn
+ecvx_fault_stop a
 
 # What b's copy brought before the kill: its datagrams in the raw capture, replayed alone.
 ecvx_offline b-only bytes "ip.src#1 == $B"
 B_HAD=$(ECVX_PCAP=$E2E_TMP/b-only.pcap ecvx_check "$B" 4644 "$A" '*' --body "$BIG" --allow-holes)
-e2e_note "b's copy alone: $B_HAD"
+note "b's copy alone: $B_HAD"
 B_PRESENT=$(ecvx_field "$B_HAD" body_present)
 [ -n "$B_PRESENT" ] && [ "$B_PRESENT" -lt "$SIZE" ] ||
-	e2e_fail "b's copy is complete: the kill did not land mid-transfer"
+	fail "b's copy is complete: the kill did not land mid-transfer"
 
-e2e_note "bytes mode (live tvn): the complete download exactly once"
-r=$(ecvx_check "$B" 4644 "$A" '*' --body "$BIG") || e2e_fail "bytes mode output: $r"
-e2e_note "$r"
-[ "$(ecvx_field "$r" body_present)" = "$SIZE" ] || e2e_fail "bytes mode: body incomplete: $r"
+note "bytes mode (live tvn): the complete download exactly once"
+r=$(ecvx_check "$B" 4644 "$A" '*' --body "$BIG") || fail "bytes mode output: $r"
+note "$r"
+[ "$(ecvx_field "$r" body_present)" = "$SIZE" ] || fail "bytes mode: body incomplete: $r"
 PORT=$(echo "$r" | sed -n 's/.*->10\.78\.1\.1:\([0-9]*\) .*/\1/p')
 n=$(e2e_flow_sources "$A" "$PORT" "$E2E_FLOWS")
-[ "$n" = 2 ] || e2e_fail "tvn flow log: $n sources for the download (want a and b)"
+[ "$n" = 2 ] || fail "tvn flow log: $n sources for the download (want a and b)"
 
-e2e_note "flow mode (the same datagrams replayed): loss bounded by b's missing part, no shift"
+note "flow mode (the same datagrams replayed): loss bounded by b's missing part, no shift"
 ecvx_offline flow flow
 r=$(ECVX_PCAP=$E2E_TMP/flow.pcap ecvx_check "$B" 4644 "$A" '*' --body "$BIG" --allow-holes) ||
-	e2e_fail "flow mode output: $r"
-e2e_note "$r"
+	fail "flow mode output: $r"
+note "$r"
 missing=$(ecvx_field "$r" body_missing)
 [ "$missing" -le $((SIZE - B_PRESENT)) ] ||
-	e2e_fail "flow mode lost $missing bytes, more than the $((SIZE - B_PRESENT)) b's copy lacked"
+	fail "flow mode lost $missing bytes, more than the $((SIZE - B_PRESENT)) b's copy lacked"
 if [ "$missing" -gt 0 ]; then
-	[ "$(ecvx_field "$r" holes)" -gt 0 ] || e2e_fail "flow mode: $missing bytes missing without a hole"
+	[ "$(ecvx_field "$r" holes)" -gt 0 ] || fail "flow mode: $missing bytes missing without a hole"
 fi
-python3 - "$E2E_TMP/flow-flows.jsonl" "$PORT" <<'PY' || e2e_fail "flow mode: flow log does not account for the discarded copy"
+python3 - "$E2E_TMP/flow-flows.jsonl" "$PORT" <<'PY' || fail "flow mode: flow log does not account for the discarded copy"
 import json, sys
 port = int(sys.argv[2])
 for line in open(sys.argv[1]):

@@ -14,56 +14,40 @@
 #     file's byte at that position (the restarted copy, whose offsets are relative, must
 #     not be laid over the absolute ones).
 set -u
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_extra.sh"
 
 SIZE=$((16 * 1024 * 1024))
 ECVX_NET=10.78.2 ecvx_fault_setup ecvx-fr restart $SIZE
-e2e_tvn 4680
-ecvx_rawcap
-e2e_agent a 4681
-e2e_agent b 4682
+ecvx_fault_start
 
-e2e_note "download 16 MB at 2 MB/s (nginx limit_rate); restart agent b (SIGTERM + new agent) after 3 MB"
-e2e_bg_in a curl curl -sS -k --tlsv1.3 --http1.1 --max-time 60 \
-	-o "$E2E_TMP/got.bin" "https://$B:4644/slow/big.bin"
-CURL=$E2E_PID
-e2e_wait_for 30 ecvx_bytes_at_least b write $((3 * 1024 * 1024)) ||
-	e2e_fail "agent b did not capture 3 MB of the download"
-OLD=${E2E_AGENT_PID[b]}
-kill -TERM "$OLD"
-e2e_wait_for 15 bash -c "! kill -0 $OLD 2>/dev/null" || e2e_fail "agent b did not exit on SIGTERM"
-wait "$OLD"
+note "download 16 MB at 2 MB/s (nginx limit_rate); restart agent b (SIGTERM + new agent) after 3 MB"
+ecvx_download slow/big.bin 3
+stop_pid "${E2E_AGENT_PID[b]}" 15 TERM
 rc=$?
-[ "$rc" = 0 ] || e2e_fail "agent b exited $rc on SIGTERM"
+[ "$rc" != 124 ] || fail "agent b did not exit on SIGTERM"
+[ "$rc" = 0 ] || fail "agent b exited $rc on SIGTERM"
 mv "$E2E_TMP/agent-b.log" "$E2E_TMP/agent-b-old.log"
-kill -0 "$CURL" 2>/dev/null || e2e_fail "the download ended before the restart: make it slower"
+kill -0 "$CURL" 2>/dev/null || fail "the download ended before the restart: make it slower"
 e2e_agent b 4683
-e2e_wait_for 60 bash -c "! kill -0 $CURL 2>/dev/null" || e2e_fail "curl did not finish"
-wait "$CURL" || e2e_fail "curl failed: $(cat "$E2E_TMP/curl.log")"
-cmp -s "$E2E_TMP/got.bin" "$BIG" || e2e_fail "curl got a wrong file"
+ecvx_download_done
 NEW_B=$(e2e_agent_metric b 'ecv_agent_bytes_total{dir="write"}')
-e2e_note "the restarted agent b captured $NEW_B bytes of the rest of the download"
+note "the restarted agent b captured $NEW_B bytes of the rest of the download"
 [ "$NEW_B" -gt $((1024 * 1024)) ] 2>/dev/null ||
-	e2e_fail "the restarted agent did not pick the open connection up ($NEW_B bytes)"
+	fail "the restarted agent did not pick the open connection up ($NEW_B bytes)"
 
-e2e_stop_agent a
-e2e_stop_agent b
-ecvx_tvn_settle || e2e_fail "the tvn kept receiving after both agents stopped"
-ecvx_rawcap_stop
-e2e_stop_tvn
+ecvx_fault_stop a b
 
-e2e_note "live tvn (both copies): the complete download once, at its positions"
+note "live tvn (both copies): the complete download once, at its positions"
 r=$(ecvx_check "$B" 4644 "$A" '*' --body "$BIG")
 rc=$?
-e2e_note "$r"
-[ $rc = 0 ] || e2e_fail "live output wrong"
-[ "$(ecvx_field "$r" body_present)" = "$SIZE" ] || e2e_fail "body incomplete"
+note "$r"
+[ $rc = 0 ] || fail "live output wrong"
+[ "$(ecvx_field "$r" body_present)" = "$SIZE" ] || fail "body incomplete"
 
-e2e_note "node b's copy alone, across its restart: nothing twice, nothing shifted"
+note "node b's copy alone, across its restart: nothing twice, nothing shifted"
 ecvx_offline b-only bytes "ip.src#1 == $B"
 r=$(ECVX_PCAP=$E2E_TMP/b-only.pcap ecvx_check "$B" 4644 "$A" '*' --body "$BIG" --allow-holes)
 rc=$?
-e2e_note "$r"
-[ $rc = 0 ] || e2e_fail "b's copy across the restart is delivered wrong (see above)"
+note "$r"
+[ $rc = 0 ] || fail "b's copy across the restart is delivered wrong (see above)"
 echo "test_fault_agent_restart: all passed"

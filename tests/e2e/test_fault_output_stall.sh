@@ -14,7 +14,6 @@
 #   - the healthy pcap holds the download and the upload exactly once, at their positions;
 #   - the tvn still exits 0 on SIGINT with its stdout blocked.
 set -u
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_extra.sh"
 
 SIZE=$((16 * 1024 * 1024))
@@ -32,44 +31,39 @@ e2e_bg_in c tvn bash -c 'exec "$@" >"$0"' "$E2E_TMP/stall" "$E2E_TVN" \
 	--out pcap:-,queue=1m --out "$VX,queue=1m" --out "pcap:$E2E_PCAP" --flow-log "$E2E_FLOWS"
 E2E_TVNS_PID[tvn]=$E2E_PID
 E2E_TVNS_HTTP[tvn]=4680
-e2e_wait_for 10 e2e_in c curl -sf http://127.0.0.1:4680/healthz ||
-	{ cat "$E2E_TMP/tvn.log"; e2e_fail "tvn did not start"; }
+started "$E2E_PID" "$E2E_TMP/tvn.log" 10 tvn e2e_in c curl -sf http://127.0.0.1:4680/healthz
 e2e_agent a 4681
 e2e_agent b 4682
 
-e2e_note "download 16 MB at 6 MB/s, then upload 4 MB, one TLS 1.3 connection"
-e2e_in a curl -sS -k --tlsv1.3 --http1.1 --max-time 60 -o "$E2E_TMP/got.bin" \
-	"https://$B:4644/slow/big.bin" --next -k --tlsv1.3 --http1.1 --max-time 60 \
-	--data-binary "@$E2E_TMP/up.bin" -o /dev/null "https://$B:4644/upload" ||
-	e2e_fail "curl failed"
-cmp -s "$E2E_TMP/got.bin" "$BIG" || e2e_fail "curl got a wrong file"
-e2e_wait_for 15 ecvx_bytes_at_least a read $SIZE || e2e_fail "agent a did not capture the download"
-e2e_wait_for 15 ecvx_bytes_at_least b write $SIZE || e2e_fail "agent b did not capture the download"
+note "download 16 MB at 6 MB/s, then upload 4 MB, one TLS 1.3 connection"
+ecvx_get_and_upload slow/big.bin "$E2E_TMP/up.bin"
+wait_for 15 ecvx_bytes_at_least a read $SIZE || fail "agent a did not capture the download"
+wait_for 15 ecvx_bytes_at_least b write $SIZE || fail "agent b did not capture the download"
 LOST=$(($(ecvx_agent_sum a ecv_agent_lost_events_total) + $(ecvx_agent_sum b ecv_agent_lost_events_total)))
 e2e_stop_agent a
 SENT=$E2E_SENT
 e2e_stop_agent b
 SENT=$((SENT + E2E_SENT))
 e2e_wait_tvn_rx "$SENT" ||
-	e2e_fail "ingest stalled behind the blocked outputs: $(e2e_tvn_metric tvn_rx_packets_total) of $SENT datagrams"
-e2e_note "tvn received all $SENT datagrams the agents sent"
+	fail "ingest stalled behind the blocked outputs: $(e2e_tvn_metric tvn_rx_packets_total) of $SENT datagrams"
+note "tvn received all $SENT datagrams the agents sent"
 m() { e2e_in c curl -s --max-time 2 http://127.0.0.1:4680/metrics | awk -v n="$1" '$1 == n { print $2 }'; }
 D_PIPE=$(m 'tvn_egress_dropped_total{out="pcap:-"}')
 D_VX=$(m "tvn_egress_dropped_total{out=\"$VX\"}")
 D_FILE=$(m "tvn_egress_dropped_total{out=\"pcap:$E2E_PCAP\"}")
-e2e_note "dropped per output: pcap:- ${D_PIPE:-?}, $VX ${D_VX:-?}, pcap file ${D_FILE:-?}"
-[ "${D_PIPE:-0}" -gt 0 ] || e2e_fail "the stalled pcap:- output counted no drop"
-[ "${D_VX:-0}" -gt 0 ] || e2e_fail "the refused VxLAN output counted no drop"
-[ "${D_FILE:-x}" = 0 ] || e2e_fail "the healthy pcap output dropped ${D_FILE:-?} frames"
+note "dropped per output: pcap:- ${D_PIPE:-?}, $VX ${D_VX:-?}, pcap file ${D_FILE:-?}"
+[ "${D_PIPE:-0}" -gt 0 ] || fail "the stalled pcap:- output counted no drop"
+[ "${D_VX:-0}" -gt 0 ] || fail "the refused VxLAN output counted no drop"
+[ "${D_FILE:-x}" = 0 ] || fail "the healthy pcap output dropped ${D_FILE:-?} frames"
 e2e_stop_tvn
 
-e2e_note "the healthy output: download and upload once, at their positions"
+note "the healthy output: download and upload once, at their positions"
 opt=()
 [ "$LOST" = 0 ] || opt=(--allow-holes) # both agents lost samples: see test_fault_perf_small
 r=$(ecvx_check "$B" 4644 "$A" '*' --body "$BIG" --allow-extra "${opt[@]}")
 rc=$?
-e2e_note "$r"
-[ $rc = 0 ] || e2e_fail "the healthy output is wrong"
+note "$r"
+[ $rc = 0 ] || fail "the healthy output is wrong"
 PORT=$(echo "$r" | sed -n 's/.*->10\.78\.5\.1:\([0-9]*\) .*/\1/p')
 if [ "$LOST" = 0 ]; then
 	e2e_streams >/dev/null

@@ -14,59 +14,47 @@
 #   - the live tvn, with both copies: b's holes are filled from a's copy: the download
 #     and the upload complete, exactly once, at their positions (where a lost nothing).
 set -u
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_extra.sh"
 
 SIZE=$((8 * 1024 * 1024))
 ECVX_NET=10.78.4 ecvx_fault_setup ecvx-fp perfsmall $SIZE
 e2e_random "$E2E_TMP/up.bin" 2M
-e2e_tvn 4680
-ecvx_rawcap
-e2e_agent a 4681
-e2e_agent b 4682 --perf-pages 1 --max-chunks 1
-e2e_note "agent b: $(grep -o 'perf buffer raised.*' "$E2E_TMP/agent-b.log")"
+ecvx_fault_start --perf-pages 1 --max-chunks 1
+note "agent b: $(grep -o 'perf buffer raised.*' "$E2E_TMP/agent-b.log")"
 
-e2e_note "download 8 MB and upload 2 MB over TLS 1.3, one connection, full speed"
-e2e_in a curl -sS -k --tlsv1.3 --http1.1 --max-time 60 -o "$E2E_TMP/got.bin" \
-	"https://$B:4644/big.bin" --next -k --tlsv1.3 --http1.1 --max-time 60 \
-	--data-binary "@$E2E_TMP/up.bin" -o /dev/null "https://$B:4644/upload" ||
-	e2e_fail "curl failed"
-cmp -s "$E2E_TMP/got.bin" "$BIG" || e2e_fail "curl got a wrong file"
+note "download 8 MB and upload 2 MB over TLS 1.3, one connection, full speed"
+ecvx_get_and_upload big.bin "$E2E_TMP/up.bin"
 # Agent a may itself lose samples at full speed on a small machine; that is reported, and
 # only where both copies lost the same bytes may a hole remain.
-e2e_wait_for 15 ecvx_bytes_at_least a read $SIZE ||
-	e2e_note "agent a captured $(e2e_agent_metric a 'ecv_agent_bytes_total{dir="read"}') of $SIZE bytes"
+wait_for 15 ecvx_bytes_at_least a read $SIZE ||
+	note "agent a captured $(e2e_agent_metric a 'ecv_agent_bytes_total{dir="read"}') of $SIZE bytes"
 LOST_B=$(ecvx_agent_sum b ecv_agent_lost_events_total)
 GAPS_B=$(ecvx_agent_sum b ecv_agent_gaps_total)
 LOST_A=$(ecvx_agent_sum a ecv_agent_lost_events_total)
-e2e_note "agent b (small buffer): $LOST_B lost samples, $GAPS_B holes; agent a: $LOST_A lost"
-[ "$LOST_B" -gt 0 ] || e2e_fail "agent b counted no lost samples with an 8-page perf buffer"
-[ "$GAPS_B" -gt 0 ] || e2e_fail "agent b lost samples but counted no hole (ecv_agent_gaps_total)"
-kill -0 "${E2E_AGENT_PID[b]}" || e2e_fail "agent b died"
-e2e_stop_agent a
-e2e_stop_agent b
-ecvx_tvn_settle || e2e_fail "the tvn kept receiving after both agents stopped"
-ecvx_rawcap_stop
-e2e_stop_tvn
+note "agent b (small buffer): $LOST_B lost samples, $GAPS_B holes; agent a: $LOST_A lost"
+[ "$LOST_B" -gt 0 ] || fail "agent b counted no lost samples with an 8-page perf buffer"
+[ "$GAPS_B" -gt 0 ] || fail "agent b lost samples but counted no hole (ecv_agent_gaps_total)"
+kill -0 "${E2E_AGENT_PID[b]}" || fail "agent b died"
+ecvx_fault_stop a b
 
-e2e_note "each node's copy alone: holes where samples were lost, nothing shifted"
+note "each node's copy alone: holes where samples were lost, nothing shifted"
 for n in a b; do
 	ecvx_offline $n-only bytes "ip.src#1 == ${E2E_IP[$n]}"
 	r=$(ECVX_PCAP=$E2E_TMP/$n-only.pcap ecvx_check "$B" 4644 "$A" '*' --body "$BIG" \
 		--allow-holes --allow-extra --holes "$E2E_TMP/$n.holes")
 	rc=$?
-	e2e_note "$n: $r"
-	[ $rc = 0 ] || e2e_fail "$n's copy: data shifted or duplicated"
+	note "$n: $r"
+	[ $rc = 0 ] || fail "$n's copy: data shifted or duplicated"
 done
 # r is b's report (the loop's last): a gap, not just a missing tail, is what proves it.
-[ "$(ecvx_field "$r" holes)" -gt 0 ] || e2e_fail "b lost samples but its copy shows no sequence hole"
+[ "$(ecvx_field "$r" holes)" -gt 0 ] || fail "b lost samples but its copy shows no sequence hole"
 
-e2e_note "live tvn, both copies: holes only where both copies lost the same bytes"
+note "live tvn, both copies: holes only where both copies lost the same bytes"
 r=$(ecvx_check "$B" 4644 "$A" '*' --body "$BIG" --allow-holes --allow-extra --holes "$E2E_TMP/live.holes")
 rc=$?
-e2e_note "download: $r"
-[ $rc = 0 ] || e2e_fail "live output of the download is wrong (shifted or duplicated data)"
-python3 - "$E2E_TMP/a.holes" "$E2E_TMP/b.holes" "$E2E_TMP/live.holes" <<'PY' || e2e_fail "the tvn did not fill a hole from the other copy"
+note "download: $r"
+[ $rc = 0 ] || fail "live output of the download is wrong (shifted or duplicated data)"
+python3 - "$E2E_TMP/a.holes" "$E2E_TMP/b.holes" "$E2E_TMP/live.holes" <<'PY' || fail "the tvn did not fill a hole from the other copy"
 import sys
 def load(p):
     return sorted(tuple(map(int, line.split())) for line in open(p))

@@ -13,31 +13,30 @@
 # never reads it, so the client's agent has no plaintext of it (wrk's request count says
 # how many responses were read; at most one stream may hold less than a body).
 set -u
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_extra.sh"
 
-command -v wrk >/dev/null || e2e_skip "wrk not installed"
+command -v wrk >/dev/null || skip "wrk not installed"
 ECVX_NET=10.78.6 ecvx_fault_setup ecvx-fs reuse 16K
 mv "$BIG" "$WWW/16k.bin"
 e2e_tvn 4680
 e2e_agent a 4681
 
-e2e_note "wrk -t1 -c1 -d2s, Connection: close: one TLS connection per request, one SSL object"
+note "wrk -t1 -c1 -d2s, Connection: close: one TLS connection per request, one SSL object"
 e2e_in a wrk -t1 -c1 -d2s -H "Connection: close" "https://$B:4644/16k.bin" >"$E2E_TMP/wrk.txt" 2>&1 ||
-	e2e_fail "wrk failed: $(cat "$E2E_TMP/wrk.txt")"
-e2e_wait_for 10 bash -c "[ \$(wc -l <'$E2E_TMP/nginx-b.access.log') -gt 0 ]"
+	fail "wrk failed: $(cat "$E2E_TMP/wrk.txt")"
+wait_for 10 bash -c "[ \$(wc -l <'$E2E_TMP/nginx-b.access.log') -gt 0 ]"
 N=$(wc -l <"$E2E_TMP/nginx-b.access.log")
-[ "$N" -ge 20 ] || e2e_fail "wrk made only $N requests"
+[ "$N" -ge 20 ] || fail "wrk made only $N requests"
 FLOWS=$(ecvx_agent_sum a ecv_agent_flows_total)
-e2e_note "nginx served $N connections; agent a counted $FLOWS flows"
+note "nginx served $N connections; agent a counted $FLOWS flows"
 e2e_stop_agent a
-ecvx_tvn_settle || e2e_fail "the tvn kept receiving after the agent stopped"
+ecvx_tvn_settle || fail "the tvn kept receiving after the agent stopped"
 e2e_stop_tvn
 e2e_streams >/dev/null
 R=$(sed -n 's/^ *\([0-9][0-9]*\) requests in .*/\1/p' "$E2E_TMP/wrk.txt")
-[ -n "$R" ] || e2e_fail "no request count in wrk's output: $(cat "$E2E_TMP/wrk.txt")"
-e2e_note "wrk read $R complete responses"
-python3 - "$E2E_TMP/dump" "$WWW/16k.bin" "$B" "$N" "$R" <<'PY' || e2e_fail "connections merged or lost in the output (see above)"
+[ -n "$R" ] || fail "no request count in wrk's output: $(cat "$E2E_TMP/wrk.txt")"
+note "wrk read $R complete responses"
+python3 - "$E2E_TMP/dump" "$WWW/16k.bin" "$B" "$N" "$R" <<'PY' || fail "connections merged or lost in the output (see above)"
 import os, sys
 d, body, b, n = sys.argv[1], open(sys.argv[2], "rb").read(), sys.argv[3], int(sys.argv[4])
 r = int(sys.argv[5])

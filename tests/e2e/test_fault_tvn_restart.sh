@@ -17,47 +17,37 @@
 #     position (nothing shifted), a hole only where the tvn was down, and the tail of
 #     the file present.
 set -u
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_extra.sh"
 
 SIZE=$((16 * 1024 * 1024))
 RATE=$((2 * 1024 * 1024))
 ECVX_NET=10.78.3 ecvx_fault_setup ecvx-ft tvnrestart $SIZE
-command -v mergecap >/dev/null || e2e_skip "mergecap not installed"
-e2e_tvn 4680
-ecvx_rawcap
-e2e_agent a 4681
-e2e_agent b 4682
+command -v mergecap >/dev/null || skip "mergecap not installed"
+ecvx_fault_start
 
-e2e_note "download 16 MB at 2 MB/s; stop the tvn after 3 MB, restart it 2 s later"
-e2e_bg_in a curl curl -sS -k --tlsv1.3 --http1.1 --max-time 60 \
-	-o "$E2E_TMP/got.bin" "https://$B:4644/slow/big.bin"
-CURL=$E2E_PID
-e2e_wait_for 30 ecvx_bytes_at_least b write $((3 * 1024 * 1024)) ||
-	e2e_fail "agent b did not capture 3 MB of the download"
+note "download 16 MB at 2 MB/s; stop the tvn after 3 MB, restart it 2 s later"
+ecvx_download slow/big.bin 3
 ERR0=$(($(ecvx_agent_sum a ecv_agent_tx_errors_total) + $(ecvx_agent_sum b ecv_agent_tx_errors_total)))
 N1_LAST=$(e2e_tvn_metric tvn_rx_packets_total)
 T_DOWN=$(date +%s.%N)
-e2e_stop "${E2E_TVNS_PID[tvn]}" || e2e_fail "the tvn did not exit 0 on SIGINT"
+stop_pid "${E2E_TVNS_PID[tvn]}" || fail "the tvn did not exit 0 on SIGINT"
 sleep 2
 e2e_tvn_start tvn2 "$E2E_TVN_PORT" 4685
 T_UP=$(date +%s.%N)
-e2e_note "tvn down from $T_DOWN to $T_UP"
-for n in a b; do kill -0 "${E2E_AGENT_PID[$n]}" || e2e_fail "agent $n died while the tvn was down"; done
+note "tvn down from $T_DOWN to $T_UP"
+for n in a b; do kill -0 "${E2E_AGENT_PID[$n]}" || fail "agent $n died while the tvn was down"; done
 ERR1=$(($(ecvx_agent_sum a ecv_agent_tx_errors_total) + $(ecvx_agent_sum b ecv_agent_tx_errors_total)))
-e2e_note "agents' send errors while the tvn was down: $((ERR1 - ERR0))"
+note "agents' send errors while the tvn was down: $((ERR1 - ERR0))"
 [ "$ERR1" -gt "$ERR0" ] ||
 	ecvx_later "ecv_agent_tx_errors_total did not move while the tvn was down (the refused sends went uncounted)"
 
-kill -0 "$CURL" 2>/dev/null || e2e_fail "the download ended while the tvn was down: make it slower"
-e2e_wait_for 60 bash -c "! kill -0 $CURL 2>/dev/null" || e2e_fail "curl did not finish"
-wait "$CURL" || e2e_fail "curl failed: $(cat "$E2E_TMP/curl.log")"
-cmp -s "$E2E_TMP/got.bin" "$BIG" || e2e_fail "curl got a wrong file"
-e2e_wait_for 15 ecvx_bytes_at_least a read $SIZE || e2e_fail "agent a did not capture the download"
-e2e_wait_for 15 ecvx_bytes_at_least b write $SIZE || e2e_fail "agent b did not capture the download"
+kill -0 "$CURL" 2>/dev/null || fail "the download ended while the tvn was down: make it slower"
+ecvx_download_done
+wait_for 15 ecvx_bytes_at_least a read $SIZE || fail "agent a did not capture the download"
+wait_for 15 ecvx_bytes_at_least b write $SIZE || fail "agent b did not capture the download"
 e2e_stop_agent a
 e2e_stop_agent b
-ecvx_tvn_settle tvn2 || e2e_fail "tvn2 kept receiving after both agents stopped"
+ecvx_tvn_settle tvn2 || fail "tvn2 kept receiving after both agents stopped"
 N2=$(e2e_tvn_metric tvn_rx_packets_total tvn2)
 ecvx_rawcap_stop
 e2e_stop_tvn tvn2
@@ -74,39 +64,39 @@ read -r NRAW NWIN < <(tshark -r "$ECVX_RAW" -T fields -E separator=' ' -E aggreg
 		NF >= 4 { p = $2 - 8; s = 22 + $4; k = int((p + s - 1) / s) }
 		{ n += k } $1 >= a - 0.05 && $1 <= b + 0.05 { w += k } END { print n + 0, w + 0 }')
 MISSING=$((NRAW - N1 - N2))
-e2e_note "datagrams: $NRAW on the bridge, $N1 to the first tvn, $N2 to the second," \
+note "datagrams: $NRAW on the bridge, $N1 to the first tvn, $N2 to the second," \
 	"$MISSING missing, $NWIN sent in the down window"
-[ "$MISSING" -ge 0 ] || e2e_fail "the tvns received more datagrams than were sent"
-[ "$NWIN" -gt 0 ] || e2e_fail "nothing was sent while the tvn was down: the test did not test"
+[ "$MISSING" -ge 0 ] || fail "the tvns received more datagrams than were sent"
+[ "$NWIN" -gt 0 ] || fail "nothing was sent while the tvn was down: the test did not test"
 [ "$MISSING" -le "$NWIN" ] ||
-	e2e_fail "$MISSING datagrams missing, more than the $NWIN sent while the tvn was down"
+	fail "$MISSING datagrams missing, more than the $NWIN sent while the tvn was down"
 
-e2e_note "each tvn's pcap alone: no byte twice, nothing shifted"
+note "each tvn's pcap alone: no byte twice, nothing shifted"
 r=$(ECVX_PCAP=$E2E_TMP/tvn.pcap ecvx_check "$B" 4644 "$A" '*' --body "$BIG" --allow-holes)
 rc=$?
-e2e_note "first tvn:  $r"
-[ $rc = 0 ] || e2e_fail "the first tvn's output is wrong"
+note "first tvn:  $r"
+[ $rc = 0 ] || fail "the first tvn's output is wrong"
 r=$(ECVX_PCAP=$E2E_TMP/tvn2.pcap ecvx_check "$B" 4644 "$A" '*' --allow-holes)
 rc=$?
-e2e_note "second tvn: $r"
-[ $rc = 0 ] || e2e_fail "the second tvn's output is wrong"
-[ "$(ecvx_field "$r" fins)" -ge 1 ] || e2e_fail "the second tvn has no FIN: the flow did not resume to its end"
+note "second tvn: $r"
+[ $rc = 0 ] || fail "the second tvn's output is wrong"
+[ "$(ecvx_field "$r" fins)" -ge 1 ] || fail "the second tvn has no FIN: the flow did not resume to its end"
 
-e2e_note "both pcaps merged: every byte at its position, a hole only for the down window"
-mergecap -w "$E2E_TMP/both.pcap" "$E2E_TMP/tvn.pcap" "$E2E_TMP/tvn2.pcap" || e2e_fail "mergecap failed"
+note "both pcaps merged: every byte at its position, a hole only for the down window"
+mergecap -w "$E2E_TMP/both.pcap" "$E2E_TMP/tvn.pcap" "$E2E_TMP/tvn2.pcap" || fail "mergecap failed"
 r=$(ECVX_PCAP=$E2E_TMP/both.pcap ecvx_check "$B" 4644 "$A" '*' --body "$BIG" --allow-holes --allow-dup)
 rc=$?
-e2e_note "merged:     $r"
-[ $rc = 0 ] || e2e_fail "the merged output is wrong"
+note "merged:     $r"
+[ $rc = 0 ] || fail "the merged output is wrong"
 DOWN_S=$(echo "$T_UP - $T_DOWN" | bc 2>/dev/null || python3 -c "print($T_UP - $T_DOWN)")
 BOUND=$(python3 -c "print(int(($DOWN_S + 1) * $RATE))")
 [ "$(ecvx_field "$r" body_missing)" -le "$BOUND" ] ||
-	e2e_fail "$(ecvx_field "$r" body_missing) body bytes missing, more than the $BOUND sent while down (+1 s)"
+	fail "$(ecvx_field "$r" body_missing) body bytes missing, more than the $BOUND sent while down (+1 s)"
 # The flow resumed: the file's last 4 MB (sent after the restart) are all there.
 TAIL_FROM=$(($(ecvx_field "$r" body_start) + SIZE - 4 * 1024 * 1024))
 [ "$(ecvx_field "$r" last_hole_end)" -le "$TAIL_FROM" ] ||
-	e2e_fail "a hole in the last 4 MB of the file: the flow did not resume cleanly"
+	fail "a hole in the last 4 MB of the file: the flow did not resume cleanly"
 DUP=$(ecvx_field "$r" dup)
 [ "$DUP" -le $((256 * 1024)) ] ||
-	e2e_fail "$DUP bytes in both pcaps: more than the copies in flight across the restart"
+	fail "$DUP bytes in both pcaps: more than the copies in flight across the restart"
 ecvx_done test_fault_tvn_restart

@@ -13,36 +13,27 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 e2e_init ecva two-nodes
-e2e_topology a b
-e2e_cert
-WWW=$E2E_TMP/www
-mkdir -p "$WWW"
+e2e_web_nodes "4543 4544" big.bin=300K
 printf 'ECV two-node index page\n' >"$WWW/index.html"
-e2e_random "$WWW/big.bin" 300K
 e2e_random "$E2E_TMP/upload.bin" 100K
-chmod -R a+rX "$WWW"
-
-A=${E2E_IP[a]}
-B=${E2E_IP[b]}
-e2e_nginx b "$WWW" 4543 4544
 e2e_tvn 4580
 e2e_agent a 4581
 e2e_agent b 4582
 
-e2e_note "TLS 1.2: GET /index.html"
+note "TLS 1.2: GET /index.html"
 e2e_in a curl -sS -k --tlsv1.2 --tls-max 1.2 --max-time 20 -o "$E2E_TMP/got-index.html" \
-	"https://$B:4543/index.html" || e2e_fail "curl over TLS 1.2 failed"
-cmp -s "$E2E_TMP/got-index.html" "$WWW/index.html" || e2e_fail "curl got a wrong index page"
+	"https://$B:4543/index.html" || fail "curl over TLS 1.2 failed"
+cmp -s "$E2E_TMP/got-index.html" "$WWW/index.html" || fail "curl got a wrong index page"
 
-e2e_note "TLS 1.3 keep-alive: GET /big.bin (300 KB) then POST /upload (100 KB)"
+note "TLS 1.3 keep-alive: GET /big.bin (300 KB) then POST /upload (100 KB)"
 e2e_in a curl -sS -v -k --tlsv1.3 --max-time 30 -o "$E2E_TMP/got-big.bin" "https://$B:4544/big.bin" \
 	--next -k --tlsv1.3 --max-time 30 --data-binary "@$E2E_TMP/upload.bin" \
 	-o "$E2E_TMP/got-upload.txt" "https://$B:4544/upload" 2>"$E2E_TMP/curl13.log" ||
-	{ cat "$E2E_TMP/curl13.log"; e2e_fail "curl over TLS 1.3 failed"; }
-cmp -s "$E2E_TMP/got-big.bin" "$WWW/big.bin" || e2e_fail "curl got a wrong big.bin"
-grep -q uploaded "$E2E_TMP/got-upload.txt" || e2e_fail "nginx did not take the upload"
+	{ cat "$E2E_TMP/curl13.log"; fail "curl over TLS 1.3 failed"; }
+cmp -s "$E2E_TMP/got-big.bin" "$WWW/big.bin" || fail "curl got a wrong big.bin"
+grep -q uploaded "$E2E_TMP/got-upload.txt" || fail "nginx did not take the upload"
 grep -qi 're-using existing connection' "$E2E_TMP/curl13.log" ||
-	e2e_fail "curl opened a second connection: the test needs one keep-alive connection"
+	fail "curl opened a second connection: the test needs one keep-alive connection"
 
 # Each node must have captured its own side before the agents stop: node a wrote the
 # requests (>= 100 KB upload) and read the responses (>= 300 KB), node b the reverse.
@@ -57,14 +48,14 @@ captured() {
 			grep -v '^#' | sed 's/^/   /'
 	done
 }
-e2e_wait_for 15 bytes_at_least a write $KB100 || { captured; e2e_fail "agent a did not capture the upload"; }
-e2e_wait_for 15 bytes_at_least a read $KB300 || { captured; e2e_fail "agent a did not capture the download"; }
-e2e_wait_for 15 bytes_at_least b read $KB100 || { captured; e2e_fail "agent b did not capture the upload"; }
-e2e_wait_for 15 bytes_at_least b write $KB300 || { captured; e2e_fail "agent b did not capture the download"; }
+wait_for 15 bytes_at_least a write $KB100 || { captured; fail "agent a did not capture the upload"; }
+wait_for 15 bytes_at_least a read $KB300 || { captured; fail "agent a did not capture the download"; }
+wait_for 15 bytes_at_least b read $KB100 || { captured; fail "agent b did not capture the upload"; }
+wait_for 15 bytes_at_least b write $KB300 || { captured; fail "agent b did not capture the download"; }
 for n in a b; do
 	for m in ecv_agent_lost_events_total ecv_agent_gaps_total ecv_agent_tx_errors_total; do
 		v=$(e2e_agent_metric $n $m)
-		[ "$v" = 0 ] || e2e_fail "agent $n: $m = $v (want 0)"
+		[ "$v" = 0 ] || fail "agent $n: $m = $v (want 0)"
 	done
 done
 
@@ -74,18 +65,18 @@ e2e_stop_agent a
 SENT_A=$E2E_SENT
 e2e_stop_agent b
 SENT_B=$E2E_SENT
-e2e_note "agents sent $SENT_A + $SENT_B datagrams"
+note "agents sent $SENT_A + $SENT_B datagrams"
 e2e_wait_tvn_rx $((SENT_A + SENT_B)) ||
-	e2e_fail "tvn received $(e2e_tvn_metric tvn_rx_packets_total) of $((SENT_A + SENT_B)) datagrams"
+	fail "tvn received $(e2e_tvn_metric tvn_rx_packets_total) of $((SENT_A + SENT_B)) datagrams"
 DROPPED=$(e2e_tvn_metric tvn_dedup_dropped_total)
-e2e_note "tvn: $(e2e_tvn_metric tvn_rx_packets_total) datagrams in, $DROPPED duplicates dropped"
-[ "$DROPPED" -gt 0 ] || e2e_fail "tvn dropped no duplicate: it did not get both nodes' copies"
+note "tvn: $(e2e_tvn_metric tvn_rx_packets_total) datagrams in, $DROPPED duplicates dropped"
+[ "$DROPPED" -gt 0 ] || fail "tvn dropped no duplicate: it did not get both nodes' copies"
 e2e_stop_tvn
 
 e2e_streams
 for port in 4543 4544; do
 	n=$(e2e_client_ports "$B" $port | wc -l)
-	[ "$n" = 1 ] || e2e_fail "$n connections to $B:$port in the output (want 1)"
+	[ "$n" = 1 ] || fail "$n connections to $B:$port in the output (want 1)"
 done
 P12=$(e2e_client_ports "$B" 4543)
 P13=$(e2e_client_ports "$B" 4544)
@@ -93,13 +84,13 @@ for d in "$A $P12 $B 4543" "$B 4543 $A $P12" "$A $P13 $B 4544" "$B 4544 $A $P13"
 	# shellcheck disable=SC2086
 	e2e_clean_direction $d
 done
-e2e_note "ok: 4 directions with SYN, FIN, no duplicated byte, no hole"
+note "ok: 4 directions with SYN, FIN, no duplicated byte, no hole"
 e2e_clean_capture 2
 for p in "$P12" "$P13"; do
 	n=$(e2e_flow_sources "$A" "$p")
-	[ "$n" = 2 ] || e2e_fail "tvn flow log: connection from port $p had $n sources (want a and b)"
+	[ "$n" = 2 ] || fail "tvn flow log: connection from port $p had $n sources (want a and b)"
 done
-e2e_note "ok: the tvn flow log lists both nodes as sources of each connection"
+note "ok: the tvn flow log lists both nodes as sources of each connection"
 
 e2e_expect_once "$(e2e_dump "$B" 4543 "$A" "$P12")" "$WWW/index.html" "TLS 1.2 response body"
 printf 'GET /index.html HTTP/1.1\r\n' >"$E2E_TMP/req12"

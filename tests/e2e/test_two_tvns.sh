@@ -11,15 +11,7 @@ set -u
 
 NCONN=20
 e2e_init ecva two-tvns
-e2e_topology a b
-e2e_cert
-WWW=$E2E_TMP/www
-mkdir -p "$WWW"
-e2e_random "$WWW/page.bin" 20K
-chmod -R a+rX "$WWW"
-A=${E2E_IP[a]}
-B=${E2E_IP[b]}
-e2e_nginx b "$WWW" 4543 4544
+e2e_web_nodes "4543 4544" page.bin=20K
 e2e_tvn_start t1 4789 4583
 e2e_tvn_start t2 4790 4584
 for n in a b; do
@@ -28,19 +20,19 @@ for n in a b; do
 	e2e_agent $n $port --tvn "$E2E_TVN_IP:4790"
 done
 
-e2e_note "$NCONN connections, one GET of 20 KB each"
+note "$NCONN connections, one GET of 20 KB each"
 for i in $(seq 1 $NCONN); do
 	p=$((4543 + i % 2))
 	e2e_in a curl -sS -k --max-time 10 -o "$E2E_TMP/got.bin" "https://$B:$p/page.bin" ||
-		e2e_fail "curl $i failed"
-	cmp -s "$E2E_TMP/got.bin" "$WWW/page.bin" || e2e_fail "curl $i got wrong bytes"
+		fail "curl $i failed"
+	cmp -s "$E2E_TMP/got.bin" "$WWW/page.bin" || fail "curl $i got wrong bytes"
 done
 
 e2e_stop_agent a
 SENT=$E2E_SENT
 e2e_stop_agent b
 SENT=$((SENT + E2E_SENT))
-e2e_wait_tvn_rx $SENT t1 t2 || e2e_fail "the tvns did not receive the $SENT datagrams sent"
+e2e_wait_tvn_rx $SENT t1 t2 || fail "the tvns did not receive the $SENT datagrams sent"
 e2e_stop_tvn t1
 e2e_stop_tvn t2
 
@@ -50,7 +42,7 @@ for t in t1 t2; do
 	e2e_client_ports "$B" 4543 >"$E2E_TMP/$t.ports"
 	e2e_client_ports "$B" 4544 >>"$E2E_TMP/$t.ports"
 	n=$(wc -l <"$E2E_TMP/$t.ports")
-	[ "$n" -gt 0 ] || e2e_fail "tvn $t received no connection: flows are not spread"
+	[ "$n" -gt 0 ] || fail "tvn $t received no connection: flows are not spread"
 	total=$((total + n))
 	e2e_clean_capture "$n" "$E2E_TMP/$t.pcap"
 	while read -r cp; do
@@ -60,12 +52,12 @@ for t in t1 t2; do
 		e2e_expect_once "$(e2e_dump "$B" "$sp" "$A" "$cp")" "$WWW/page.bin" \
 			"$t: response of connection from port $cp" >/dev/null
 		s=$(e2e_flow_sources "$A" "$cp" "$E2E_TMP/$t-flows.jsonl")
-		[ "$s" = 2 ] || e2e_fail "$t: connection from port $cp had $s sources (want a and b)"
+		[ "$s" = 2 ] || fail "$t: connection from port $cp had $s sources (want a and b)"
 	done <"$E2E_TMP/$t.ports"
-	e2e_note "ok: tvn $t holds $n complete connections, each from both nodes"
+	note "ok: tvn $t holds $n complete connections, each from both nodes"
 done
-[ "$total" = "$NCONN" ] || e2e_fail "$total connections in the outputs (want $NCONN)"
+[ "$total" = "$NCONN" ] || fail "$total connections in the outputs (want $NCONN)"
 dup=$(sort "$E2E_TMP/t1.ports" "$E2E_TMP/t2.ports" | uniq -d | wc -l)
-[ "$dup" = 0 ] || e2e_fail "$dup connections split across both tvns"
-e2e_note "ok: $NCONN connections, each on exactly one tvn"
+[ "$dup" = 0 ] || fail "$dup connections split across both tvns"
+note "ok: $NCONN connections, each on exactly one tvn"
 echo "test_two_tvns: all passed"

@@ -23,12 +23,6 @@ wait_for 10 tcp_listening 4471 || fail "python server did not listen"
 ip netns exec "$NS" "$TMP/static_client" 127.0.0.1 4471 "$TMP/msg" "$TMP/rec" ||
 	fail "static client failed"
 wait "$spid" || fail "python server failed"
-sleep 0.5
-stop_agent
-stop_tvn
-streams
-cport=$(client_port_of 4471)
-[ -n "$cport" ] || fail "the static binary's flow was not captured"
-expect_exact "$cport" 4471 "$TMP/rec.c2s" syn
-expect_exact 4471 "$cport" "$TMP/rec.s2c" syn
+capture_done
+expect_pair 4471 "$TMP/rec.c2s" "$TMP/rec.s2c" "the static binary's flow"
 echo "PASS: statically linked OpenSSL client hooked with --bin and captured exactly"

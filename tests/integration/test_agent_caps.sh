@@ -84,16 +84,9 @@ before_client() {
 		{ cat "$TMP/agent.log"; fail "libssl copy not hooked after the drop"; }
 }
 SERVER_ENV="LD_LIBRARY_PATH=$TMP/lib" BEFORE_CLIENT=before_client openssl_pair 4302
-sleep 0.5
-stop_agent
-stop_tvn
-streams
-
+capture_done
 for port in 4301 4302; do
-	cport=$(client_port_of $port)
-	[ -n "$cport" ] || fail "no flow to $port captured after the drop"
-	expect_exact "$cport" $port "$TMP/$port.c" syn
-	expect_exact $port "$cport" "$TMP/$port.s" syn
+	expect_pair $port "$TMP/$port.c" "$TMP/$port.s" "after the drop"
 done
 
 # Plaintext goes to the tunnel only: not one line of it in the -v log, nor its hex.

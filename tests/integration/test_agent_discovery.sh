@@ -8,16 +8,8 @@
 . "$(dirname "$0")/lib/agent.bash"
 ecvb_init disc
 CNS=ecvb-discc
-ip netns del $CNS 2>/dev/null
-ip netns add $CNS || fail "cannot create namespace $CNS"
-ECVB_NS+=("$CNS")
-ip -n $CNS link set lo up
-ip link add ecvb-d0 netns "$NS" type veth peer name ecvb-d1 netns $CNS ||
-	fail "cannot create a veth pair"
-ip -n "$NS" addr add 10.44.44.1/24 dev ecvb-d0
-ip -n $CNS addr add 10.44.44.2/24 dev ecvb-d1
-ip -n "$NS" link set ecvb-d0 up
-ip -n $CNS link set ecvb-d1 up
+harness_ns $CNS
+harness_veth "$NS" ecvb-d0 10.44.44.1/24 $CNS ecvb-d1 10.44.44.2/24
 
 mkdir "$TMP/lib"
 cp "$LIBSSL" "$TMP/lib/"
@@ -36,15 +28,9 @@ before_client() {
 SERVER_ENV="LD_LIBRARY_PATH=$TMP/lib" CLIENT_NS=$CNS ADDR=10.44.44.1 \
 	BEFORE_CLIENT=before_client openssl_pair 4441
 
-sleep 0.5
-stop_agent
-stop_tvn
-streams
-cport=$(client_port_of 4441)
-[ -n "$cport" ] || fail "the new process's connection was not captured"
-expect_exact "$cport" 4441 "$TMP/4441.c" syn
-expect_exact 4441 "$cport" "$TMP/4441.s" syn
-l=$(stream_line 4441 "$cport")
+capture_done
+expect_pair 4441 "$TMP/4441.c" "$TMP/4441.s" "the new process's connection"
+l=$(stream_line 4441 "$CPORT")
 [ "$(echo "$l" | cut -d' ' -f1,3)" = "10.44.44.1 10.44.44.2" ] ||
 	fail "wrong addresses on the captured flow ($l)"
 echo "PASS: process started after the agent with its own libssl copy hooked and captured"

@@ -9,7 +9,7 @@ CG2=$(findmnt -n -t cgroup2 -o TARGET | head -1)
 [ -n "$CG2" ] || skip "no cgroup2 file system mounted"
 CG=$CG2/ecvb-filt.$$
 mkdir "$CG" || skip "cannot create a cgroup under $CG2"
-trap 'ecvb_cleanup; rmdir "$CG" 2>/dev/null' EXIT
+on_exit "rmdir '$CG' 2>/dev/null"
 
 # in_cg CMD...: runs CMD inside the test cgroup.
 in_cg() { bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"; }
@@ -28,14 +28,8 @@ for port in 4481 4482; do
 		"$TMP/m" || fail "python client to $port failed"
 	wait "$spid" || fail "python server on $port failed"
 done
-sleep 0.5
-stop_agent
-stop_tvn
-streams
-cport=$(client_port_of 4481)
-[ -n "$cport" ] || fail "the exchange inside the cgroup was not captured"
-expect_exact "$cport" 4481 "$TMP/r4481.c2s" syn
-expect_exact 4481 "$cport" "$TMP/r4481.s2c" syn
+capture_done
+expect_pair 4481 "$TMP/r4481.c2s" "$TMP/r4481.s2c" "the exchange inside the cgroup"
 if awk '$2 == 4482 || $4 == 4482 { f = 1 } END { exit !f }' "$TMP/streams.txt"; then
 	fail "the exchange outside the cgroup was captured"
 fi

@@ -19,25 +19,12 @@ python_pair 4413
 note "python ssl over IPv6 (::1) on 4414"
 python_pair 4414 ::1
 
-sleep 0.5 # let the last perf samples reach the agent before it stops
-stop_agent
-stop_tvn
-streams
-
+capture_done
 for port in 4411 4412; do
-	cport=$(client_port_of $port)
-	[ -n "$cport" ] || fail "no flow to $port captured"
-	expect_exact "$cport" $port "$TMP/$port.c" syn
-	expect_exact $port "$cport" "$TMP/$port.s" syn
+	expect_pair $port "$TMP/$port.c" "$TMP/$port.s"
 done
-cport=$(client_port_of 4413)
-[ -n "$cport" ] || fail "no flow to 4413 captured"
-expect_exact "$cport" 4413 "$TMP/py4413.c2s" syn
-expect_exact 4413 "$cport" "$TMP/py4413.s2c" syn
-cport=$(client_port_of 4414)
-[ -n "$cport" ] || fail "no IPv6 flow to 4414 captured"
-expect_exact "$cport" 4414 "$TMP/py4414.c2s" syn
-expect_exact 4414 "$cport" "$TMP/py4414.s2c" syn
+expect_pair 4413 "$TMP/py4413.c2s" "$TMP/py4413.s2c"
+expect_pair 4414 "$TMP/py4414.c2s" "$TMP/py4414.s2c" IPv6
 # Right 5-tuple: the addresses the programs really used.
 awk '($2 == 4414 || $4 == 4414) != ($1 == "::1" && $3 == "::1") { bad = 1 }
      $2 != 4414 && $4 != 4414 && ($1 != "127.0.0.1" || $3 != "127.0.0.1") { bad = 1 }

@@ -24,10 +24,7 @@ before_s2c=$(stat -c %s "$TMP/rec.s2c")
 start_agent --pid "$cpid"
 touch "$TMP/go"
 wait "$cpid" || fail "python client failed"
-sleep 0.5
-stop_agent
-stop_tvn
-streams
+capture_done
 
 cport=$(client_port_of 4431)
 [ -n "$cport" ] || fail "the connection opened before the agent was not captured"

@@ -29,13 +29,8 @@ exec {gfd}>&-
 note "python ssl on 4452 (positive control)"
 python_pair 4452
 
-sleep 0.5
-stop_agent
-stop_tvn
-streams
-cport=$(client_port_of 4452)
-[ -n "$cport" ] || fail "positive control: python flow not captured"
-expect_exact "$cport" 4452 "$TMP/py4452.c2s" syn
+capture_done
+expect_pair 4452 "$TMP/py4452.c2s" "$TMP/py4452.s2c" "positive control: python flow"
 if awk '$2 == 4451 || $4 == 4451 { f = 1 } END { exit !f }' "$TMP/streams.txt"; then
 	fail "GnuTLS traffic on 4451 was captured"
 fi

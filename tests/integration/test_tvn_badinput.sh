@@ -41,16 +41,13 @@ na=$(npackets "$T/g/a.pcap") nb=$(npackets "$T/g/b.pcap")
 echo "== --allow and --vni"
 P=$(free_port 4750) || skip "no free UDP port"
 H=$(free_port 18050) || skip "no free TCP port"
-"$BUILD/tvn" --listen "127.0.0.1:$P" --http "127.0.0.1:$H" --allow 127.0.0.2 --allow 10.0.0.0/8 \
-	--vni 7,9 --out "pcap:$T/allow.pcap" 2>"$T/tvn1.log" &
-TVN=$!
-tvn_on_exit "kill $TVN 2>/dev/null; wait $TVN 2>/dev/null"
-wait_until 10 curl -sf "http://127.0.0.1:$H/healthz" -o /dev/null || fail "tvn did not come up"
+tvn_start "$T/tvn1.log" --http "127.0.0.1:$H" --allow 127.0.0.2 --allow 10.0.0.0/8 \
+	--vni 7,9 --out "pcap:$T/allow.pcap"
 "$BUILD/ecv-replay" --to "127.0.0.1:$P" --from 127.0.0.2 --vni 7 --rate 20000 "$T/g/a.pcap" || fail "replay"
 "$BUILD/ecv-replay" --to "127.0.0.1:$P" --from 127.0.0.3 --vni 7 --rate 20000 "$T/g/b.pcap" || fail "replay"
 "$BUILD/ecv-replay" --to "127.0.0.1:$P" --from 127.0.0.2 --vni 8 --rate 20000 "$T/g/b.pcap" || fail "replay"
 all() { [ "$(metric "$H" tvn_rx_packets_total)" -ge $((na + nb + nb)) ]; }
-wait_until 20 all || fail "tvn received $(metric "$H" tvn_rx_packets_total) of $((na + 2 * nb))"
+wait_for 20 all || fail "tvn received $(metric "$H" tvn_rx_packets_total) of $((na + 2 * nb))"
 src=$(metric "$H" 'tvn_malformed_total{reason="source"}')
 vni=$(metric "$H" 'tvn_malformed_total{reason="vni"}')
 echo "rejected: source=$src vni=$vni"
@@ -71,20 +68,20 @@ tvn_on_exit "kill $HOLD 2>/dev/null"
 	--out "pcap:$T/full.pcap" >"$T/stall" 2>"$T/tvn2.log" &
 TVN=$!
 tvn_on_exit "kill -9 $TVN 2>/dev/null"
-wait_until 10 curl -sf "http://127.0.0.1:$H/healthz" -o /dev/null || fail "tvn did not come up"
+wait_for 10 curl -sf "http://127.0.0.1:$H/healthz" -o /dev/null || fail "tvn did not come up"
 "$BUILD/ecv-replay" --to "127.0.0.1:$P" --from 127.0.0.2 --rate 30000 "$T/g/a.pcap" &
 RA=$!
 "$BUILD/ecv-replay" --to "127.0.0.1:$P" --from 127.0.0.3 --rate 30000 "$T/g/b.pcap" || fail "replay"
 wait $RA
 all2() { [ "$(metric "$H" tvn_rx_packets_total)" -ge $((na + nb)) ]; }
-wait_until 20 all2 || fail "ingest stalled behind the blocked output: $(metric "$H" tvn_rx_packets_total) of $((na + nb))"
+wait_for 20 all2 || fail "ingest stalled behind the blocked output: $(metric "$H" tvn_rx_packets_total) of $((na + nb))"
 drops=$(metric "$H" 'tvn_egress_dropped_total{out="pcap:-"}')
 full=$(metric "$H" 'tvn_egress_dropped_total{out="pcap:'"$T"'/full.pcap"}')
 echo "stalled output dropped $drops frames; the other output dropped $full"
 [ "$drops" -gt 0 ] || fail "stalled output counted no drops"
 [ "$full" -eq 0 ] || fail "healthy output dropped $full frames"
 kill -TERM $TVN
-wait_until 15 eval '! kill -0 $TVN 2>/dev/null' || fail "tvn did not exit on SIGTERM with a stalled output"
+wait_for 15 eval '! kill -0 $TVN 2>/dev/null' || fail "tvn did not exit on SIGTERM with a stalled output"
 wait $TVN; rc=$?
 cat "$T/tvn2.log"
 [ $rc -eq 0 ] || fail "tvn exited $rc"

@@ -10,10 +10,7 @@ need_build tvn ecv-flowgen ecv-replay
 P=$(free_port 4730) || skip "no free UDP port"
 H=$(free_port 18030) || skip "no free TCP port"
 "$BUILD/ecv-flowgen" --dir "$T/g" --flows 100 --vxlan --seed 11 || fail "flowgen"
-"$BUILD/tvn" --listen "127.0.0.1:$P" --http "127.0.0.1:$H" 2>"$T/tvn.log" &
-TVN=$!
-tvn_on_exit "kill $TVN 2>/dev/null; wait $TVN 2>/dev/null"
-wait_until 10 curl -sf "http://127.0.0.1:$H/healthz" -o /dev/null || fail "tvn did not come up"
+tvn_start "$T/tvn.log" --http "127.0.0.1:$H"
 
 code=$(curl -s -o "$T/bad.txt" -w '%{http_code}' --get --data-urlencode 'filter=tcp port nonsense' \
 	"http://127.0.0.1:$H/capture")
@@ -26,13 +23,13 @@ curl -sN --get --data-urlencode 'filter=tcp[tcpflags] & tcp-syn != 0' --data 'co
 C2=$!
 tvn_on_exit "kill $C1 $C2 2>/dev/null"
 two() { [ "$(metric "$H" tvn_capture_clients)" -eq 2 ]; }
-wait_until 10 two || fail "capture clients did not attach"
+wait_for 10 two || fail "capture clients did not attach"
 "$BUILD/ecv-replay" --to "127.0.0.1:$P" --from 127.0.0.2 --rate 20000 "$T/g/a.pcap" &
 RA=$!
 "$BUILD/ecv-replay" --to "127.0.0.1:$P" --from 127.0.0.3 --rate 20000 "$T/g/b.pcap" || fail "replay B"
 wait $RA || fail "replay A"
 done_c() { ! kill -0 $C1 2>/dev/null && ! kill -0 $C2 2>/dev/null; }
-wait_until 15 done_c || fail "curl did not finish after count= frames"
+wait_for 15 done_c || fail "curl did not finish after count= frames"
 n=$(tshark -r "$T/all.pcap" 2>/dev/null | wc -l)
 [ "$n" -eq 50 ] || fail "count=50 capture holds $n frames"
 n=$(tshark -r "$T/syn.pcap" -Y 'tcp.flags.syn == 1' 2>/dev/null | wc -l)

@@ -25,11 +25,7 @@ start_tvn() { # LOG ARGS...: starts tvn on a fresh UDP port $P, HTTP $H; sets TV
 	shift
 	P=$(free_port 4810) || skip "no free UDP port"
 	H=$(free_port 4860) || skip "no free TCP port"
-	"$BUILD/tvn" --listen "127.0.0.1:$P" --http "$H" "$@" 2>"$log" &
-	TVN=$!
-	tvn_on_exit "kill $TVN 2>/dev/null; wait $TVN 2>/dev/null"
-	wait_until 10 curl -sf "http://127.0.0.1:$H/healthz" -o /dev/null ||
-		{ cat "$log"; fail "tvn did not come up"; }
+	tvn_start "$log" --http "$H" "$@"
 }
 stop_tvn() {
 	kill -TERM "$TVN"
@@ -47,7 +43,7 @@ replay 127.0.0.2 "$T/g/a.pcap"
 replay 127.0.0.9 "$T/g/b.pcap" --garbage 40 # the other copy, from a source not allowed
 replay 127.0.0.2 "$T/v7/a.pcap"		     # allowed source, VNI not allowed
 na=$(npackets "$T/g/a.pcap") nb=$(npackets "$T/g/b.pcap") n7=$(npackets "$T/v7/a.pcap")
-wait_until 20 rx_at_least $((na + nb + 40 + n7)) || fail "tvn received $(metric "$H" tvn_rx_packets_total)"
+wait_for 20 rx_at_least $((na + nb + 40 + n7)) || fail "tvn received $(metric "$H" tvn_rx_packets_total)"
 src=$(metric "$H" 'tvn_malformed_total{reason="source"}')
 vni=$(metric "$H" 'tvn_malformed_total{reason="vni"}')
 all=$(metric_sum "$H" tvn_malformed_total)
@@ -66,10 +62,10 @@ cap_run() { # NAME ARGS...: hostile agent first, then the two honest copies
 	start_tvn "$T/$1.log" --allow 127.0.0.0/8 --max-flows 300 --skew 1h \
 		--out "pcap:$T/$1.pcap,filter=ip" "${@:2}"
 	replay 127.0.0.4 "$T/x/a.pcap"
-	wait_until 20 rx_at_least "$nx" || fail "hostile traffic not received"
+	wait_for 20 rx_at_least "$nx" || fail "hostile traffic not received"
 	replay 127.0.0.2 "$T/g/a.pcap"
 	replay 127.0.0.3 "$T/g/b.pcap"
-	wait_until 20 rx_at_least $((nx + na + nb)) || fail "honest traffic not received"
+	wait_for 20 rx_at_least $((nx + na + nb)) || fail "honest traffic not received"
 	limited=$(metric "$H" tvn_flows_source_limited_total)
 	full=$(metric "$H" tvn_flows_table_full_total)
 	echo "$1: tvn_flows_source_limited_total $limited, tvn_flows_table_full_total $full"
@@ -130,7 +126,7 @@ RU=$!
 tvn_on_exit "kill \$(cat $T/nb/pid 2>/dev/null) 2>/dev/null; wait $RU 2>/dev/null"
 nsmetric() { ip netns exec "$NS" curl -sf http://127.0.0.1:4880/metrics | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'; }
 up() { ip netns exec "$NS" curl -sf http://127.0.0.1:4880/healthz -o /dev/null; }
-wait_until 10 up || { cat "$T/t4.log"; fail "unprivileged tvn did not come up"; }
+wait_for 10 up || { cat "$T/t4.log"; fail "unprivileged tvn did not come up"; }
 pid=$(cat "$T/nb/pid")
 uids=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$pid/status")
 capeff=$(awk '/^CapEff:/ { print $2 }' "/proc/$pid/status")
@@ -140,7 +136,7 @@ echo "tvn pid $pid: Uid $uids, CapEff $capeff"
 ip netns exec "$NS" "$BUILD/ecv-replay" --to 127.0.0.1:4789 --from 127.0.0.2 --rate 50000 --quiet "$T/g/a.pcap" || fail "replay A"
 ip netns exec "$NS" "$BUILD/ecv-replay" --to 127.0.0.1:4789 --from 127.0.0.3 --rate 50000 --quiet "$T/g/b.pcap" || fail "replay B"
 got4() { [ "$(nsmetric tvn_rx_packets_total)" -ge $((na + nb)) ]; }
-wait_until 20 got4 || fail "unprivileged tvn received $(nsmetric tvn_rx_packets_total)"
+wait_for 20 got4 || fail "unprivileged tvn received $(nsmetric tvn_rx_packets_total)"
 kill -TERM "$pid"
 wait $RU || fail "unprivileged tvn exited $? after SIGTERM"
 [ "$(stat -c %u "$T/nb/out.pcap")" = 65534 ] || fail "pcap not written by nobody"

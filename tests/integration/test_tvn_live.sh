@@ -15,11 +15,8 @@ echo "== --threads $threads"
 P=$(free_port 4710) || skip "no free UDP port"
 H=$(free_port 18010) || skip "no free TCP port"
 rm -f "$T/live.pcap" "$T/flows.jsonl"
-"$BUILD/tvn" --listen "127.0.0.1:$P" --http "127.0.0.1:$H" --out "pcap:$T/live.pcap" \
-	--threads $threads --flow-log "$T/flows.jsonl" --stats-interval 100ms 2>"$T/tvn.log" &
-TVN=$!
-tvn_on_exit "kill $TVN 2>/dev/null; wait $TVN 2>/dev/null"
-wait_until 10 curl -sf "http://127.0.0.1:$H/healthz" -o /dev/null || { cat "$T/tvn.log"; fail "tvn did not come up"; }
+tvn_start "$T/tvn.log" --http "127.0.0.1:$H" --out "pcap:$T/live.pcap" \
+	--threads $threads --flow-log "$T/flows.jsonl" --stats-interval 100ms
 
 "$BUILD/ecv-replay" --to "127.0.0.1:$P" --from 127.0.0.2 --rate 20000 --garbage 30 "$T/g/a.pcap" &
 RA=$!
@@ -29,7 +26,7 @@ wait $RA || fail "replay A failed"
 wait $RB || fail "replay B failed"
 want=$(( $(npackets "$T/g/a.pcap") + $(npackets "$T/g/b.pcap") + 30 ))
 got() { [ "$(metric "$H" tvn_rx_packets_total)" -ge "$want" ]; }
-wait_until 20 got || fail "tvn received $(metric "$H" tvn_rx_packets_total) of $want datagrams"
+wait_for 20 got || fail "tvn received $(metric "$H" tvn_rx_packets_total) of $want datagrams"
 
 kill -0 $TVN 2>/dev/null || fail "tvn died"
 mal=$(metric_sum "$H" tvn_malformed_total)

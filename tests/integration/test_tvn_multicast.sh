@@ -7,18 +7,10 @@ need ip tshark capinfos python3 curl
 need_build tvn ecv-flowgen ecv-replay
 [ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
 S=ecvu-mcs R=ecvu-mcr
-for ns in $S $R; do ip netns del $ns 2>/dev/null; done
-ip netns add $S || skip "cannot create network namespaces here"
-tvn_on_exit "ip netns del $S"
-ip netns add $R
-tvn_on_exit "ip netns del $R"
-ip link add ecvu-ms0 netns $S type veth peer name ecvu-mr0 netns $R || skip "no veth support"
-ip -n $S addr add 10.248.0.1/24 dev ecvu-ms0
+harness_ns $S
+harness_ns $R
+harness_veth $S ecvu-ms0 10.248.0.1/24 $R ecvu-mr0 10.248.0.2/24
 ip -n $S addr add 10.248.0.3/24 dev ecvu-ms0
-ip -n $R addr add 10.248.0.2/24 dev ecvu-mr0
-for ns in $S $R; do ip -n $ns link set lo up; done
-ip -n $S link set ecvu-ms0 up
-ip -n $R link set ecvu-mr0 up
 ip -n $S route add 239.0.0.0/8 dev ecvu-ms0
 
 "$BUILD/ecv-flowgen" --dir "$T/g" --flows 60 --max-size 5000 --vxlan --seed 23 || fail "flowgen"
@@ -31,7 +23,7 @@ for i in 1 2; do
 	tvn_on_exit "kill ${pids[-1]} 2>/dev/null; wait ${pids[-1]} 2>/dev/null"
 done
 for i in 1 2; do
-	wait_until 10 ip netns exec $R curl -sf "http://127.0.0.1:1807$i/healthz" -o /dev/null ||
+	wait_for 10 ip netns exec $R curl -sf "http://127.0.0.1:1807$i/healthz" -o /dev/null ||
 		{ cat "$T/tvn$i.log"; fail "tvn $i did not come up"; }
 done
 grep -q 'joined multicast group' "$T/tvn1.log" || fail "no membership logged"
@@ -40,7 +32,7 @@ ip netns exec $S "$BUILD/ecv-replay" --to 239.1.1.1:4789 --from 10.248.0.3 --rat
 for i in 1 2; do
 	got() { [ "$(ip netns exec $R curl -sf "http://127.0.0.1:1807$i/metrics" |
 		awk '$1 == "tvn_rx_packets_total" { print $2 }')" -ge "$want" ]; }
-	wait_until 20 got || fail "tvn $i did not receive all $want datagrams"
+	wait_for 20 got || fail "tvn $i did not receive all $want datagrams"
 	kill -TERM "${pids[$((i - 1))]}"
 	wait "${pids[$((i - 1))]}" || fail "tvn $i exited non-zero"
 	python3 "$CHECK" "$T/mc$i.pcap" "$T/g" || fail "tvn $i output not exact"

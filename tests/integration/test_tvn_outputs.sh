@@ -15,7 +15,7 @@ if [ "$(id -u)" -eq 0 ] && ip link add ecvu-i0 type veth peer name ecvu-i1 2>/de
 	dumpcap -q -B 64 -i ecvu-i1 -f tcp -w "$T/iface.pcap" 2>"$T/dumpcap.log" &
 	CAP=$!
 	tvn_on_exit "kill $CAP 2>/dev/null; wait $CAP 2>/dev/null"
-	wait_until 10 grep -q 'Capturing on' "$T/dumpcap.log" || fail "dumpcap did not start"
+	wait_for 10 grep -q 'Capturing on' "$T/dumpcap.log" || fail "dumpcap did not start"
 	# Handshakes and FINs only: a few hundred frames, so a busy machine's capture
 	# buffer on the peer does not drop any.
 	iface_out=(--out "iface:ecvu-i0,filter=tcp[tcpflags] & (tcp-syn|tcp-fin) != 0")
@@ -58,7 +58,7 @@ if [ ${#iface_out[@]} -gt 0 ]; then
 	echo "== iface:"
 	want=$(tshark -r "$T/all.pcap" -Y 'tcp.flags.syn == 1 || tcp.flags.fin == 1' 2>/dev/null | wc -l)
 	have() { [ "$(npackets "$T/iface.pcap")" -ge "$want" ]; }
-	wait_until 10 have
+	wait_for 10 have
 	kill -INT $CAP; wait $CAP
 	got=$(npackets "$T/iface.pcap")
 	[ "$got" -eq "$want" ] || fail "veth peer saw $got frames, expected $want"

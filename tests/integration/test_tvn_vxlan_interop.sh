@@ -29,7 +29,7 @@ ip -n $NS link set vx0 up
 ip netns exec $NS dumpcap -q -B 64 -i vx0 -f tcp -w "$T/vx0.pcap" 2>"$T/dumpcap.log" &
 CAP=$!
 tvn_on_exit "kill $CAP 2>/dev/null; wait $CAP 2>/dev/null"
-wait_until 10 grep -q 'Capturing on' "$T/dumpcap.log" || { cat "$T/dumpcap.log"; fail "dumpcap did not start"; }
+wait_for 10 grep -q 'Capturing on' "$T/dumpcap.log" || { cat "$T/dumpcap.log"; fail "dumpcap did not start"; }
 # A wrong VNI on a second output must not reach vx0 (the kernel drops it): proves the
 # VNI is what we asked for.
 "$BUILD/tvn" --read "$T/g/a.pcap" --read "$T/g/b.pcap" --out "pcap:$T/ref.pcap" \
@@ -39,7 +39,7 @@ cat "$T/tvn.log"
 want=$(npackets "$T/ref.pcap")
 [ "$want" -gt 100 ] || fail "reference output has only $want frames"
 have() { [ "$(npackets "$T/vx0.pcap")" -ge "$want" ]; }
-wait_until 10 have
+wait_for 10 have
 sleep 0.5 # anything beyond the expected count (the VNI 43 copies) would show up now
 kill -INT $CAP; wait $CAP
 got=$(npackets "$T/vx0.pcap")

@@ -46,7 +46,7 @@ with open(out, "w") as f:
 EOP
 RX=$!
 tvn_on_exit "kill $RX 2>/dev/null"
-wait_until 10 test -e "$T/ready" || fail "receiver did not start"
+wait_for 10 test -e "$T/ready" || fail "receiver did not start"
 "$BUILD/tvn" --read "$T/g/a.pcap" --read "$T/g/b.pcap" --out "pcap:$T/ref.pcap" \
 	--out "vxlan:127.0.0.1:$P" 2>"$T/tvn.log" || { cat "$T/tvn.log"; fail "tvn failed"; }
 python3 -c 'import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"END", ("127.0.0.1", int(sys.argv[1])))' "$P"

@@ -10,26 +10,20 @@ Exit 0 when everything matches, 1 with the first problems printed otherwise.
 """
 import collections
 import os
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from streams import tshark_fields  # noqa: E402 (the one tshark reader)
 
 
 def main():
     out, gendir = sys.argv[1], sys.argv[2]
     fields = ["ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport", "tcp.seq_raw", "tcp.len",
               "tcp.flags", "tcp.checksum.status", "ip.checksum.status", "tcp.payload"]
-    cmd = ["tshark", "-n", "-r", out, "-o", "tcp.check_checksum:TRUE", "-o",
-           "ip.check_checksum:TRUE", "-Y", "tcp", "-T", "fields"]
-    for f in fields:
-        cmd += ["-e", f]
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True,
-                         text=True)
     segs = collections.defaultdict(list)  # key "src_sport_dst_dport" -> [(seq, flags, bytes)]
     problems = []
-    for line in res.stdout.splitlines():
-        p = line.split("\t")
-        if len(p) < len(fields):
-            p += [""] * (len(fields) - len(p))
+    for p in tshark_fields(out, fields, ["-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE"]):
+        line = "\t".join(p)
         src4, src6, sport, dst4, dst6, dport, seq, ln, flags, tcs, ics, payload = p[:12]
         src, dst = src4 or src6, dst4 or dst6
         if tcs != "1" or ics != ("1" if src4 else ""):

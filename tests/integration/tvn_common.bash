@@ -1,37 +1,28 @@
 # tests/integration/tvn_common.bash - helpers sourced by test_tvn_*.sh (not a test).
-# Sets BUILD (absolute), T (a private temp dir removed at exit), and offers skip/fail,
-# bounded waits and metric reads. Tests add their own cleanup with tvn_on_exit.
-set -u
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-ROOT=$PWD
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+# Sets BUILD (absolute), T (a private temp dir removed at exit) and, on top of
+# lib/harness.bash (skip/fail/need, wait_for, bg, cleanup), offers metric reads. Tests
+# add their own cleanup with tvn_on_exit.
+. "$(dirname "${BASH_SOURCE[0]}")/lib/harness.bash"
+cd "$HARNESS_ROOT"
+ROOT=$HARNESS_ROOT
 CHECK=$ROOT/tests/integration/tvn_check.py
-T=$(mktemp -d /tmp/ecvu-XXXXXX)
-_tvn_exit_cmds=()
-tvn_on_exit() { _tvn_exit_cmds+=("$*"); }
-_tvn_cleanup() {
-	local i
-	for ((i = ${#_tvn_exit_cmds[@]} - 1; i >= 0; i--)); do eval "${_tvn_exit_cmds[$i]}" || true; done
-	rm -rf "$T"
-}
-trap _tvn_cleanup EXIT
-
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
-need() { local c; for c in "$@"; do command -v "$c" >/dev/null || skip "$c not installed"; done; }
+harness_init ecvu
+T=$HARNESS_TMP
+# tvn_on_exit CMD: a cleanup command (the harness runs them newest first at exit).
+tvn_on_exit() { on_exit "$@"; }
 need_build() {
 	local b
 	for b in "$@"; do [ -x "$BUILD/$b" ] || skip "$BUILD/$b not built (run make BUILD=...)"; done
 }
 
-# wait_until SECONDS CMD...: polls CMD every 0.1 s; returns 1 when time runs out.
-wait_until() {
-	local deadline=$((SECONDS + $1)); shift
-	until "$@"; do
-		[ $SECONDS -lt $deadline ] || return 1
-		sleep 0.1
-	done
+# tvn_start LOG ARGS...: "$BUILD/tvn --listen 127.0.0.1:$P ARGS" (ARGS name --http, on
+# port $H), stderr in LOG, ended at exit; its pid in $TVN. Returns once /healthz answers.
+tvn_start() {
+	local log=$1
+	shift
+	bg "$BUILD/tvn" --listen "127.0.0.1:$P" "$@" 2>"$log"
+	TVN=$BG_PID
+	started "$TVN" "$log" 10 tvn curl -sf "http://127.0.0.1:$H/healthz" -o /dev/null
 }
 
 # metric PORT 'name{labels}' -> value (0 when absent)

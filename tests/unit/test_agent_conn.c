@@ -126,8 +126,9 @@ static void feed(struct conn_table *ct, struct ecv_event *ev, uint64_t now)
 	free(ev);
 }
 
-/* Client -> server and server -> client tuples of the default events. */
-static void tuples(struct ecv_tuple *c2s, struct ecv_tuple *s2c)
+/* Client -> server and server -> client tuples of the default events and, where ic/is
+ * are not NULL, the ISNs the agent derives for them. */
+static void tuples(struct ecv_tuple *c2s, struct ecv_tuple *s2c, uint32_t *ic, uint32_t *is)
 {
 	uint8_t c[16], s[16], c4[4] = { 10, 77, 0, 1 }, s4[4] = { 10, 77, 0, 2 };
 
@@ -135,6 +136,10 @@ static void tuples(struct ecv_tuple *c2s, struct ecv_tuple *s2c)
 	tuple_addr_from_v4(s, s4);
 	tuple_init(c2s, c, 40000, s, 443, IPPROTO_TCP);
 	tuple_reverse(s2c, c2s);
+	if (ic)
+		*ic = isn_compute(c2s);
+	if (is)
+		*is = isn_compute(s2c);
 }
 
 static void check_payload(const struct frame *f, uint8_t dir, uint64_t offset, size_t len)
@@ -154,6 +159,16 @@ static void check_tcp(const struct frame *f, const struct ecv_tuple *t, uint32_t
 	ck_assert_uint_eq(f->info.tcp_flags, flags);
 }
 
+/* The table's flow counters: flows started, ended and still active. */
+static void check_flows(struct conn_table *ct, uint64_t started, uint64_t ended, uint64_t active)
+{
+	const struct conn_stats *st = conn_stats(ct);
+
+	ck_assert_uint_eq(st->flows_started, started);
+	ck_assert_uint_eq(st->flows_ended, ended);
+	ck_assert_uint_eq(st->flows_active, active);
+}
+
 START_TEST(from_start_client)
 {
 	struct conn_table *ct = table(0);
@@ -161,9 +176,7 @@ START_TEST(from_start_client)
 	uint32_t ic, is;
 	unsigned k = 0;
 
-	tuples(&c2s, &s2c);
-	ic = isn_compute(&c2s);
-	is = isn_compute(&s2c);
+	tuples(&c2s, &s2c, &ic, &is);
 
 	feed(ct, mk(ECV_EV_START, 0, 0, 0, 0), 1);
 	ck_assert_uint_eq(n_frames, 0); /* nothing until the tuple is known */
@@ -213,9 +226,7 @@ START_TEST(from_start_client)
 	ck_assert_uint_eq(frames[k].meta.bytes[1], 100);
 	ck_assert_uint_eq(frames[k].meta.lost, 0);
 
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 0);
-	ck_assert_uint_eq(conn_stats(ct)->flows_started, 1);
-	ck_assert_uint_eq(conn_stats(ct)->flows_ended, 1);
+	check_flows(ct, 1, 1, 0);
 	ck_assert_uint_eq(conn_stats(ct)->bytes[ECV_DIR_WRITE], 3000);
 	ck_assert_uint_eq(conn_stats(ct)->bytes[ECV_DIR_READ], 100);
 	ck_assert_uint_eq(conn_stats(ct)->events, 5);
@@ -234,9 +245,7 @@ START_TEST(server_side_same_sequence_space)
 	struct ecv_event *ev;
 	uint32_t ic, is;
 
-	tuples(&c2s, &s2c);
-	ic = isn_compute(&c2s);
-	is = isn_compute(&s2c);
+	tuples(&c2s, &s2c, &ic, &is);
 	ev = mk(ECV_EV_DATA, ECV_DIR_READ, 0, 500,
 		ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_SERVER);
 	/* local is the server here */
@@ -267,7 +276,7 @@ START_TEST(mid_stream_has_no_syn)
 	struct conn_table *ct = table(0);
 	struct ecv_tuple c2s, s2c;
 
-	tuples(&c2s, &s2c);
+	tuples(&c2s, &s2c, NULL, NULL);
 	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 5000, 10, ECV_F_TUPLE | ECV_F_ROLE_CLIENT), 1);
 	ck_assert_uint_eq(n_frames, 2);
 	ck_assert_int_eq(frames[0].kind, PKT_META);
@@ -288,8 +297,7 @@ START_TEST(gap_is_left_visible)
 	struct ecv_tuple c2s, s2c;
 	uint32_t ic;
 
-	tuples(&c2s, &s2c);
-	ic = isn_compute(&c2s);
+	tuples(&c2s, &s2c, &ic, NULL);
 	feed(ct,
 	     mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 100,
 		ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_CLIENT),
@@ -318,7 +326,7 @@ START_TEST(truncated_call_counted_and_not_shifted)
 	struct ecv_tuple c2s, s2c;
 	struct ecv_event *ev;
 
-	tuples(&c2s, &s2c);
+	tuples(&c2s, &s2c, NULL, NULL);
 	ev = mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 16384,
 		ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_CLIENT | ECV_F_TRUNCATED);
 	ev->call_len = 5 << 20;
@@ -365,7 +373,7 @@ START_TEST(backlog_until_tuple_then_bounded)
 	struct conn_table *ct = table(2);
 	struct ecv_tuple c2s, s2c;
 
-	tuples(&c2s, &s2c);
+	tuples(&c2s, &s2c, NULL, NULL);
 	feed(ct, mk(ECV_EV_START, 0, 0, 0, 0), 1);
 	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10, ECV_F_FROM_START), 2);
 	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 10, 10, ECV_F_FROM_START), 3);
@@ -408,7 +416,7 @@ START_TEST(role_from_listening_port)
 	struct ecv_tuple c2s, s2c;
 	struct ecv_event *ev;
 
-	tuples(&c2s, &s2c);
+	tuples(&c2s, &s2c, NULL, NULL);
 	/* no kernel role; the local port 40000 is listening: we are the server, even
 	 * though the lower-port rule would say otherwise */
 	listen_port = 40000;
@@ -453,9 +461,7 @@ START_TEST(reused_ssl_pointer_starts_new_flow)
 	ev = mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10, ECV_F_TUPLE | ECV_F_ROLE_CLIENT);
 	ev->lport = 40001;
 	feed(ct, ev, 2);
-	ck_assert_uint_eq(conn_stats(ct)->flows_started, 2);
-	ck_assert_uint_eq(conn_stats(ct)->flows_ended, 1);
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 1);
+	check_flows(ct, 2, 1, 1);
 	conn_table_free(ct);
 }
 END_TEST
@@ -468,9 +474,7 @@ START_TEST(data_after_close_within_grace)
 	struct ecv_tuple c2s, s2c;
 	uint32_t ic, is;
 
-	tuples(&c2s, &s2c);
-	ic = isn_compute(&c2s);
-	is = isn_compute(&s2c);
+	tuples(&c2s, &s2c, &ic, &is);
 	feed(ct,
 	     mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10,
 		ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_CLIENT),
@@ -497,7 +501,7 @@ START_TEST(close_read_before_the_data)
 	struct ecv_event *ev[4];
 	struct ecv_tuple c2s, s2c;
 
-	tuples(&c2s, &s2c);
+	tuples(&c2s, &s2c, NULL, NULL);
 	/* kernel order: START, write, read, CLOSE; read in the order CLOSE first */
 	ev[0] = mk(ECV_EV_CLOSE, 0, 0, 0, 0);
 	ev[0]->ts_ns = 400;
@@ -566,7 +570,7 @@ START_TEST(ssl_clear_reuse_one_flow_per_connection)
 		uint32_t ic, is;
 		unsigned f0 = n_frames;
 
-		tuples(&c2s, &s2c);
+		tuples(&c2s, &s2c, NULL, NULL);
 		c2s.sport = 40000 + k;
 		tuple_reverse(&s2c, &c2s);
 		ic = isn_compute(&c2s);
@@ -609,10 +613,8 @@ START_TEST(ssl_clear_reuse_one_flow_per_connection)
 		check_payload(&frames[f0 + 5], ECV_DIR_READ, 0, 20);
 	}
 	ck_assert_uint_eq(conn_expire(ct, ts + CONN_CLOSE_GRACE_NS), 1);
-	ck_assert_uint_eq(conn_stats(ct)->flows_started, 3);
-	ck_assert_uint_eq(conn_stats(ct)->flows_ended, 3);
+	check_flows(ct, 3, 3, 0);
 	ck_assert_uint_eq(conn_stats(ct)->gaps, 0);
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 0);
 	conn_table_free(ct);
 }
 END_TEST

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,30 +10,31 @@
 #include "args.h"
 #include "tuple.h"
 
+/* HOST[:PORT] forms that split: input, default port, host and port wanted. */
+static const struct {
+	const char *in;
+	uint16_t def;
+	const char *host;
+	uint16_t port;
+} good_hostports[] = {
+	{ "tvn.example:4790", 4789, "tvn.example", 4790 },
+	{ "10.0.0.1", 4789, "10.0.0.1", 4789 },
+	{ "[2001:db8::1]:0", 1, "2001:db8::1", 0 },
+	{ "[::1]", 8080, "::1", 8080 },
+	{ "fe80::1", 9, "fe80::1", 9 }, /* an unbracketed IPv6 address has no port */
+	{ "h:65535", 9, "h", 65535 },
+};
+
 START_TEST(test_split)
 {
 	char host[64];
 	uint16_t port = 0;
 
-	ck_assert_int_eq(args_split_hostport("tvn.example:4790", host, sizeof(host), &port, 4789),
+	ck_assert_int_eq(args_split_hostport(good_hostports[_i].in, host, sizeof(host), &port,
+					     good_hostports[_i].def),
 			 0);
-	ck_assert_str_eq(host, "tvn.example");
-	ck_assert_uint_eq(port, 4790);
-	ck_assert_int_eq(args_split_hostport("10.0.0.1", host, sizeof(host), &port, 4789), 0);
-	ck_assert_str_eq(host, "10.0.0.1");
-	ck_assert_uint_eq(port, 4789);
-	ck_assert_int_eq(args_split_hostport("[2001:db8::1]:0", host, sizeof(host), &port, 1), 0);
-	ck_assert_str_eq(host, "2001:db8::1");
-	ck_assert_uint_eq(port, 0);
-	ck_assert_int_eq(args_split_hostport("[::1]", host, sizeof(host), &port, 8080), 0);
-	ck_assert_str_eq(host, "::1");
-	ck_assert_uint_eq(port, 8080);
-	/* An unbracketed IPv6 address has no port. */
-	ck_assert_int_eq(args_split_hostport("fe80::1", host, sizeof(host), &port, 9), 0);
-	ck_assert_str_eq(host, "fe80::1");
-	ck_assert_uint_eq(port, 9);
-	ck_assert_int_eq(args_split_hostport("h:65535", host, sizeof(host), &port, 9), 0);
-	ck_assert_uint_eq(port, 65535);
+	ck_assert_str_eq(host, good_hostports[_i].host);
+	ck_assert_uint_eq(port, good_hostports[_i].port);
 }
 END_TEST
 
@@ -193,49 +195,62 @@ START_TEST(test_u64)
 }
 END_TEST
 
+/* One parse of a number with a unit: input, bounds, the result wanted and, when it is
+ * 0, the value. */
+struct unit_case {
+	const char *in;
+	uint64_t min, max;
+	int rc;
+	uint64_t v;
+};
+
+static const struct unit_case size_cases[] = {
+	{ "512", 0, UINT64_MAX, 0, 512 },
+	{ "4k", 0, UINT64_MAX, 0, 4096 },
+	{ "64M", 0, UINT64_MAX, 0, 64ull << 20 },
+	{ "2g", 0, UINT64_MAX, 0, 2ull << 30 },
+	{ "17179869184G", 0, UINT64_MAX, -ERANGE, 0 },
+	{ "2k", 0, 2047, -ERANGE, 0 },
+	{ "2kb", 0, UINT64_MAX, -EINVAL, 0 },
+	{ "2t", 0, UINT64_MAX, -EINVAL, 0 },
+	{ "k", 0, UINT64_MAX, -EINVAL, 0 },
+	{ "-2k", 0, UINT64_MAX, -EINVAL, 0 },
+};
+
+static const struct unit_case duration_cases[] = {
+	{ "250ms", 0, UINT64_MAX, 0, 250 },
+	{ "2", 0, UINT64_MAX, 0, 2000 },
+	{ "2s", 0, UINT64_MAX, 0, 2000 },
+	{ "5m", 0, UINT64_MAX, 0, 300000 },
+	{ "1h", 0, UINT64_MAX, 0, 3600000 },
+	{ "0s", 1, 10, -ERANGE, 0 },
+	{ "18446744073709551615s", 0, UINT64_MAX, -ERANGE, 0 },
+	{ "1d", 0, UINT64_MAX, -EINVAL, 0 },
+	{ "1.5s", 0, UINT64_MAX, -EINVAL, 0 },
+	{ "s", 0, UINT64_MAX, -EINVAL, 0 },
+	{ "1 s", 0, UINT64_MAX, -EINVAL, 0 },
+	{ "1mss", 0, UINT64_MAX, -EINVAL, 0 },
+};
+
+static void check_unit_case(int (*parse)(const char *, uint64_t, uint64_t, uint64_t *),
+			    const struct unit_case *c)
+{
+	uint64_t v = 0;
+
+	ck_assert_msg(parse(c->in, c->min, c->max, &v) == c->rc, "\"%s\": not %d", c->in, c->rc);
+	if (c->rc == 0)
+		ck_assert_msg(v == c->v, "\"%s\": %" PRIu64 ", want %" PRIu64, c->in, v, c->v);
+}
+
 START_TEST(test_size)
 {
-	uint64_t v;
-
-	ck_assert_int_eq(args_parse_size("512", 0, UINT64_MAX, &v), 0);
-	ck_assert_uint_eq(v, 512);
-	ck_assert_int_eq(args_parse_size("4k", 0, UINT64_MAX, &v), 0);
-	ck_assert_uint_eq(v, 4096);
-	ck_assert_int_eq(args_parse_size("64M", 0, UINT64_MAX, &v), 0);
-	ck_assert_uint_eq(v, 64ull << 20);
-	ck_assert_int_eq(args_parse_size("2g", 0, UINT64_MAX, &v), 0);
-	ck_assert_uint_eq(v, 2ull << 30);
-	ck_assert_int_eq(args_parse_size("17179869184G", 0, UINT64_MAX, &v), -ERANGE);
-	ck_assert_int_eq(args_parse_size("2k", 0, 2047, &v), -ERANGE);
-	ck_assert_int_eq(args_parse_size("2kb", 0, UINT64_MAX, &v), -EINVAL);
-	ck_assert_int_eq(args_parse_size("2t", 0, UINT64_MAX, &v), -EINVAL);
-	ck_assert_int_eq(args_parse_size("k", 0, UINT64_MAX, &v), -EINVAL);
-	ck_assert_int_eq(args_parse_size("-2k", 0, UINT64_MAX, &v), -EINVAL);
+	check_unit_case(args_parse_size, &size_cases[_i]);
 }
 END_TEST
 
 START_TEST(test_duration)
 {
-	uint64_t v;
-
-	ck_assert_int_eq(args_parse_duration_ms("250ms", 0, UINT64_MAX, &v), 0);
-	ck_assert_uint_eq(v, 250);
-	ck_assert_int_eq(args_parse_duration_ms("2", 0, UINT64_MAX, &v), 0);
-	ck_assert_uint_eq(v, 2000);
-	ck_assert_int_eq(args_parse_duration_ms("2s", 0, UINT64_MAX, &v), 0);
-	ck_assert_uint_eq(v, 2000);
-	ck_assert_int_eq(args_parse_duration_ms("5m", 0, UINT64_MAX, &v), 0);
-	ck_assert_uint_eq(v, 300000);
-	ck_assert_int_eq(args_parse_duration_ms("1h", 0, UINT64_MAX, &v), 0);
-	ck_assert_uint_eq(v, 3600000);
-	ck_assert_int_eq(args_parse_duration_ms("0s", 1, 10, &v), -ERANGE);
-	ck_assert_int_eq(args_parse_duration_ms("18446744073709551615s", 0, UINT64_MAX, &v),
-			 -ERANGE);
-	ck_assert_int_eq(args_parse_duration_ms("1d", 0, UINT64_MAX, &v), -EINVAL);
-	ck_assert_int_eq(args_parse_duration_ms("1.5s", 0, UINT64_MAX, &v), -EINVAL);
-	ck_assert_int_eq(args_parse_duration_ms("s", 0, UINT64_MAX, &v), -EINVAL);
-	ck_assert_int_eq(args_parse_duration_ms("1 s", 0, UINT64_MAX, &v), -EINVAL);
-	ck_assert_int_eq(args_parse_duration_ms("1mss", 0, UINT64_MAX, &v), -EINVAL);
+	check_unit_case(args_parse_duration_ms, &duration_cases[_i]);
 }
 END_TEST
 
@@ -246,7 +261,7 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	tcase_add_test(tc, test_split);
+	tcase_add_loop_test(tc, test_split, 0, sizeof(good_hostports) / sizeof(good_hostports[0]));
 	tcase_add_loop_test(tc, test_split_errors, 0,
 			    sizeof(bad_hostports) / sizeof(bad_hostports[0]));
 	tcase_add_test(tc, test_split_host_cap);
@@ -254,8 +269,9 @@ int main(void)
 	tcase_add_test(tc, test_cidr);
 	tcase_add_loop_test(tc, test_cidr_errors, 0, sizeof(bad_cidrs) / sizeof(bad_cidrs[0]));
 	tcase_add_test(tc, test_u64);
-	tcase_add_test(tc, test_size);
-	tcase_add_test(tc, test_duration);
+	tcase_add_loop_test(tc, test_size, 0, sizeof(size_cases) / sizeof(size_cases[0]));
+	tcase_add_loop_test(tc, test_duration, 0,
+			    sizeof(duration_cases) / sizeof(duration_cases[0]));
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

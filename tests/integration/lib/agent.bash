@@ -7,86 +7,32 @@
 #   - cleans up on exit (processes it started, by pid; its namespace; its temp dir).
 # Environment: BUILD (default build), ECVB_AGENT / ECVB_TVN to override the binaries.
 
-set -u
-ECVB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-BUILD=${BUILD:-build}
-case "$BUILD" in /*) ;; *) BUILD=$ECVB_ROOT/$BUILD ;; esac
+. "$(dirname "${BASH_SOURCE[0]}")/harness.bash"
+ECVB_ROOT=$HARNESS_ROOT
 AGENT=${ECVB_AGENT:-$BUILD/ecv-agent}
 TVN=${ECVB_TVN:-$BUILD/tvn}
 STREAMS=$ECVB_ROOT/tests/integration/lib/streams.py
 LIBSSL=/usr/lib/x86_64-linux-gnu/libssl.so.3
 
 METRICS_PORT=0
-ECVB_PIDS=()
-ECVB_NS=()
 TMP=
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
-note() { echo "== $*"; }
-
-ecvb_cleanup() {
-	local pid ns i
-	for ((i = ${#ECVB_PIDS[@]} - 1; i >= 0; i--)); do
-		pid=${ECVB_PIDS[$i]}
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in "${ECVB_PIDS[@]}"; do
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null
-	done
-	for ns in "${ECVB_NS[@]}"; do
-		# Anything still running inside (a stuck TLS server) goes with it.
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-		ip netns del "$ns" 2>/dev/null
-	done
-	[ -n "$TMP" ] && [ -z "${ECVB_KEEP:-}" ] && rm -rf "$TMP"
-}
-
-# ecvb_init NAME: preconditions, temp dir, namespace ecvb-NAME, cleanup trap.
+# ecvb_init NAME: preconditions, temp dir, namespace ecvb-NAME, certificate, cleanup.
 ecvb_init() {
-	local name=$1 tool
+	local name=$1
 	[ "$(id -u)" = 0 ] || skip "needs root (BPF, network namespaces)"
 	[ -x "$AGENT" ] || skip "no agent binary at $AGENT (build it first)"
 	[ -x "$TVN" ] || skip "no tvn binary at $TVN (build it first)"
-	for tool in tshark openssl python3 ip curl; do
-		command -v $tool >/dev/null || skip "$tool not installed"
-	done
+	need tshark openssl python3 ip curl
 	[ -r /sys/kernel/btf/vmlinux ] || skip "kernel without BTF"
 	[ -e "$LIBSSL" ] || skip "no $LIBSSL"
-	# Two runs of one test (two build trees) would share its namespace and ports:
-	# the second waits for the first.
-	exec {ECVB_LOCK}>"/tmp/ecvb-$name.lock"
-	flock -w 300 $ECVB_LOCK || skip "another run of this test held /tmp/ecvb-$name.lock for 300 s"
-	trap ecvb_cleanup EXIT
-	trap 'exit 1' INT TERM
-	TMP=$(mktemp -d /tmp/ecvb-$name.XXXXXX)
+	harness_init "ecvb-$name"
+	TMP=$HARNESS_TMP
+	# Two runs of one test (two build trees) would share its namespace and ports: the
+	# namespace's lock makes the second wait for the first.
 	NS=ecvb-$name
-	ip netns del "$NS" 2>/dev/null
-	ip netns add "$NS" || skip "cannot create network namespace $NS"
-	ECVB_NS+=("$NS")
-	ip -n "$NS" link set lo up
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
-		-days 2 -subj /CN=localhost >/dev/null 2>&1 || fail "cannot make a test certificate"
-}
-
-# bg CMD...: runs CMD in the background, remembered for cleanup; pid in $BG_PID.
-# stdin is passed on explicitly: bash gives an asynchronous command /dev/null otherwise.
-bg() {
-	"$@" <&0 &
-	BG_PID=$!
-	ECVB_PIDS+=("$BG_PID")
-}
-
-# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds; 1 on timeout.
-wait_for() {
-	local t=$(($1 * 10)) i
-	shift
-	for ((i = 0; i < t; i++)); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	return 1
+	harness_ns "$NS"
+	harness_cert "$TMP"
 }
 
 udp_listening() { ss -Hlun "sport = :$1" | grep -q .; }
@@ -98,7 +44,7 @@ start_tvn() {
 	PCAP=$TMP/out.pcap
 	bg "$TVN" --listen 127.0.0.1:"$TVN_PORT" --out "pcap:$PCAP" >"$TMP/tvn.log" 2>&1
 	TVN_PID=$BG_PID
-	wait_for 10 udp_listening "$TVN_PORT" || { cat "$TMP/tvn.log"; fail "tvn did not start"; }
+	started "$TVN_PID" "$TMP/tvn.log" 10 tvn udp_listening "$TVN_PORT"
 }
 
 # openssl_pair PORT [s_client options]: one exchange between openssl s_server and
@@ -132,7 +78,7 @@ openssl_pair() {
 		fail "s_client to $port did not receive the server's bytes"
 	kill -TERM "$cpid"
 	wait "$cpid" 2>/dev/null
-	wait_for 10 bash -c "! kill -0 $spid" || kill -TERM "$spid"
+	wait_for 10 exited "$spid" || kill -TERM "$spid"
 	exec {sfd}>&- {cfd}>&-
 }
 
@@ -161,29 +107,18 @@ start_agent() {
 	bg "$AGENT" --tvn 127.0.0.1:"$TVN_PORT" --netns /var/run/netns/"$NS" "${extra[@]}" \
 		"$@" >"$TMP/agent.log" 2>&1
 	AGENT_PID=$BG_PID
-	if ! wait_for 20 grep -q "${AGENT_READY:-hooked }" "$TMP/agent.log"; then
-		cat "$TMP/agent.log"
-		fail "agent did not log '${AGENT_READY:-hooked }'"
-	fi
-	kill -0 "$AGENT_PID" 2>/dev/null || { cat "$TMP/agent.log"; fail "agent exited"; }
+	started "$AGENT_PID" "$TMP/agent.log" 20 "agent (log line '${AGENT_READY:-hooked }')" \
+		grep -q "${AGENT_READY:-hooked }" "$TMP/agent.log"
 	note "agent: $(grep -o 'socket hook: .*' "$TMP/agent.log" | head -1)"
 }
 
 # stop_agent: SIGINT, the agent closes its flows and flushes; it must exit 0.
-stop_agent() {
-	local rc
-	kill -INT "$AGENT_PID"
-	# Bounded, not timed: removing uprobes costs the kernel ~2 s per hooked library.
-	wait_for 30 bash -c "! kill -0 $AGENT_PID" || fail "agent did not stop on SIGINT"
-	wait "$AGENT_PID"
-	rc=$?
-	[ $rc = 0 ] || { cat "$TMP/agent.log"; fail "agent exited $rc on SIGINT"; }
-}
+# Bounded, not timed: removing uprobes costs the kernel ~2 s per hooked library.
+stop_agent() { stopped "$AGENT_PID" "$TMP/agent.log" agent 30; }
 
-# stop_tvn: SIGINT, the tvn flushes and closes its pcap.
+# stop_tvn: SIGINT, the tvn flushes and closes its pcap; it must exit 0.
 stop_tvn() {
-	kill -INT "$TVN_PID"
-	wait_for 10 bash -c "! kill -0 $TVN_PID" || fail "tvn did not stop on SIGINT"
+	stopped "$TVN_PID" "$TMP/tvn.log" tvn 10
 	[ -s "$PCAP" ] || { cat "$TMP/tvn.log"; fail "tvn wrote no pcap"; }
 }
 
@@ -222,6 +157,24 @@ expect_exact() {
 		[ "$(field "$l" syn)" = 1 ] || fail "$1 -> $2: no synthesized SYN ($l)"
 	fi
 	note "ok: $1 -> $2 holds exactly $(basename "$3") ($(stat -c %s "$3") bytes)"
+}
+
+# capture_done: lets the last perf samples reach the agent, stops the agent (it must
+# exit 0) and the tvn, and reassembles the capture (streams).
+capture_done() {
+	sleep 0.5
+	stop_agent
+	stop_tvn
+	streams
+}
+
+# expect_pair PORT C2S S2C [WHAT]: the connection to PORT was captured (its client port
+# in $CPORT), each direction holding exactly that file's bytes after a synthesized SYN.
+expect_pair() {
+	CPORT=$(client_port_of "$1")
+	[ -n "$CPORT" ] || fail "no flow to $1 captured${4:+ ($4)}"
+	expect_exact "$CPORT" "$1" "$2" syn
+	expect_exact "$1" "$CPORT" "$3" syn
 }
 
 # metric NAME: the agent's value of a Prometheus sample (first match), or empty.
