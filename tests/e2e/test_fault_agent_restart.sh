@@ -3,7 +3,7 @@
 # connection (an upgrade, a DaemonSet rollout: SIGTERM, then a new agent).
 #
 # Two nodes, both agents, one live tvn (--dedup bytes). curl downloads a 16 MB random
-# file over TLS 1.3 at 2 MB/s (nginx limit_rate); after b's agent has captured 3 MB it is stopped with
+# file over TLS 1.3 at 1 MB/s (nginx limit_rate); after b's agent has captured 3 MB it is stopped with
 # SIGTERM and a new agent b is started while the connection goes on. Asserts:
 #   - the restarted agent picks the open connection up (it captures the rest of the
 #     download, announced as mid-stream) and the old one exited 0;
@@ -17,10 +17,12 @@ set -u
 . "$(dirname "$0")/lib_extra.sh"
 
 SIZE=$((16 * 1024 * 1024))
+# 1 MB/s leaves the new agent ~13 s of download to attach to, even on a loaded machine
+export ECVX_SLOW_RATE=1m
 ECVX_NET=10.78.2 ecvx_fault_setup ecvx-fr restart $SIZE
 ecvx_fault_start
 
-note "download 16 MB at 2 MB/s (nginx limit_rate); restart agent b (SIGTERM + new agent) after 3 MB"
+note "download 16 MB at 1 MB/s (nginx limit_rate); restart agent b (SIGTERM + new agent) after 3 MB"
 ecvx_download slow/big.bin 3
 stop_pid "${E2E_AGENT_PID[b]}" 15 TERM
 rc=$?
