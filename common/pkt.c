@@ -343,6 +343,49 @@ static int ip6_skip_ext(const uint8_t *buf, size_t end, size_t *off, uint8_t *ne
 	}
 }
 
+/* The frame nearly every VxLAN datagram carries: untagged Ethernet, IPv4 without options,
+ * not a fragment, TCP. Fills info exactly as the general walk below would and returns
+ * true; false (info untouched) for anything else or anything out of bounds, which the
+ * general walk then parses and names. Half the instructions of the walk: one test per
+ * header instead of a branch per field, the mapped addresses written in place. */
+static bool parse_eth_ip4_tcp(const uint8_t *buf, size_t len, struct pkt_info *info)
+{
+	const uint8_t *ip = buf + PKT_ETH_LEN, *tcp = ip + PKT_IP4_LEN;
+	size_t tot, doff;
+
+	if (len < PKT_ETH_LEN + PKT_IP4_LEN + PKT_TCP_LEN || rd16(buf + 12) != ETH_P_IPV4 ||
+	    ip[0] != 0x45 || ip[9] != IPPROTO_TCP || (rd16(ip + 6) & (IP_MF | IP_OFFMASK)))
+		return false;
+	tot = rd16(ip + 2);
+	doff = (size_t)(tcp[12] >> 4) * 4;
+	if (tot > len - PKT_ETH_LEN || tot < PKT_IP4_LEN + PKT_TCP_LEN || doff < PKT_TCP_LEN ||
+	    doff > tot - PKT_IP4_LEN)
+		return false;
+	memset(info, 0, sizeof(*info));
+	info->ethertype = ETH_P_IPV4;
+	info->l3_off = PKT_ETH_LEN;
+	info->ip_id = rd16(ip + 4);
+	info->ttl = ip[8];
+	info->tuple.saddr[10] = info->tuple.daddr[10] = 0xff;
+	info->tuple.saddr[11] = info->tuple.daddr[11] = 0xff;
+	memcpy(info->tuple.saddr + 12, ip + 12, 4);
+	memcpy(info->tuple.daddr + 12, ip + 16, 4);
+	info->tuple.family = AF_INET;
+	info->tuple.proto = IPPROTO_TCP;
+	info->ip_len = (uint32_t)tot;
+	info->l4_off = PKT_ETH_LEN + PKT_IP4_LEN;
+	info->seq = rd32(tcp + 4);
+	info->ack = rd32(tcp + 8);
+	info->tcp_flags = tcp[13];
+	info->window = rd16(tcp + 14);
+	info->payload_off = (uint16_t)(PKT_ETH_LEN + PKT_IP4_LEN + doff);
+	info->tuple.sport = rd16(tcp);
+	info->tuple.dport = rd16(tcp + 2);
+	info->payload = buf + info->payload_off;
+	info->payload_len = (uint32_t)(PKT_ETH_LEN + tot - info->payload_off);
+	return true;
+}
+
 int pkt_parse(const uint8_t *buf, size_t len, struct pkt_info *info)
 {
 	size_t off, l3, ip_end, l4;
@@ -350,6 +393,8 @@ int pkt_parse(const uint8_t *buf, size_t len, struct pkt_info *info)
 	uint8_t proto;
 	int tags = 0, err;
 
+	if (buf && parse_eth_ip4_tcp(buf, len, info))
+		return 0;
 	memset(info, 0, sizeof(*info));
 	if (!buf || len < PKT_ETH_LEN)
 		return -PKT_E_ETH_SHORT;

@@ -1,5 +1,6 @@
 /* tvn/ingest.h - the receiving edge of tvn: UDP sockets and per-datagram validation.
- * Owns: the listening sockets (recvmmsg batches, multicast membership, SO_RXQ_OVFL),
+ * Owns: the listening sockets (recvmmsg batches, UDP GRO, the receive hold, multicast
+ * membership, the kernel's drop count),
  * the checks every datagram passes before anything trusts it (--allow, VxLAN header,
  * --vni, inner frame parse, metadata decode) and the malformed-reason table.
  * Does not own: what happens to accepted frames (shard.h) or the metrics registry. */
@@ -83,10 +84,19 @@ typedef void (*ingest_dgram_fn)(void *ctx, const uint8_t *buf, size_t len,
 struct ingest *ingest_new(const struct ingest_sock_cfg *cfg);
 void ingest_free(struct ingest *in); /* NULL-safe */
 /* Waits up to timeout_ms for datagrams and hands every one of at most a few batches to
- * fn. Returns the number of datagrams, 0 on timeout, or -errno. */
+ * fn. While datagrams keep coming it does not wait in poll() (a wake-up per arriving
+ * buffer) but sleeps a short adaptive hold (at most 0.1 ms, less when the socket buffer
+ * is small for the rate) and then takes everything queued in one go. Returns the number
+ * of datagrams, 0 on timeout, or -errno. */
 int ingest_poll(struct ingest *in, int timeout_ms, ingest_dgram_fn fn, void *ctx);
-/* Datagrams the kernel dropped for a full socket buffer (SO_RXQ_OVFL), all sockets. */
+/* Receive buffers the kernel dropped for a full socket buffer, all sockets: the count
+ * SO_RXQ_OVFL reports, read with SO_MEMINFO (a system call per socket: call it once in
+ * a while, not per datagram). A buffer is one datagram, or with UDP GRO a coalesced run
+ * of up to 64: a lower bound on the datagrams lost. */
 uint64_t ingest_kernel_drops(const struct ingest *in);
+/* Buffers received so far: one per datagram, or one per run of datagrams the kernel
+ * coalesced (UDP GRO). Read by the thread that calls ingest_poll(). */
+uint64_t ingest_buffers(const struct ingest *in);
 /* The local port of the first socket (for logs and tests that bind port 0). */
 unsigned ingest_port(const struct ingest *in);
 

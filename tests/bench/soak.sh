@@ -89,7 +89,7 @@ for n in a b; do
 	done
 done
 for m in tvn_rx_packets_total tvn_rx_bytes_total tvn_dedup_dropped_total tvn_egress_packets_total \
-	tvn_rx_dropped_total tvn_overlap_conflicts_total; do
+	tvn_rx_dropped_total tvn_rx_dropped_buffers_total tvn_overlap_conflicts_total; do
 	V[$m]=$(ecvx_tvn_sum $m)
 done
 e2e_stop_agent a
@@ -141,7 +141,7 @@ request). RSS sampled every ${SAMPLE} s: \`$(basename "$CSV_OUT")\`.
 | flows seen by the agents (a + b) | ${V[a.ecv_agent_flows_total]} + ${V[b.ecv_agent_flows_total]} |
 | lost perf events (a + b) | ${V[a.ecv_agent_lost_events_total]} + ${V[b.ecv_agent_lost_events_total]} |
 | agent send errors (a + b) | ${V[a.ecv_agent_tx_errors_total]} + ${V[b.ecv_agent_tx_errors_total]} |
-| tvn datagrams received | ${V[tvn_rx_packets_total]} (lost before dedup: ${V[tvn_rx_dropped_total]}) |
+| tvn datagrams received | ${V[tvn_rx_packets_total]} (lost before dedup: ${V[tvn_rx_dropped_total]} in shard queues, ${V[tvn_rx_dropped_buffers_total]} socket buffers) |
 | tvn duplicates removed | ${V[tvn_dedup_dropped_total]} |
 | tvn frames delivered | ${V[tvn_egress_packets_total]} |
 | tvn overlap conflicts | ${V[tvn_overlap_conflicts_total]} |

@@ -7,6 +7,10 @@
 #  2. live loopback: ecv-replay sends copy A from 127.0.0.2 and copy B from 127.0.0.3 at
 #     full speed into `tvn --listen`; sent vs tvn_rx_packets_total (the loss), and
 #     packets per CPU-second of the tvn process. Then the same at a fixed lower rate.
+#     Pinned rows: tvn on CPU 1 only, both senders on CPU 0 (taskset), so "per core" is
+#     literally one core's worth of tvn; and the highest of BENCH_MAX_RATES at which the
+#     pinned tvn loses nothing (rates tried in order, a losing one once more, up to the
+#     first that loses twice).
 #  3. instructions per packet (valgrind --tool=callgrind; repeatable on a loaded machine,
 #     unlike times): offline on a smaller capture minus a one-packet run (start-up), and
 #     live (everything the process executed, start-up and idle polls included, divided by
@@ -16,7 +20,9 @@
 # line "<!-- kept by tvn_bench.sh -->" in that file (hand-written history) is kept.
 # Environment: BUILD, BENCH_FLOWS (default 17000), BENCH_RUNS (default 5), BENCH_RATE
 # (fixed live rate, default 100000), BENCH_CG_FLOWS (callgrind capture, default 3000,
-# 0 = skip), BENCH_BASELINE (another tvn binary measured alongside: before/after).
+# 0 = skip), BENCH_BASELINE (another tvn binary measured alongside: before/after),
+# BENCH_MAX_RATES (default "300000 400000 500000 600000 700000 800000 1000000"; "" = skip),
+# BENCH_PORT (first of the 4 local ports used, default 4896).
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -28,6 +34,10 @@ RUNS=${BENCH_RUNS:-5}
 RATE=${BENCH_RATE:-100000}
 CG_FLOWS=${BENCH_CG_FLOWS:-3000}
 BASE=${BENCH_BASELINE:-}
+MAX_RATES=${BENCH_MAX_RATES-300000 400000 500000 600000 700000 800000 1000000}
+PORT0=${BENCH_PORT:-4896}
+PIN=1
+[ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null || PIN=0
 for c in hyperfine mergecap editcap capinfos curl python3 bc; do
 	command -v $c >/dev/null || { echo "skip: $c not installed"; exit 77; }
 done
@@ -69,41 +79,77 @@ hf+=(-n editcap "editcap -d $T/merged.pcap /dev/null")
 "${hf[@]}" >"$T/hf.txt" 2>&1 || { cat "$T/hf.txt"; exit 1; }
 
 # --- live loopback ---
-live() { # bin rate (0 = full speed) [ecv-replay flags] -> "sent received socket_drops seconds cpu_seconds"
-	local bin=$1 rate=$2 port=4898 http=4899 start end rx=0 last=-1 drops cpu0 cpu1 ra
-	"$bin" -q --listen 127.0.0.1:$port --http 127.0.0.1:$http --out pcap:/dev/null 2>/dev/null &
+metric() { # port name -> value ("" if the binary does not have it)
+	curl -sf http://127.0.0.1:$1/metrics | awk -v m="$2" '$1 == m { print $2 }'
+}
+live() { # bin rate (0 = full speed) pin (0/1) [ecv-replay flags]
+	# -> "sent received socket_drops buffers seconds cpu_seconds send_seconds"
+	local bin=$1 rate=$2 port=$((PORT0 + 2)) http=$((PORT0 + 3)) start end rx=0 last=-1 drops
+	local bufs cpu0 cpu1 ra sent_at tp=() sp=()
+	if [ "$3" = 1 ]; then
+		tp=(taskset -c 1)
+		sp=(taskset -c 0)
+	fi
+	"${tp[@]}" "$bin" -q --listen 127.0.0.1:$port --http 127.0.0.1:$http --out pcap:/dev/null \
+		2>/dev/null &
 	TVN=$!
 	for _ in $(seq 100); do curl -sf http://127.0.0.1:$http/healthz >/dev/null && break; sleep 0.1; done
 	cpu0=$(awk '{ print $14 + $15 }' /proc/$TVN/stat)
 	start=$(date +%s.%N)
-	"$BUILD/ecv-replay" -q --to 127.0.0.1:$port --from 127.0.0.2 --rate $((rate / 2)) "${@:3}" \
-		"$T/g/a.pcap" &
+	"${sp[@]}" "$BUILD/ecv-replay" -q --to 127.0.0.1:$port --from 127.0.0.2 --rate $((rate / 2)) \
+		"${@:4}" "$T/g/a.pcap" &
 	ra=$!
-	"$BUILD/ecv-replay" -q --to 127.0.0.1:$port --from 127.0.0.3 --rate $((rate / 2)) "${@:3}" \
-		"$T/g/b.pcap"
+	"${sp[@]}" "$BUILD/ecv-replay" -q --to 127.0.0.1:$port --from 127.0.0.3 --rate $((rate / 2)) \
+		"${@:4}" "$T/g/b.pcap"
 	wait $ra
+	sent_at=$(date +%s.%N)
 	for _ in $(seq 100); do # until the counter stops moving (10 s at most)
-		rx=$(curl -sf http://127.0.0.1:$http/metrics | awk '$1 == "tvn_rx_packets_total" { print $2 }')
+		rx=$(metric $http tvn_rx_packets_total)
 		[ "$rx" -ge $((NA + NB)) ] && break
 		[ "$rx" = "$last" ] && break
 		last=$rx
 		sleep 0.1
 	done
 	end=$(date +%s.%N)
-	drops=$(curl -sf http://127.0.0.1:$http/metrics | awk '$1 == "tvn_rx_dropped_total{reason=\"socket\"}" { print $2 }')
+	# Buffers the kernel dropped (before this metric had its own name: reason="socket").
+	drops=$(metric $http tvn_rx_dropped_buffers_total)
+	[ -n "$drops" ] || drops=$(metric $http 'tvn_rx_dropped_total{reason="socket"}')
+	bufs=$(metric $http tvn_rx_buffers_total)
 	cpu1=$(awk '{ print $14 + $15 }' /proc/$TVN/stat)
 	kill $TVN; wait $TVN 2>/dev/null; TVN=
-	echo "$((NA + NB)) $rx ${drops:-0} $(echo "$end - $start" | bc -l) $(echo "($cpu1 - $cpu0) / $(getconf CLK_TCK)" | bc -l)"
+	echo "$((NA + NB)) $rx ${drops:-0} ${bufs:--} $(echo "$end - $start" | bc -l)" \
+		"$(echo "($cpu1 - $cpu0) / $(getconf CLK_TCK)" | bc -l) $(echo "$sent_at - $start" | bc -l)"
 }
 : >"$T/live.txt"
 # plain: one datagram per send; gso: ecv-replay --gso sends runs of equal-sized datagrams
 # as one UDP GSO send, as ecv-agent does, which a tvn with UDP_GRO receives coalesced.
-for i in "${!BINS[@]}"; do
-	echo "${NAMES[$i]} full plain $(live "${BINS[$i]}" 0)" >>"$T/live.txt"
-	echo "${NAMES[$i]} $RATE plain $(live "${BINS[$i]}" "$RATE")" >>"$T/live.txt"
-	echo "${NAMES[$i]} full gso $(live "${BINS[$i]}" 0 --gso)" >>"$T/live.txt"
-	echo "${NAMES[$i]} $RATE gso $(live "${BINS[$i]}" "$RATE" --gso)" >>"$T/live.txt"
+# The binaries take turns row by row, so the machine's load drifts over both alike.
+for row in "full plain 0" "$RATE plain 0" "full gso 0 --gso" "$RATE gso 0 --gso" \
+	"$RATE gso-pinned 1 --gso"; do
+	set -- $row
+	[ "$3" = 1 ] && [ $PIN = 0 ] && continue
+	for i in "${!BINS[@]}"; do
+		echo "${NAMES[$i]} $1 $2 $(live "${BINS[$i]}" "${1/full/0}" "${@:3}")" >>"$T/live.txt"
+	done
 done
+# Highest lossless rate, pinned: each binary from the lowest rate up; a rate that loses is
+# tried once more (other work on the machine can take a pinned CPU away for a moment), and
+# the second loss ends the search.
+: >"$T/max.txt"
+if [ $PIN = 1 ] && [ -n "$MAX_RATES" ]; then
+	for i in "${!BINS[@]}"; do
+		for r in $MAX_RATES; do
+			res=$(live "${BINS[$i]}" "$r" 1 --gso)
+			echo "${NAMES[$i]} $r $res" >>"$T/max.txt"
+			set -- $res
+			[ "$2" -lt "$1" ] || continue
+			res=$(live "${BINS[$i]}" "$r" 1 --gso)
+			echo "${NAMES[$i]} $r $res" >>"$T/max.txt"
+			set -- $res
+			[ "$2" -lt "$1" ] && break
+		done
+	done
+fi
 
 # --- instructions per packet ---
 cg_split() { # callgrind.out -> "total dedup_self"
@@ -127,29 +173,36 @@ if [ "$CG_FLOWS" -gt 0 ]; then
 		valgrind --tool=callgrind --callgrind-out-file="$T/cg.off" "$b" -q --read "$T/small.pcap" \
 			--out pcap:/dev/null >/dev/null 2>&1
 		# live: at a rate valgrind keeps up with; the count is per datagram received
-		valgrind --tool=callgrind --callgrind-out-file="$T/cg.live" "$b" -q --listen 127.0.0.1:4897 \
-			--http 127.0.0.1:4896 --out pcap:/dev/null >/dev/null 2>&1 &
+		valgrind --tool=callgrind --callgrind-out-file="$T/cg.live" "$b" -q --listen 127.0.0.1:$((PORT0 + 1)) \
+			--http 127.0.0.1:$PORT0 --out pcap:/dev/null >/dev/null 2>&1 &
 		TVN=$!
-		for _ in $(seq 300); do curl -sf http://127.0.0.1:4896/healthz >/dev/null && break; sleep 0.2; done
-		"$BUILD/ecv-replay" -q --to 127.0.0.1:4897 --from 127.0.0.2 --rate 10000 "$T/s/a.pcap" &
+		for _ in $(seq 300); do curl -sf http://127.0.0.1:$PORT0/healthz >/dev/null && break; sleep 0.2; done
+		"$BUILD/ecv-replay" -q --to 127.0.0.1:$((PORT0 + 1)) --from 127.0.0.2 --rate 10000 "$T/s/a.pcap" &
 		ra=$!
-		"$BUILD/ecv-replay" -q --to 127.0.0.1:4897 --from 127.0.0.3 --rate 10000 "$T/s/b.pcap"
+		"$BUILD/ecv-replay" -q --to 127.0.0.1:$((PORT0 + 1)) --from 127.0.0.3 --rate 10000 "$T/s/b.pcap"
 		wait $ra
 		rx=0
 		for _ in $(seq 100); do
-			rx=$(curl -sf http://127.0.0.1:4896/metrics | awk '$1 == "tvn_rx_packets_total" { print $2 }')
+			rx=$(metric $PORT0 tvn_rx_packets_total)
 			[ "${rx:-0}" -ge "$CG_PKTS" ] && break
 			sleep 0.2
 		done
 		kill $TVN; wait $TVN 2>/dev/null; TVN=
 		echo "${NAMES[$i]} $CG_PKTS $(cg_split "$T/cg.one") $(cg_split "$T/cg.off") ${rx:-0} $(cg_split "$T/cg.live")" >>"$T/cg.txt"
+		# live, per function (self cost, file:function as callgrind names it)
+		callgrind_annotate --auto=no --threshold=100 "$T/cg.live" 2>/dev/null |
+			sed -n '/file:function/,$p' | awk -v n="${NAMES[$i]}" '
+			$1 ~ /^[0-9,]+$/ { x = $1; gsub(",", "", x); f = $0
+				sub(/^[ 0-9,]+\([ 0-9.%]+\) +/, "", f); sub(/ \[.*/, "", f)
+				k = split(f, a, "/"); print n, x, a[k] }' >>"$T/cgf.txt"
 	done
 fi
 FLOW_BYTES=$("$BUILD/tvn" --version | awk '/dedup flow entry/ { print $4 }')
 
-python3 - "$OUT" "$T/hf.json" "$T/live.txt" "$T/cg.txt" <<PY
+touch "$T/cgf.txt"
+python3 - "$OUT" "$T/hf.json" "$T/live.txt" "$T/cg.txt" "$T/max.txt" "$T/cgf.txt" <<PY
 import sys, platform, os, datetime, json
-out, hfj, livef, cgf = sys.argv[1:5]
+out, hfj, livef, cgf, maxf, cgff = sys.argv[1:7]
 pk = $PKTS
 hf = {x["command"]: x for x in json.load(open(hfj))["results"]}
 L = []
@@ -191,16 +244,43 @@ L.append("share the machine's CPUs with tvn, so the per-CPU-second rate (tvn's o
 L.append("comparable figure. Sends \"plain\": one datagram per send (sendmmsg); \"gso\": \`ecv-replay --gso\`,")
 L.append("runs of equal-sized datagrams as one UDP GSO send, as ecv-agent sends them; tvn's socket has UDP_GRO")
 L.append("on, so such a run arrives as one buffer that tvn splits and validates datagram by datagram.")
-L.append("Socket drops count what the kernel dropped: with GRO one dropped buffer counts once however many")
-L.append("datagrams it held, so \"lost\" (sent - received) is the figure to trust.")
+L.append("\"gso-pinned\": tvn runs on CPU 1 only and both senders on CPU 0 (\`taskset\`), so tvn has exactly one")
+L.append("core. Buffers: \`tvn_rx_buffers_total\`, what the receive calls returned (a datagram or a GRO run).")
+L.append("Dropped buffers (\`tvn_rx_dropped_buffers_total\`; \`tvn_rx_dropped_total{reason=\"socket\"}\` in older")
+L.append("binaries) count what the kernel dropped for a full socket buffer: with GRO one dropped buffer counts")
+L.append("once however many datagrams it held, so \"lost\" (sent - received) is the figure to trust.")
 L.append("")
-L.append("| binary | send rate | sends | sent | received (tvn_rx_packets_total) | lost | socket drops | packets/s (wall) | packets/s per CPU-second of tvn |")
-L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-for line in open(livef):
-    name, rate, mode, sent, rx, drop, secs, cpu = line.split()
+L.append("| binary | send rate | sends | sent | received (tvn_rx_packets_total) | lost | dropped buffers | buffers | packets/s (wall) | packets/s per CPU-second of tvn |")
+L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+def live_row(f):
+    name, rate, mode, sent, rx, drop, bufs, secs, cpu, ssecs = f
     sent, rx, drop, secs, cpu = int(sent), int(rx), int(float(drop)), float(secs), max(float(cpu), 1e-9)
-    L.append("| %s | %s | %s | %d | %d | %d | %d | %.0f | %.0f |" % (name, "full speed" if rate == "full" else rate + "/s",
-             mode, sent, rx, sent - rx, drop, rx / secs, rx / cpu))
+    return name, rate, mode, sent, rx, drop, bufs, secs, cpu, float(ssecs)
+for line in open(livef):
+    name, rate, mode, sent, rx, drop, bufs, secs, cpu, ssecs = live_row(line.split())
+    L.append("| %s | %s | %s | %d | %d | %d | %d | %s | %.0f | %.0f |" % (name, "full speed" if rate == "full" else rate + "/s",
+             mode, sent, rx, sent - rx, drop, bufs, rx / secs, rx / cpu))
+mx = [l.split() for l in open(maxf)]
+if mx:
+    L.append("")
+    L.append("Highest lossless rate, one core: tvn pinned to CPU 1, both \`ecv-replay --gso\` senders pinned to CPU 0,")
+    L.append("each binary at rising total send rates up to its first loss. The senders fall short of the rate asked")
+    L.append("when CPU 0 is busy: \"sent/s\" is what they achieved (datagrams over the time both took), the rate")
+    L.append("that counts; \"CPU of tvn\" is its user+system time over the whole run (sending and draining).")
+    L.append("")
+    L.append("| binary | rate asked | sent/s (achieved) | received | lost | dropped buffers | CPU of tvn | packets/s per CPU-second of tvn |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    best = {}
+    for f in mx:
+        asked = f[1]
+        name, rate, mode, sent, rx, drop, bufs, secs, cpu, ssecs = live_row([f[0], f[1], "gso"] + f[2:])
+        L.append("| %s | %s/s | %.0f | %d | %d | %d | %.2f s | %.0f |" % (name, asked, sent / ssecs, rx, sent - rx, drop,
+                 cpu, rx / cpu))
+        if rx == sent:
+            best[name] = max(best.get(name, 0), sent / ssecs)
+    L.append("")
+    L.append("Highest achieved send rate without loss, one core: " + ", ".join("**%s %.0f/s**" % (n, best.get(n, 0))
+             for n in dict.fromkeys(f[0] for f in mx)) + ".")
 cg = [l.split() for l in open(cgf)]
 if cg:
     L.append("")
@@ -220,6 +300,21 @@ if cg:
         od = (int(off_d) - int(one_d)) / (n - 1)
         lt, ld = int(live_t) / rx, int(live_d) / rx
         L.append("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |" % (name, ot, od, ot - od, lt, ld, lt - ld))
+    rxs = {c[0]: max(int(c[6]), 1) for c in cg}
+    per = {}
+    for l in open(cgff):
+        n, x, fn = l.split(None, 2)
+        per.setdefault(fn.strip(), {})[n] = int(x) / rxs[n]
+    names = [c[0] for c in cg]
+    top = sorted(per, key=lambda f: -max(per[f].values()))[:30]
+    if top:
+        L.append("")
+        L.append("Live, per function (self cost, instructions per datagram received; the 30 largest, start-up included):")
+        L.append("")
+        L.append("| function | " + " | ".join(names) + " |")
+        L.append("| --- | " + " | ".join("---" for _ in names) + " |")
+        for f in top:
+            L.append("| \`%s\` | " % f + " | ".join("%.0f" % per[f][n] if n in per[f] else "-" for n in names) + " |")
 L.append("")
 L.append("## Memory per flow")
 L.append("")
@@ -227,7 +322,8 @@ L.append("\`tvn --version\`: one flow entry of the dedup table costs **$FLOW_BYT
 L.append("slot + per-flow state), so the default --max-flows 1000000 bounds the table at about %.0f MiB." % ($FLOW_BYTES * 1e6 / 2**20))
 L.append("")
 L.append("Reproduce: \`make bench\` or \`BUILD=build bash tests/bench/tvn_bench.sh\` (BENCH_FLOWS, BENCH_RUNS,")
-L.append("BENCH_RATE, BENCH_CG_FLOWS, BENCH_BASELINE=/path/to/an/older/tvn for a before/after run).")
+L.append("BENCH_RATE, BENCH_CG_FLOWS, BENCH_MAX_RATES, BENCH_PORT, BENCH_BASELINE=/path/to/an/older/tvn for a")
+L.append("before/after run).")
 text = "\n".join(L) + "\n"
 marker = "<!-- kept by tvn_bench.sh -->"
 if os.path.exists(out):

@@ -1,7 +1,9 @@
 /* tests/fuzz/fuzz_pkt.c - libFuzzer harness for the untrusted-input path of the TVN:
  * a UDP payload is VxLAN-decoded and its inner frame parsed, exactly as ingest does,
  * and the raw input is also parsed as a bare Ethernet frame (pcap input). Whatever
- * pkt_parse() accepts must describe bytes inside the buffer. */
+ * pkt_parse() accepts must describe bytes inside the buffer. pkt_parse() has a fast path
+ * for untagged Ethernet/IPv4/TCP: the same frame with an 802.1Q tag of id 0 inserted
+ * takes the general walk, and both must say the same (offsets 4 bytes apart). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +54,39 @@ static void parse_frame(const uint8_t *buf, size_t len)
 	pkt_checksums_ok(buf, &pi);
 }
 
+/* buf parsed as is vs. with a VLAN tag (id 0) after the MAC addresses. */
+static void parse_tagged_same(const uint8_t *buf, size_t len)
+{
+	struct pkt_info a, b;
+	uint8_t *t;
+	int ra, rb;
+
+	/* Only IPv4 frames: the fast path's domain (an already tagged frame would get
+	 * a second tag, which changes what vlan says). */
+	if (len < 14 || buf[12] != 0x08 || buf[13] != 0x00)
+		return;
+	t = malloc(len + 4);
+	if (!t)
+		return;
+	memcpy(t, buf, 12);
+	memcpy(t + 12, "\x81\x00\x00\x00", 4);
+	memcpy(t + 16, buf + 12, len - 12);
+	ra = pkt_parse(buf, len, &a);
+	rb = pkt_parse(t, len + 4, &b);
+	CHECK(ra == rb);
+	if (ra == 0) {
+		CHECK(a.ethertype == b.ethertype && b.vlan == 0 && a.vlan == 0);
+		CHECK(a.l3_off + 4 == b.l3_off && a.l4_off + 4 == b.l4_off);
+		CHECK(a.payload_off + 4 == b.payload_off && a.payload_len == b.payload_len);
+		CHECK(a.payload - buf + 4 == b.payload - t);
+		CHECK(a.ttl == b.ttl && a.tcp_flags == b.tcp_flags && a.window == b.window);
+		CHECK(a.ip_id == b.ip_id && a.ip_len == b.ip_len && a.seq == b.seq &&
+		      a.ack == b.ack);
+		CHECK(!memcmp(&a.tuple, &b.tuple, sizeof(a.tuple)));
+	}
+	free(t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *inner;
@@ -66,11 +101,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(copy, data, size);
 	parse_frame(copy, size);
+	parse_tagged_same(copy, size);
 	ret = vxlan_decode(copy, size, 0, &vni, &inner, &inner_len);
 	if (ret == 0) {
 		CHECK(vni <= VXLAN_VNI_MAX);
 		CHECK(inner == copy + VXLAN_HDR_LEN && inner_len == size - VXLAN_HDR_LEN);
 		parse_frame(inner, inner_len);
+		parse_tagged_same(inner, inner_len);
 	} else {
 		CHECK(strcmp(vxlan_strerror(ret), "unknown") != 0);
 	}
