@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +64,8 @@ struct options {
 	uint64_t stats_ms;
 	uint64_t flow_timeout_ms;
 	bool verbose;
+	bool nice_set;
+	int nice;
 };
 
 /* Counters mirrored into the metrics registry once per poll round, by delta. */
@@ -152,6 +155,10 @@ static void usage(FILE *f, const char *prog)
 		"  --metrics ADDR:PORT      serve Prometheus /metrics and /healthz\n"
 		"  --stats-interval DURATION  print a JSON stats line on stderr this often\n"
 		"                           (default 0: never)\n"
+		"  --nice N                 scheduling priority (nice value) of the agent,\n"
+		"                           -20..19 (default: inherited). Negative values keep\n"
+		"                           the perf buffers drained when applications saturate\n"
+		"                           the node's CPUs, at their expense (CAP_SYS_NICE)\n"
 		"  -v, --verbose            debug logging, including libbpf's\n"
 		"  --version                print the version and exit\n"
 		"  -h, --help               this help\n"
@@ -181,6 +188,7 @@ enum {
 	OPT_VERSION,
 	OPT_CONFIG,
 	OPT_GSO,
+	OPT_NICE,
 };
 
 static const struct option long_opts[] = {
@@ -204,6 +212,7 @@ static const struct option long_opts[] = {
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "gso", required_argument, NULL, OPT_GSO },
+	{ "nice", required_argument, NULL, OPT_NICE },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -213,6 +222,20 @@ static int bad_value(const char *prog, const char *flag, const char *val, const 
 	fprintf(stderr, "%s: invalid value '%s' for --%s: %s\n", prog, val, flag, why);
 	usage(stderr, prog);
 	return 2;
+}
+
+/* A nice value, -20..19 (args_parse_u64 takes no sign). Returns 0 or -EINVAL. */
+static int parse_nice(const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < -20 || v > 19)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
 }
 
 static int add_list(const char **list, size_t *n, const char *v)
@@ -335,6 +358,11 @@ static int parse_args(int argc, char **argv, struct options *opt)
 				opt->gso = SHIP_GSO_OFF;
 			else
 				return bad_value(prog, "gso", optarg, "expected auto, on or off");
+			break;
+		case OPT_NICE:
+			if (parse_nice(optarg, &opt->nice))
+				return bad_value(prog, "nice", optarg, "expected -20..19");
+			opt->nice_set = true;
 			break;
 		case OPT_VERSION:
 			printf("ecv-agent %s\n", ECV_VERSION);
@@ -777,6 +805,15 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The nice value is per thread on Linux: set on this one (the consumer) before the
+	 * HTTP server's thread starts and inherits it, and while CAP_SYS_NICE is held. */
+	if (opt.nice_set && setpriority(PRIO_PROCESS, 0, opt.nice)) {
+		err = -errno;
+		log_err("failed to set --nice %d: %s%s", opt.nice, strerror(-err),
+			err == -EACCES || err == -EPERM ? " (a negative value needs CAP_SYS_NICE)"
+							: "");
+		goto cleanup;
+	}
 	a.probe = probe_new(&pcfg, on_event, on_lost, &a);
 	if (!a.probe) {
 		err = errno ? -errno : -EINVAL;

@@ -37,12 +37,16 @@ __u64 busy_calls = 0;
 #define TCP_SYN_RECV_ 3
 #define TCP_CLOSE_ 7
 
-/* Arguments of an SSL_read or SSL_write call in flight, saved at entry. */
+#define SSL_CALL_HANDSHAKE 2 /* ssl_call.dir of a handshake call: no data to emit */
+
+/* The SSL_* call a thread is inside, saved at entry: the SSL object (what the socket hook
+ * ties the thread's socket I/O to) and, for SSL_read/SSL_write, the arguments the
+ * uretprobe needs. */
 struct ssl_call {
 	__u64 ssl;
 	__u64 buf;
 	__u64 ex_len; /* size_t *written / *readbytes of the _ex variants, else 0 */
-	__u32 dir;    /* ecv_dir */
+	__u32 dir;    /* ecv_dir, or SSL_CALL_HANDSHAKE */
 	__u32 pad;
 };
 
@@ -61,23 +65,16 @@ struct conn_state {
 	struct sock_tuple tuple;
 };
 
-/* pid_tgid -> arguments of the SSL data call in flight. LRU: a thread killed inside a
- * call never reaches the uretprobe, its entry must not stay forever. */
+/* pid_tgid -> the SSL data or handshake call in flight: one update at entry and one
+ * delete at return per call (a second map for the socket hook cost the entry programs a
+ * third more time, measured in docs/bench-agent-consumer.md). LRU: a thread killed
+ * inside a call never reaches the uretprobe, its entry must not stay forever. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, ECV_MAX_THREADS);
 	__type(key, __u64);
 	__type(value, struct ssl_call);
 } ssl_calls SEC(".maps");
-
-/* pid_tgid -> SSL object of any SSL_* call in flight: tells the socket hook which SSL
- * object the thread's socket I/O belongs to. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, ECV_MAX_THREADS);
-	__type(key, __u64);
-	__type(value, __u64);
-} ssl_threads SEC(".maps");
 
 /* (tgid, SSL object) -> offsets, tuple, role. */
 struct {
@@ -281,7 +278,6 @@ static __always_inline int call_enter(__u64 ssl, __u64 buf, __u64 ex_len, __u32 
 	if (!st)
 		return 0;
 	bpf_map_update_elem(&ssl_calls, &id, &call, BPF_ANY);
-	bpf_map_update_elem(&ssl_threads, &id, &ssl, BPF_ANY);
 	return 0;
 }
 
@@ -323,7 +319,8 @@ int BPF_KRETPROBE(ssl_data_exit, long ret)
 		return 0;
 	call = *saved;
 	bpf_map_delete_elem(&ssl_calls, &id);
-	bpf_map_delete_elem(&ssl_threads, &id);
+	if (call.dir == SSL_CALL_HANDSHAKE)
+		return 0; /* the data call's entry was not seen (attached meanwhile) */
 	if (call.ex_len) {
 		if ((int)ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)call.ex_len))
 			return 0;
@@ -398,19 +395,24 @@ SEC("uprobe")
 int BPF_KPROBE(ssl_handshake_enter, void *ssl)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u64 s = (__u64)ssl;
+	struct ssl_call call = { .ssl = (__u64)ssl, .dir = SSL_CALL_HANDSHAKE }, *saved;
 	struct conn_state *st;
 	bool created;
 
-	if (!s || !filter_pass())
+	if (!call.ssl || !filter_pass())
 		return 0;
-	st = conn_get(s, id >> 32, true, &created);
+	st = conn_get(call.ssl, id >> 32, true, &created);
 	if (!st)
 		return 0;
 	if (created || conn_restart(st))
-		emit_meta(ctx, ECV_EV_START, s, st);
-	/* The handshake's own socket I/O teaches the socket hook the tuple early. */
-	bpf_map_update_elem(&ssl_threads, &id, &s, BPF_ANY);
+		emit_meta(ctx, ECV_EV_START, call.ssl, st);
+	/* The handshake's own socket I/O teaches the socket hook the tuple early. Inside an
+	 * SSL_read/SSL_write that drives the handshake itself (BoringSSL calls
+	 * SSL_do_handshake from them), the data call's arguments stay: its uretprobe
+	 * needs them, and they name the same object for the socket hook. */
+	saved = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (!saved || saved->dir == SSL_CALL_HANDSHAKE || saved->ssl != call.ssl)
+		bpf_map_update_elem(&ssl_calls, &id, &call, BPF_ANY);
 	return 0;
 }
 
@@ -418,8 +420,11 @@ SEC("uretprobe")
 int BPF_KRETPROBE(ssl_handshake_exit)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_call *saved = bpf_map_lookup_elem(&ssl_calls, &id);
 
-	bpf_map_delete_elem(&ssl_threads, &id);
+	/* Not a data call's entry: the handshake ran inside SSL_read/SSL_write. */
+	if (saved && saved->dir == SSL_CALL_HANDSHAKE)
+		bpf_map_delete_elem(&ssl_calls, &id);
 	return 0;
 }
 
@@ -462,13 +467,14 @@ static __always_inline void sock_learn(void *ctx, struct sock *sk)
 	struct conn_key key = { .tgid = id >> 32 };
 	struct conn_state *st;
 	struct sock_tuple t = {};
-	__u64 *ssl, skp = (__u64)sk;
+	struct ssl_call *call;
+	__u64 skp = (__u64)sk;
 	__u32 *role;
 
-	ssl = bpf_map_lookup_elem(&ssl_threads, &id);
-	if (!ssl || !sk)
+	call = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (!call || !sk)
 		return;
-	key.ssl = *ssl;
+	key.ssl = call->ssl;
 	st = bpf_map_lookup_elem(&ssl_conns, &key);
 	if (!st || st->sk == skp)
 		return;
@@ -538,7 +544,7 @@ static __always_inline int sys_io_enter(struct trace_event_raw_sys_enter *ctx)
 	struct sock *sk;
 
 	/* Cheap test first: most syscalls on the host are not inside an SSL_* call. */
-	if (!bpf_map_lookup_elem(&ssl_threads, &id))
+	if (!bpf_map_lookup_elem(&ssl_calls, &id))
 		return 0;
 	sk = sock_from_fd((int)BPF_CORE_READ(ctx, args[0]));
 	if (sk)

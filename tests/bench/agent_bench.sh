@@ -3,8 +3,10 @@
 #
 # Two nodes as network namespaces (tests/e2e/lib.sh: ecvx-bench-{a,b,c}, 10.78.8.0/24):
 # wrk/curl on a, nginx (TLS 1.3, keep-alive, sendfile off) on b. Each round measures
-# three configurations in turn, so drift (noisy neighbours) hits them alike: no ECV; the
-# server node's agent + the tvn (writing to /dev/null); both agents + the tvn:
+# four configurations in turn, so drift (noisy neighbours) hits them alike: no ECV; the
+# uprobe floor (tests/bench/uprobe_floor.c: the agent's libssl uprobes with BPF programs
+# that return at once, the part of the cost any uprobe capture pays); the server node's
+# agent + the tvn (writing to /dev/null); both agents + the tvn:
 #   - request rate: wrk -t1 -c16 -d${BENCH_SECONDS}s on a 1 KiB file;
 #   - bulk rate:    curl of a ${BENCH_BULK_MB} MB file to /dev/null (speed_download);
 # plus the agents' lost perf events. Reports the medians and the ratios to "no ECV";
@@ -16,6 +18,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/e2e/lib.sh"
 . "$ROOT/tests/e2e/lib_extra.sh"
+. "$ROOT/tests/bench/uprobe_floor_lib.sh"
 SECS=${BENCH_SECONDS:-10}
 BULK_MB=${BENCH_BULK_MB:-200}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -33,6 +36,7 @@ e2e_random "$WWW/1k.bin" 1K
 e2e_random "$WWW/bulk.bin" "${BULK_MB}M"
 chmod -R a+rX "$WWW"
 e2e_nginx b "$WWW" 4643 4644 4645
+floor_build
 
 rate() { # wrk requests/s
 	e2e_in a wrk -t1 -c16 -d"${SECS}s" "https://$B:4644/1k.bin" 2>&1 |
@@ -45,9 +49,13 @@ bulk() { # curl MB/s
 # Configurations: none; "one": the server node's agent + the tvn (the agent's own cost,
 # as on a node whose peers are outside the cluster); "both": both agents + the tvn (every
 # ECV process on the same CPUs as the client and the server).
-CONFIGS=(none one both)
+CONFIGS=(none floor one both)
 declare -A RATES=() BULKS=() LOST=() CAPTURED=() MR=() MB=()
 start_ecv() { # CONFIG
+	if [ "$1" = floor ]; then
+		floor_start
+		return 0
+	fi
 	e2e_bg_in c tvn "$E2E_TVN" --listen "$E2E_TVN_IP:$E2E_TVN_PORT" --http 127.0.0.1:4680 \
 		--out pcap:/dev/null
 	E2E_TVNS_PID[tvn]=$E2E_PID
@@ -59,6 +67,10 @@ start_ecv() { # CONFIG
 }
 stop_ecv() { # CONFIG
 	local nodes=b n
+	if [ "$1" = floor ]; then
+		floor_stop
+		return 0
+	fi
 	[ "$1" = both ] && nodes="a b"
 	for n in $nodes; do
 		LOST[$1]=$((${LOST[$1]:-0} + $(ecvx_agent_sum $n ecv_agent_lost_events_total)))
@@ -106,17 +118,20 @@ targets from issue 4.
 
 Two network namespaces: wrk / curl on node a, nginx (TLS 1.3, keep-alive, \`sendfile off\`
 so the body goes through \`SSL_write\`) on node b, all on the same $(nproc) CPUs as the agents
-and the tvn (\`--out pcap:/dev/null\`). Each round measures, in turn: no ECV; the server
-node's agent + the tvn; both agents + the tvn (both ends captured).
+and the tvn (\`--out pcap:/dev/null\`). Each round measures, in turn: no ECV; the uprobe
+floor (the agent's 19 libssl uprobes/uretprobes with BPF programs that return at once,
+tests/bench/uprobe_floor.c: what any uprobe-based capture pays on this kernel before doing
+any work); the server node's agent + the tvn; both agents + the tvn (both ends captured).
+Where the time goes per request: docs/bench-agent-consumer.md (tests/bench/uprobe_floor.sh).
 
-| measure | without ECV | one agent (server node) + tvn | ratio | both agents + tvn | ratio | target |
-| --- | --- | --- | --- | --- | --- | --- |
-| requests/s, \`wrk -t1 -c16 -d${SECS}s\`, 1 KiB responses | ${MR[none]} | ${MR[one]} | $(pct "${MR[one]}" "${MR[none]}") % | ${MR[both]} | $(pct "${MR[both]}" "${MR[none]}") % | ≥ 90 % |
-| bulk download MB/s, curl of $BULK_MB MB | ${MB[none]} | ${MB[one]} | $(pct "${MB[one]}" "${MB[none]}") % | ${MB[both]} | $(pct "${MB[both]}" "${MB[none]}") % | ≥ 95 % |
-| lost perf events (all rounds) | – | ${LOST[one]} | | ${LOST[both]} | | 0 |
+| measure | without ECV | uprobe floor | ratio | one agent (server node) + tvn | ratio | both agents + tvn | ratio | target |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| requests/s, \`wrk -t1 -c16 -d${SECS}s\`, 1 KiB responses | ${MR[none]} | ${MR[floor]} | $(pct "${MR[floor]}" "${MR[none]}") % | ${MR[one]} | $(pct "${MR[one]}" "${MR[none]}") % | ${MR[both]} | $(pct "${MR[both]}" "${MR[none]}") % | ≥ 90 % |
+| bulk download MB/s, curl of $BULK_MB MB | ${MB[none]} | ${MB[floor]} | $(pct "${MB[floor]}" "${MB[none]}") % | ${MB[one]} | $(pct "${MB[one]}" "${MB[none]}") % | ${MB[both]} | $(pct "${MB[both]}" "${MB[none]}") % | ≥ 95 % |
+| lost perf events (all rounds) | – | – | | ${LOST[one]} | | ${LOST[both]} | | 0 |
 
-Medians of $ROUNDS rounds. Per round, req/s: none${RATES[none]}; one${RATES[one]}; both${RATES[both]}.
-MB/s: none${BULKS[none]}; one${BULKS[one]}; both${BULKS[both]}.
+Medians of $ROUNDS rounds. Per round, req/s: none${RATES[none]}; floor${RATES[floor]}; one${RATES[one]}; both${RATES[both]}.
+MB/s: none${BULKS[none]}; floor${BULKS[floor]}; one${BULKS[one]}; both${BULKS[both]}.
 Load average on the machine when the run ended (other work shares it): $LOAD.
 EOF
 cat "$DOC"

@@ -72,6 +72,9 @@ done <<'LIST'
 --socket-hook kretprobe
 --flow-timeout soon
 --gso sometimes
+--nice 20
+--nice -21
+--nice low
 --stats-interval 5x
 --pid 0
 --metrics nocolon
@@ -85,7 +88,7 @@ run_agent --help
 if [ "$rc" -eq 0 ]; then ok "--help exits 0"; else bad "--help exit $rc"; fi
 for flag in --tvn --vni --mtu --lib --bin --no-auto --pid --cgroup --netns --socket-hook \
 	--perf-pages --max-chunks --node --metrics --stats-interval --flow-timeout --verbose \
-	--version --help --config --gso; do
+	--version --help --config --gso --nice; do
 	grep -q -- "$flag" "$TMP/out" || bad "--help does not document $flag"
 done
 run_agent --version
@@ -145,7 +148,7 @@ fi
 
 # --- a healthy run: metrics, then SIGTERM -> exit 0 and detached ------------------
 "$AGENT" --no-auto --lib "$TMP/libssl-ecva.so.3" --tvn 127.0.0.1:4595 \
-	--metrics 127.0.0.1:4594 --stats-interval 200ms >"$TMP/run.log" 2>&1 &
+	--metrics 127.0.0.1:4594 --stats-interval 200ms --nice -3 >"$TMP/run.log" 2>&1 &
 APID=$!
 up=0
 for _ in $(seq 1 300); do # up to 60 s for BPF load and attach (loaded CI hosts)
@@ -167,6 +170,10 @@ if [ "$up" -eq 1 ]; then
 	else
 		bad "/metrics: ecv_agent_targets is not 1"
 	fi
+	# --nice: every thread of the agent (consumer and HTTP server) runs at that value
+	# (field 19 of /proc/PID/task/TID/stat, counted after the ')' that ends comm).
+	nices=$(for t in /proc/"$APID"/task/*/stat; do sed 's/.*) //' "$t" | cut -d' ' -f17; done | sort -u)
+	if [ "$nices" = "-3" ]; then ok "--nice -3: every thread at nice -3"; else bad "--nice -3: threads at '$nices'"; fi
 	n=$(attached "$TMP/libssl-ecva.so.3")
 	if [ "$n" -gt 0 ]; then ok "$n uprobes attached while running"; else bad "no uprobe visible while running"; fi
 	kill -TERM "$APID"
