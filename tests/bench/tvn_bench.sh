@@ -11,6 +11,12 @@
 #     literally one core's worth of tvn; and the highest of BENCH_MAX_RATES at which the
 #     pinned tvn loses nothing (rates tried in order, a losing one once more, up to the
 #     first that loses twice).
+#     Floor rows: tests/bench/udp_floor.c (built here with gcc against $BUILD/libtvn.a) is
+#     tvn's ingest (tvn/ingest.c: sockets, receive loop) with a consumer that only counts
+#     datagrams; GRO buffers from ingest_buffers(); no parsing, dedup or output;
+#     pinned like tvn, same senders (plain and --gso at BENCH_RATE, --gso at full speed),
+#     BENCH_FLOOR_RUNS rounds with the receivers taking turns: datagrams per CPU-second of
+#     the floor and of tvn (medians) and tvn's share of the floor.
 #  3. instructions per packet (valgrind --tool=callgrind; repeatable on a loaded machine,
 #     unlike times): offline on a smaller capture minus a one-packet run (start-up), and
 #     live (everything the process executed, start-up and idle polls included, divided by
@@ -22,9 +28,10 @@
 # (fixed live rate, default 100000), BENCH_CG_FLOWS (callgrind capture, default 3000,
 # 0 = skip), BENCH_BASELINE (another tvn binary measured alongside: before/after),
 # BENCH_MAX_RATES (default "300000 400000 500000 600000 700000 800000 1000000"; "" = skip),
-# BENCH_PORT (first of the 4 local ports used, default 4896).
+# BENCH_PORT (first of the 4 local ports used, default 4896), BENCH_FLOOR_RUNS (pinned rounds of
+# floor vs tvn, default 3; 0 = no floor, the pinned gso row at BENCH_RATE once).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
@@ -36,9 +43,10 @@ CG_FLOWS=${BENCH_CG_FLOWS:-3000}
 BASE=${BENCH_BASELINE:-}
 MAX_RATES=${BENCH_MAX_RATES-300000 400000 500000 600000 700000 800000 1000000}
 PORT0=${BENCH_PORT:-4896}
+FLOOR_RUNS=${BENCH_FLOOR_RUNS:-3}
 PIN=1
 [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null || PIN=0
-for c in hyperfine mergecap editcap capinfos curl python3 bc; do
+for c in hyperfine mergecap editcap capinfos curl python3 bc gcc; do
 	command -v $c >/dev/null || { echo "skip: $c not installed"; exit 77; }
 done
 for b in tvn ecv-flowgen ecv-replay; do
@@ -49,6 +57,15 @@ T=$(mktemp -d /tmp/ecvu-bench-XXXXXX)
 TVN=
 cleanup() { [ -n "$TVN" ] && kill "$TVN" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
+FLOOR=$T/udp_floor
+[ "$FLOOR_RUNS" -gt 0 ] && [ $PIN = 1 ] || FLOOR_RUNS=0
+if [ "$FLOOR_RUNS" -gt 0 ]; then
+	# against this build's tvn/ingest.c: the floor runs tvn's receive code, not a copy
+	# shellcheck disable=SC2046 # pkg-config prints several words
+	gcc -O2 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Itvn -Icommon -o "$FLOOR" \
+		tests/bench/udp_floor.c "$BUILD/libtvn.a" "$BUILD/libecvcommon.a" \
+		$(pkg-config --libs jansson) || { echo "cannot build tests/bench/udp_floor.c"; exit 1; }
+fi
 npk() { capinfos -c -M "$1" | awk '/Number of packets/ { print $NF }'; }
 BINS=("$BUILD/tvn")
 NAMES=(tvn)
@@ -82,19 +99,36 @@ hf+=(-n editcap "editcap -d $T/merged.pcap /dev/null")
 metric() { # port name -> value ("" if the binary does not have it)
 	curl -sf http://127.0.0.1:$1/metrics | awk -v m="$2" '$1 == m { print $2 }'
 }
-live() { # bin rate (0 = full speed) pin (0/1) [ecv-replay flags]
-	# -> "sent received socket_drops buffers seconds cpu_seconds send_seconds"
+floor_counts() { # -> "received socket_drops buffers" of the running udp_floor ($TVN)
+	local n0 n1
+	n0=$(wc -l <"$T/floor.out")
+	kill -USR1 "$TVN"
+	for _ in $(seq 50); do # it prints within one hold or poll() wait
+		n1=$(wc -l <"$T/floor.out")
+		[ "$n1" -gt "$n0" ] && break
+		sleep 0.02
+	done
+	tail -n 1 "$T/floor.out" | awk '$1 == "datagrams" { print $2, $6, $4 }'
+}
+live() { # bin rate (0 = full speed) pin (0/1) [ecv-replay flags]; bin $FLOOR = udp_floor
+	# -> "sent received socket_drops buffers seconds cpu_seconds send_seconds user_seconds"
 	local bin=$1 rate=$2 port=$((PORT0 + 2)) http=$((PORT0 + 3)) start end rx=0 last=-1 drops
-	local bufs cpu0 cpu1 ra sent_at tp=() sp=()
+	local bufs cpu0 cpu1 user0 user1 ra sent_at tp=() sp=()
 	if [ "$3" = 1 ]; then
 		tp=(taskset -c 1)
 		sp=(taskset -c 0)
 	fi
-	"${tp[@]}" "$bin" -q --listen 127.0.0.1:$port --http 127.0.0.1:$http --out pcap:/dev/null \
-		2>/dev/null &
-	TVN=$!
-	for _ in $(seq 100); do curl -sf http://127.0.0.1:$http/healthz >/dev/null && break; sleep 0.1; done
-	cpu0=$(awk '{ print $14 + $15 }' /proc/$TVN/stat)
+	if [ "$bin" = "$FLOOR" ]; then
+		"${tp[@]}" "$FLOOR" 127.0.0.1:$port >"$T/floor.out" 2>&1 &
+		TVN=$!
+		for _ in $(seq 100); do grep -q '^listening' "$T/floor.out" && break; sleep 0.1; done
+	else
+		"${tp[@]}" "$bin" -q --listen 127.0.0.1:$port --http 127.0.0.1:$http \
+			--out pcap:/dev/null 2>/dev/null &
+		TVN=$!
+		for _ in $(seq 100); do curl -sf http://127.0.0.1:$http/healthz >/dev/null && break; sleep 0.1; done
+	fi
+	read -r user0 cpu0 < <(awk '{ print $14, $14 + $15 }' /proc/$TVN/stat)
 	start=$(date +%s.%N)
 	"${sp[@]}" "$BUILD/ecv-replay" -q --to 127.0.0.1:$port --from 127.0.0.2 --rate $((rate / 2)) \
 		"${@:4}" "$T/g/a.pcap" &
@@ -104,34 +138,60 @@ live() { # bin rate (0 = full speed) pin (0/1) [ecv-replay flags]
 	wait $ra
 	sent_at=$(date +%s.%N)
 	for _ in $(seq 100); do # until the counter stops moving (10 s at most)
-		rx=$(metric $http tvn_rx_packets_total)
+		if [ "$bin" = "$FLOOR" ]; then
+			read -r rx drops bufs < <(floor_counts)
+			rx=${rx:-0}
+		else
+			rx=$(metric $http tvn_rx_packets_total)
+		fi
 		[ "$rx" -ge $((NA + NB)) ] && break
 		[ "$rx" = "$last" ] && break
 		last=$rx
 		sleep 0.1
 	done
 	end=$(date +%s.%N)
-	# Buffers the kernel dropped (before this metric had its own name: reason="socket").
-	drops=$(metric $http tvn_rx_dropped_buffers_total)
-	[ -n "$drops" ] || drops=$(metric $http 'tvn_rx_dropped_total{reason="socket"}')
-	bufs=$(metric $http tvn_rx_buffers_total)
-	cpu1=$(awk '{ print $14 + $15 }' /proc/$TVN/stat)
+	if [ "$bin" != "$FLOOR" ]; then
+		# Buffers the kernel dropped (before this metric had its own name: reason="socket").
+		drops=$(metric $http tvn_rx_dropped_buffers_total)
+		[ -n "$drops" ] || drops=$(metric $http 'tvn_rx_dropped_total{reason="socket"}')
+		bufs=$(metric $http tvn_rx_buffers_total)
+	fi
+	read -r user1 cpu1 < <(awk '{ print $14, $14 + $15 }' /proc/$TVN/stat)
 	kill $TVN; wait $TVN 2>/dev/null; TVN=
 	echo "$((NA + NB)) $rx ${drops:-0} ${bufs:--} $(echo "$end - $start" | bc -l)" \
-		"$(echo "($cpu1 - $cpu0) / $(getconf CLK_TCK)" | bc -l) $(echo "$sent_at - $start" | bc -l)"
+		"$(echo "($cpu1 - $cpu0) / $(getconf CLK_TCK)" | bc -l) $(echo "$sent_at - $start" | bc -l)" \
+		"$(echo "($user1 - $user0) / $(getconf CLK_TCK)" | bc -l)"
 }
 : >"$T/live.txt"
 # plain: one datagram per send; gso: ecv-replay --gso sends runs of equal-sized datagrams
 # as one UDP GSO send, as ecv-agent does, which a tvn with UDP_GRO receives coalesced.
 # The binaries take turns row by row, so the machine's load drifts over both alike.
-for row in "full plain 0" "$RATE plain 0" "full gso 0 --gso" "$RATE gso 0 --gso" \
-	"$RATE gso-pinned 1 --gso"; do
+for row in "full plain 0" "$RATE plain 0" "full gso 0 --gso" "$RATE gso 0 --gso"; do
 	set -- $row
-	[ "$3" = 1 ] && [ $PIN = 0 ] && continue
 	for i in "${!BINS[@]}"; do
 		echo "${NAMES[$i]} $1 $2 $(live "${BINS[$i]}" "${1/full/0}" "${@:3}")" >>"$T/live.txt"
 	done
 done
+# Pinned, the floor beside the binaries: rounds of plain and gso, receivers taking turns.
+LBINS=("${BINS[@]}") LNAMES=("${NAMES[@]}")
+if [ "$FLOOR_RUNS" -gt 0 ]; then
+	LBINS+=("$FLOOR")
+	LNAMES+=(floor)
+fi
+cut -d' ' -f1 /proc/loadavg >"$T/load.txt"
+if [ $PIN = 1 ]; then
+	for _ in $(seq $((FLOOR_RUNS > 0 ? FLOOR_RUNS : 1))); do
+		for row in "$RATE plain-pinned 1" "$RATE gso-pinned 1 --gso" "full gso-pinned 1 --gso"; do
+			set -- $row
+			# without the floor, only the gso row at BENCH_RATE is measured (as before)
+			[ "$FLOOR_RUNS" = 0 ] && [ "$1 $2" != "$RATE gso-pinned" ] && continue
+			for i in "${!LBINS[@]}"; do
+				echo "${LNAMES[$i]} $1 $2 $(live "${LBINS[$i]}" "${1/full/0}" "${@:3}")" >>"$T/live.txt"
+			done
+		done
+	done
+fi
+cut -d' ' -f1 /proc/loadavg >>"$T/load.txt"
 # Highest lossless rate, pinned: each binary from the lowest rate up; a rate that loses is
 # tried once more (other work on the machine can take a pinned CPU away for a moment), and
 # the second loss ends the search.
@@ -200,9 +260,9 @@ fi
 FLOW_BYTES=$("$BUILD/tvn" --version | awk '/dedup flow entry/ { print $4 }')
 
 touch "$T/cgf.txt"
-python3 - "$OUT" "$T/hf.json" "$T/live.txt" "$T/cg.txt" "$T/max.txt" "$T/cgf.txt" <<PY
-import sys, platform, os, datetime, json
-out, hfj, livef, cgf, maxf, cgff = sys.argv[1:7]
+python3 - "$OUT" "$T/hf.json" "$T/live.txt" "$T/cg.txt" "$T/max.txt" "$T/cgf.txt" "$T/load.txt" <<PY
+import sys, platform, os, datetime, json, statistics
+out, hfj, livef, cgf, maxf, cgff, loadf = sys.argv[1:8]
 pk = $PKTS
 hf = {x["command"]: x for x in json.load(open(hfj))["results"]}
 L = []
@@ -244,22 +304,95 @@ L.append("share the machine's CPUs with tvn, so the per-CPU-second rate (tvn's o
 L.append("comparable figure. Sends \"plain\": one datagram per send (sendmmsg); \"gso\": \`ecv-replay --gso\`,")
 L.append("runs of equal-sized datagrams as one UDP GSO send, as ecv-agent sends them; tvn's socket has UDP_GRO")
 L.append("on, so such a run arrives as one buffer that tvn splits and validates datagram by datagram.")
-L.append("\"gso-pinned\": tvn runs on CPU 1 only and both senders on CPU 0 (\`taskset\`), so tvn has exactly one")
-L.append("core. Buffers: \`tvn_rx_buffers_total\`, what the receive calls returned (a datagram or a GRO run).")
+L.append("\"plain-pinned\", \"gso-pinned\": tvn runs on CPU 1 only and both senders on CPU 0 (\`taskset\`), so tvn")
+L.append("has exactly one core; the \"floor\" rows beside them are explained below the table.")
+L.append("Buffers: \`tvn_rx_buffers_total\`, what the receive calls returned (a datagram or a GRO run).")
 L.append("Dropped buffers (\`tvn_rx_dropped_buffers_total\`; \`tvn_rx_dropped_total{reason=\"socket\"}\` in older")
 L.append("binaries) count what the kernel dropped for a full socket buffer: with GRO one dropped buffer counts")
 L.append("once however many datagrams it held, so \"lost\" (sent - received) is the figure to trust.")
 L.append("")
 L.append("| binary | send rate | sends | sent | received (tvn_rx_packets_total) | lost | dropped buffers | buffers | packets/s (wall) | packets/s per CPU-second of tvn |")
 L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-def live_row(f):
-    name, rate, mode, sent, rx, drop, bufs, secs, cpu, ssecs = f
+def live_row(f):  # the 10 fields every table uses; user_seconds (f[10]) only the floor's
+    name, rate, mode, sent, rx, drop, bufs, secs, cpu, ssecs = f[:10]
     sent, rx, drop, secs, cpu = int(sent), int(rx), int(float(drop)), float(secs), max(float(cpu), 1e-9)
     return name, rate, mode, sent, rx, drop, bufs, secs, cpu, float(ssecs)
 for line in open(livef):
     name, rate, mode, sent, rx, drop, bufs, secs, cpu, ssecs = live_row(line.split())
     L.append("| %s | %s | %s | %d | %d | %d | %d | %s | %.0f | %.0f |" % (name, "full speed" if rate == "full" else rate + "/s",
              mode, sent, rx, sent - rx, drop, bufs, rx / secs, rx / cpu))
+floor = [l.split() for l in open(livef) if l.split()[2].endswith("-pinned")]
+if any(f[0] == "floor" for f in floor):
+    loads = open(loadf).read().split()
+    per = {}  # (rate, mode) -> name -> [(per CPU-second, datagrams per buffer, lost, sent/s)]
+    for f in floor:
+        name, rate, mode, sent, rx, drop, bufs, secs, cpu, ssecs = live_row(f)
+        dpb = rx / int(bufs) if bufs not in ("-", "0") else float("nan")
+        user = float(f[10])
+        per.setdefault((rate, mode), {}).setdefault(name, []).append((rx / cpu, dpb, sent - rx, sent / ssecs,
+                                                                      1e9 * user / rx, 1e9 * (cpu - user) / rx))
+    med = lambda xs, j: statistics.median(x[j] for x in xs)
+    rounds = len(per[(floor[0][1], floor[0][2])]["floor"])
+    L.append("")
+    L.append("### The floor: tvn's receive path with nothing behind it")
+    L.append("")
+    L.append("\`floor\` rows: \`tests/bench/udp_floor.c\`, tvn's own ingest code (tvn/ingest.c, linked from this")
+    L.append("build: 32 MiB SO_RCVBUFFORCE, UDP_GRO, \`recvmmsg()\` of 64 buffers of 64 KiB, the hold-then-drain")
+    L.append("wait, GRO buffers split by their segment size) with a consumer that only counts datagrams: no")
+    L.append("validation, no dedup, no output, no HTTP. Same senders, same pinning (receiver on CPU 1, both \`ecv-replay\` on")
+    L.append("CPU 0), same rates; rounds: %d, the receivers taking turns; load average %s before, %s after." % (
+        rounds, loads[0], loads[-1]))
+    L.append("Medians of the rounds; CPU = the receiver's user+system time (\`/proc/PID/stat\`, 10 ms ticks: the")
+    L.append("user/system split of the floor is a tick or two, i.e. about 0). On loopback the")
+    L.append("senders' CPU runs the kernel's IP/UDP receive and GRO (softirq at send time): what the receiver")
+    L.append("pays is the receive system calls, the copy to user space, the wake-ups and its own work. Two")
+    L.append("senders on one CPU reach only a few hundred thousand datagrams per second, so the per-CPU-second")
+    L.append("rate, not a lossless rate, is what says whether one core could take 1 M per second.")
+    L.append("")
+    L.append("| receiver | send rate | sends | sent/s (achieved, median) | datagrams per CPU-second (median) | range | datagrams per buffer | lost (max) | ns per datagram: user | system | of the floor |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (rate, mode), by in per.items():
+        fl = med(by["floor"], 0)
+        for name, xs in by.items():
+            v = med(xs, 0)
+            L.append("| %s | %s | %s | %.0f | %.0f | %.0f-%.0f | %.2f | %d | %.0f | %.0f | %.0f %% |" % (name,
+                     "full speed" if rate == "full" else rate + "/s", mode.replace("-pinned", ""), med(xs, 3), v,
+                     min(x[0] for x in xs), max(x[0] for x in xs), med(xs, 1), max(x[2] for x in xs),
+                     med(xs, 4), med(xs, 5), 100 * v / fl))
+    L.append("")
+    for name in ("floor", "tvn"):
+        xs = [x for by in per.values() for x in by.get(name, [])]
+        lossy = [x for x in xs if x[2] > 0]
+        if lossy:
+            busy = sorted(set("%.0f" % (100 * x[3] / x[0]) for x in lossy), key=float)
+            L.append("%s lost datagrams (socket buffer full) in %d of %d pinned rounds, while busy only %s %%" % (
+                name, len(lossy), len(xs), "-".join(busy[::max(len(busy) - 1, 1)])))
+            L.append("of its CPU on average: not a lack of capacity on average; it did not drain for tens of")
+            L.append("milliseconds (what the 32 MiB buffer holds at these rates), why is not established.")
+            L.append("")
+    for (rate, mode), by in per.items():
+        if not mode.startswith("gso") or "tvn" not in by:
+            continue
+        gf, gt = med(by["floor"], 0), med(by["tvn"], 0)
+        L.append("GSO senders, %s: the kernel's loopback UDP receive with tvn's receive loop alone handles" % (
+            "full speed" if rate == "full" else rate + "/s"))
+        L.append("**%.2f M datagrams per CPU-second** here (%.2f us each); tvn **%.2f M (%.0f %% of the floor)**, %.2f us each: %.0f ns" % (
+            gf / 1e6, 1e6 / gf, gt / 1e6, 100 * gt / gf, 1e6 / gt, 1e9 / gt - 1e9 / gf))
+        L.append("above the floor; user time %.0f ns, system time %.0f ns more than the floor's (medians apiece)." % (
+            med(by["tvn"], 4), med(by["tvn"], 5) - med(by["floor"], 5)))
+        L.append("")
+    # the budget at the last (highest) rate: the most datagrams per wake-up and per buffer
+    by = list(per.values())[-1]
+    if "tvn" in by:
+        gf, gt = med(by["floor"], 0), med(by["tvn"], 0)
+        L.append("1 M per CPU-second leaves 1 us per datagram; at the highest rate above, the floor takes %.2f us of it," % (
+            1e6 / gf))
+        if gf < 1e6:
+            L.append("so the target is not reachable here with a socket receiver, whatever tvn does in user space.")
+        else:
+            L.append("so tvn's own work (user space and its system calls beyond the floor's) would have to fit in")
+            L.append("%.0f ns per datagram, %.0f %% of the %.0f ns it takes now." % (1e3 - 1e9 / gf,
+                     100 * (1e3 - 1e9 / gf) / (1e9 / gt - 1e9 / gf), 1e9 / gt - 1e9 / gf))
 mx = [l.split() for l in open(maxf)]
 if mx:
     L.append("")
@@ -322,8 +455,9 @@ L.append("\`tvn --version\`: one flow entry of the dedup table costs **$FLOW_BYT
 L.append("slot + per-flow state), so the default --max-flows 1000000 bounds the table at about %.0f MiB." % ($FLOW_BYTES * 1e6 / 2**20))
 L.append("")
 L.append("Reproduce: \`make bench\` or \`BUILD=build bash tests/bench/tvn_bench.sh\` (BENCH_FLOWS, BENCH_RUNS,")
-L.append("BENCH_RATE, BENCH_CG_FLOWS, BENCH_MAX_RATES, BENCH_PORT, BENCH_BASELINE=/path/to/an/older/tvn for a")
-L.append("before/after run).")
+L.append("BENCH_RATE, BENCH_CG_FLOWS, BENCH_MAX_RATES, BENCH_PORT, BENCH_FLOOR_RUNS, BENCH_BASELINE=/path/to/an/older/tvn for a")
+L.append("before/after run). This file: \`BENCH_FLOWS=$FLOWS BENCH_RUNS=$RUNS BENCH_RATE=$RATE BENCH_CG_FLOWS=$CG_FLOWS")
+L.append("BENCH_MAX_RATES='$MAX_RATES' BENCH_FLOOR_RUNS=$FLOOR_RUNS bash tests/bench/tvn_bench.sh\`.")
 text = "\n".join(L) + "\n"
 marker = "<!-- kept by tvn_bench.sh -->"
 if os.path.exists(out):
