@@ -66,8 +66,10 @@
  * it; all of them go out when another copy's data jumps past the edge too (the hole is
  * in both), before a RST, after skew (dedup_expire()), at the flow's end, or when the
  * bounds (HOLD_DIR_MAX per direction, HOLD_BUDGET in total) say no. The bytes still come
- * from whichever copy brought them first; only their order changes. Latency: data past
- * a hole waits for the lag between the copies (at most skew).
+ * from whichever copy brought them first; only their order changes: another copy's
+ * segment that fills the hole and runs on into the held frames goes out in pieces, each
+ * ending where the oldest held frame starts (hold_fill()). Latency: data past a hole
+ * waits for the lag between the copies (at most skew).
  *
  * A restarted agent's copy (relative offsets) is never laid over absolute output, even
  * after the flow entry ended: a connection that delivered absolute offsets leaves a
@@ -117,6 +119,9 @@ _Static_assert(MAX_RANGES <= 255, "dir_state.n holds the range count");
 #define TOMB_WAYS 4
 #define HOLD_DIR_MAX (256u << 10) /* frame bytes held after a fresh hole, per direction */
 #define HOLD_BUDGET (64ull << 20) /* ... and in total */
+/* What a held frame costs against those bounds: its bytes, its header and malloc's own
+ * chunk header, so that tiny frames cannot hold twice the memory the bounds name. */
+#define HOLD_COST(len) (sizeof(struct held_frame) + 2 * sizeof(size_t) + (len))
 
 /* On the per-packet path of every frame: inlined whatever the compiler's size estimate,
  * since a call costs about as much as these do (the callers pass up to ten arguments). */
@@ -223,7 +228,7 @@ struct flow_ext {
 	struct held_seg fin[2];
 	struct held_seg ack[2];
 	/* Per direction while HELD_DATA: frames of one copy (source qsrc) that start beyond
-	 * the emitted edge, in arrival order, qbytes of them. */
+	 * the emitted edge, in arrival order, costing qbytes (HOLD_COST) in all. */
 	struct held_frame *q[2], *qlast[2];
 	uint32_t qbytes[2];
 	uint16_t qsrc[2];
@@ -1224,8 +1229,8 @@ static struct held_frame *hold_pop(struct dedup *d, struct flow *f, int dir)
 	struct held_frame *h = x->q[dir];
 
 	x->q[dir] = h->next;
-	x->qbytes[dir] -= h->len;
-	d->hold_bytes -= h->len;
+	x->qbytes[dir] -= HOLD_COST(h->len);
+	d->hold_bytes -= HOLD_COST(h->len);
 	if (!x->q[dir]) {
 		x->qlast[dir] = NULL;
 		held_set(d, f, HELD_DATA(dir), false);
@@ -1296,8 +1301,8 @@ static bool bytes_hold(struct dedup *d, struct flow *f, int dir, const uint8_t *
 	}
 	if (!queued && !fin_should_hold(d, f, slot))
 		return false;
-	if (len > HOLD_DIR_MAX - (queued ? f->ext->qbytes[dir] : 0) ||
-	    d->hold_bytes + len > HOLD_BUDGET || !flow_ext(f) || !(h = malloc(sizeof(*h) + len))) {
+	if (HOLD_COST(len) > HOLD_DIR_MAX - (queued ? f->ext->qbytes[dir] : 0) ||
+	    d->hold_bytes + HOLD_COST(len) > HOLD_BUDGET || !flow_ext(f) || !(h = malloc(sizeof(*h) + len))) {
 		hold_release(d, f, dir, true);
 		return false;
 	}
@@ -1315,8 +1320,94 @@ static bool bytes_hold(struct dedup *d, struct flow *f, int dir, const uint8_t *
 		held_set(d, f, HELD_DATA(dir), true);
 	}
 	f->ext->qlast[dir] = h;
-	f->ext->qbytes[dir] += (uint32_t)len;
-	d->hold_bytes += len;
+	f->ext->qbytes[dir] += (uint32_t)HOLD_COST(len);
+	d->hold_bytes += HOLD_COST(len);
+	return true;
+}
+
+/* Whether the emitted ranges of a direction hold [lo, hi) whole. */
+static bool dir_covers(struct dir_state *ds, uint32_t lo, uint32_t hi)
+{
+	const struct rng *r = dir_ranges(ds);
+	unsigned i;
+
+	for (i = 0; i < ds->n; i++)
+		if (sdiff(lo, r[i].lo) >= 0 && sdiff(hi, r[i].hi) <= 0)
+			return true;
+	return false;
+}
+
+/* A segment of another copy that fills the hole in front of the frames held in
+ * direction dir and runs on into them (the copies were segmented differently).
+ * Delivered whole, its bytes past the hole would go out before the held ones, although
+ * the held copy brought them first (DESIGN §4: the first copy wins, the other is compared
+ * and counted as a conflict). So it goes through in pieces, each ending where the oldest
+ * held frame starts: the piece moves the edge there and the held frames go out, then the
+ * next piece meets them as a second copy. A loop, not recursion: every piece ends at a
+ * held frame, so it is never split again. Only the oldest held frame is looked at: where
+ * a copy reordered its own segments behind the hole, the filler can still win there.
+ * The counters see one input frame: dropped once when no piece went out (a piece the
+ * ranges cover whole is dropped by bytes_input(): that is undone), else emitted, in
+ * pieces (trimmed_packets counts the pieces that lost bytes, plus one when a whole
+ * piece did). Returns true when the segment was handled. */
+static __attribute__((noinline)) bool hold_fill(struct dedup *d, struct flow *f, int dir,
+						const uint8_t *frame, const struct pkt_info *info,
+						const struct dedup_src *src, uint32_t sid, int slot,
+						uint64_t ts)
+{
+	unsigned fin = !!(info->tcp_flags & PKT_TCP_FIN);
+	int64_t off = 0, cut, seglen = (int64_t)info->payload_len + fin;
+	bool last = false, sent = false, gone = false;
+	uint8_t *piece = NULL;
+	struct pkt_info in;
+	uint32_t edge;
+	int k;
+
+	if (f->ext->qsrc[dir] == sid || (info->tcp_flags & PKT_TCP_SYN) || !info->payload_len ||
+	    !dir_edge(&f->dir[dir], &edge) || sdiff(info->seq, edge) < -(int32_t)STALE_SPAN)
+		return false;
+	while (!last) {
+		struct flow_ext *x = f->ext;
+
+		cut = seglen;
+		if ((x->held & HELD_DATA(dir)) && x->qsrc[dir] != sid &&
+		    dir_edge(&f->dir[dir], &edge) && sdiff(info->seq + (uint32_t)off, edge) <= 0 &&
+		    sdiff(x->q[dir]->seq, edge) > 0)
+			cut = sdiff(x->q[dir]->seq, info->seq);
+		if (cut <= off || cut >= (int64_t)info->payload_len) {
+			if (!off)
+				return false; /* not into held data: the usual paths */
+			cut = seglen;
+			last = true;
+		}
+		k = build_piece(d, frame, info, info->ack, off, cut, 0, fin, seglen);
+		if (k <= 0 || (!piece && !(piece = malloc(sizeof(d->buf))))) {
+			if (!off)
+				return false;
+			break; /* no part of a parsed frame fails to build: never taken */
+		}
+		memcpy(piece, d->buf, (size_t)k);
+		if (pkt_parse(piece, (size_t)k, &in) == 0) {
+			if (dir_covers(&f->dir[dir], in.seq,
+				       in.seq + in.payload_len + !!(in.tcp_flags & PKT_TCP_FIN))) {
+				bytes_input(d, f, dir, piece, (size_t)k, &in, src, sid, slot, ts);
+				d->st.dropped_packets--;
+				f->pkts_dropped--;
+				gone = true;
+			} else {
+				bytes_input(d, f, dir, piece, (size_t)k, &in, src, sid, slot, ts);
+				sent = true;
+			}
+		}
+		off = cut;
+	}
+	free(piece);
+	if (!sent) {
+		d->st.dropped_packets++;
+		f->pkts_dropped++;
+	} else if (gone) {
+		d->st.trimmed_packets++;
+	}
 	return true;
 }
 
@@ -1332,9 +1423,10 @@ HOT bool bytes_next(struct dedup *d, struct flow *f, int dir, const uint8_t *fra
 	struct rng *r = dir_ranges(ds), *last = &r[ds->n - 1];
 	uint32_t n = info->payload_len, head = info->seq + n, ack;
 
-	/* A held FIN the data may run past, or a hole falling STALE_SPAN behind: the
-	 * general path gives those up. */
-	if (info->seq != last->hi || (f->ext && (f->ext->held & HELD_FIN(dir))))
+	/* A held FIN the data may run past, data held past the edge (the segment may run
+	 * into it: hold_fill()), or a hole falling STALE_SPAN behind: the general paths
+	 * take those. */
+	if (info->seq != last->hi || (f->ext && (f->ext->held & (HELD_FIN(dir) | HELD_DATA(dir)))))
 		return false;
 	if (sdiff(head, r[0].lo) > (int32_t)STALE_SPAN) {
 		if (ds->n > 1 && sdiff(head, r[0].hi) > (int32_t)STALE_SPAN)
@@ -1470,6 +1562,8 @@ HOT void bytes_input(struct dedup *d, struct flow *f, int dir, const uint8_t *fr
 		}
 	} else if ((!syn && !fin && bytes_next(d, f, dir, frame, len, info, src, ts)) ||
 		   bytes_covered(d, f, dir, info, syn, syn + info->payload_len + fin) ||
+		   (f->ext && (f->ext->held & HELD_DATA(dir)) && slot != -2 &&
+		    hold_fill(d, f, dir, frame, info, src, sid, slot, ts)) ||
 		   (!syn && !fin && bytes_hold(d, f, dir, frame, len, info, sid, slot, ts))) {
 		return;
 	}

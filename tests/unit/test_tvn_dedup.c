@@ -872,6 +872,62 @@ START_TEST(test_hole_in_both_copies)
 }
 END_TEST
 
+/* Copy A lost a segment and its data past the hole is held; copy B, segmented
+ * differently, fills the hole with a segment that runs into A's held data and disagrees
+ * with it there. A brought those bytes first, so A's bytes go out (DESIGN §4: the first
+ * copy wins) and the conflict is counted, the hole's bytes come from B, all once. */
+START_TEST(test_hole_fill_conflict_first_copy_wins)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl la = { 0 }, lb = { 0 };
+	size_t off = 0, n = 0, k;
+	uint64_t in_bytes = 0;
+	struct conn cb;
+	struct run r;
+	int dir = 1;
+
+	a.mtu = 1040;
+	b.mtu = 1540;
+	b.t0 = a.t0 + 100 * MS; /* A brings every byte it has first */
+	run_conn(&r, &cfg, 40047, 30000, 1000, 66);
+	cb = r.c;
+	cb.data[0] = malloc(r.c.len[0]);
+	memcpy(cb.data[0], r.c.data[0], r.c.len[0]);
+	gen_copy(&la, &r.c, &a);
+	/* A data segment of A's that starts where one of B's does (1000 | 1500). */
+	for (k = 5; k < la.n; k++) {
+		off = frame_offset(&la, k, &r.c, &dir, &n);
+		if (dir == 0 && n == 1000 && off % 3000 == 0 && off + 3000 < r.c.len[0])
+			break;
+	}
+	ck_assert_uint_lt(k, la.n);
+	cb.data[0][off + n + 100] ^= 0xff; /* in A's held segment and B's filler */
+	gen_copy(&lb, &cb, &b);
+	frl_remove(&la, k);
+	frl_merge(&r.all, &la);
+	frl_merge(&r.all, &lb);
+	feed(r.d, &r.s, &r.all, true);
+	dedup_flush(r.d);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.overlap_conflicts, 1);
+	ck_assert_uint_eq(r.s.bad_csum, 0);
+	/* Every payload byte that came in either went out once or is counted a duplicate,
+	 * and every frame either went out (whole or in pieces) or is counted dropped. */
+	for (k = 0; k < r.all.n; k++) {
+		struct pkt_info in;
+
+		ck_assert_int_eq(pkt_parse(r.all.v[k].b, r.all.v[k].len, &in), 0);
+		in_bytes += in.payload_len;
+	}
+	ck_assert_uint_eq(in_bytes, r.st.dup_bytes + r.c.len[0] + r.c.len[1]);
+	ck_assert_uint_ge(r.st.emitted_packets + r.st.dropped_packets, r.all.n);
+	run_end(&r);
+	free(cb.data[0]);
+}
+END_TEST
+
 /* Copy B stops after the handshake (its agent died) and copy A has a hole: A's data past
  * the hole is held for skew, then dedup_expire() delivers it, once. */
 START_TEST(test_hole_released_after_skew)
@@ -2313,6 +2369,7 @@ static Suite *dedup_suite(void)
 	tcase_add_test(b, test_last_ack_past_hole_kept);
 	tcase_add_test(b, test_hole_in_both_copies);
 	tcase_add_test(b, test_hole_released_after_skew);
+	tcase_add_test(b, test_hole_fill_conflict_first_copy_wins);
 	tcase_add_test(b, test_mid_stream_copy);
 	tcase_add_test(b, test_meta_from_start_is_absolute);
 	tcase_add_test(b, test_agent_shutdown_fins_held);
