@@ -27,15 +27,7 @@ DOC=${BENCH_AGENT_DOC:-$ROOT/docs/bench-agent.md}
 command -v wrk >/dev/null || e2e_skip "wrk not installed"
 ecvx_net 10.78.8
 ecvx_init ecvx-bench agent
-e2e_topology a b
-B=${E2E_IP[b]}
-e2e_cert
-WWW=$E2E_TMP/www
-mkdir -p "$WWW"
-e2e_random "$WWW/1k.bin" 1K
-e2e_random "$WWW/bulk.bin" "${BULK_MB}M"
-chmod -R a+rX "$WWW"
-e2e_nginx b "$WWW" 4643 4644 4645
+e2e_web_nodes "4643 4644 4645" 1k.bin=1K bulk.bin="${BULK_MB}M"
 floor_build
 
 rate() { # wrk requests/s

@@ -39,14 +39,7 @@ if [ "$BPF_STATS" != 0 ]; then
 	sysctl -qw kernel.bpf_stats_enabled=1
 fi
 floor_build
-e2e_topology a b
-B=${E2E_IP[b]}
-e2e_cert
-WWW=$E2E_TMP/www
-mkdir -p "$WWW"
-e2e_random "$WWW/1k.bin" 1K
-chmod -R a+rX "$WWW"
-e2e_nginx b "$WWW" 25443 25444
+e2e_web_nodes "25443 25444" 1k.bin=1K
 
 CONFIGS=(none floor agent)
 [ -z "$BASE" ] || CONFIGS+=(base)
