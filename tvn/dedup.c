@@ -109,6 +109,7 @@ _Static_assert(MAX_RANGES <= 255, "dir_state.n holds the range count");
 #define STALE_SPAN (1u << 30)
 #define RING_SIZE (64u << 10) /* a power of two dividing 2^32 */
 #define RING_BUDGET (256ull << 20)
+#define RING_SLAB 32 /* rings per allocation (2 MiB), apart from the heap's small objects */
 #define POOL_CHUNK 4096
 #define MAX_BUCKETS (1u << 22)
 #define SRC_MAX 65535u
@@ -156,6 +157,12 @@ struct ring {
 		uint32_t from;	   /* bytes before this sequence number were never written */
 		struct ring *next; /* on the free list */
 	};
+	/* The sequence number stored at data[0]: the direction's first payload, so a flow's
+	 * bytes start next to this header. A short flow touches only the first pages of its
+	 * ring (indexed by seq alone they landed anywhere in the 64 KiB), and a recycled
+	 * ring's next flow reuses those pages: fewer page faults on fresh rings, and in a
+	 * long run the rings' resident memory stays near what the flows really keep. */
+	uint32_t base;
 	uint8_t data[RING_SIZE];
 };
 
@@ -288,6 +295,8 @@ struct dedup {
 	uint64_t ring_bytes; /* rings in use and on the free list */
 	uint64_t hold_bytes; /* frames held behind fresh holes */
 	struct ring *ring_free;
+	struct ring **ring_slabs; /* what ring_get() allocated, for dedup_free() */
+	size_t nring_slabs;
 	struct flow *held; /* flows holding a FIN back */
 	struct tomb *tombs;
 	struct hset_ent *hset;
@@ -600,21 +609,37 @@ static void dir_ranges_free(struct dir_state *ds)
 }
 
 /* Rings go to a free list rather than back to malloc: a fresh 64 KiB costs 16 page
- * faults, and flows come and go all the time. */
+ * faults, and flows come and go all the time. They come RING_SLAB at a time: with one
+ * malloc() per ring, malloc wrote the heap top's header 64 KiB on, a page fault of its
+ * own for every ring. */
 static struct ring *ring_get(struct dedup *d)
 {
-	struct ring *rg = d->ring_free;
+	struct ring *rg = d->ring_free, *slab, **slabs;
+	size_t n, i;
 
 	if (rg) {
 		d->ring_free = rg->next;
 		return rg;
 	}
-	if (d->ring_bytes + sizeof(struct ring) > RING_BUDGET)
+	n = (RING_BUDGET - d->ring_bytes) / sizeof(*rg);
+	if (!n)
 		return NULL;
-	rg = malloc(sizeof(*rg));
-	if (rg)
-		d->ring_bytes += sizeof(*rg);
-	return rg;
+	if (n > RING_SLAB)
+		n = RING_SLAB;
+	slabs = realloc(d->ring_slabs, (d->nring_slabs + 1) * sizeof(*slabs));
+	if (!slabs)
+		return NULL;
+	d->ring_slabs = slabs;
+	slab = malloc(n * sizeof(*slab));
+	if (!slab)
+		return NULL;
+	d->ring_slabs[d->nring_slabs++] = slab;
+	d->ring_bytes += n * sizeof(*slab);
+	for (i = n - 1; i > 0; i--) {
+		slab[i].next = d->ring_free;
+		d->ring_free = &slab[i];
+	}
+	return &slab[0];
 }
 
 static void dir_ring_free(struct dedup *d, struct dir_state *ds)
@@ -1033,7 +1058,7 @@ static bool dir_store(struct dir_state *ds, const int64_t *lo, const int64_t *hi
 static void ring_write(struct ring *rg, uint32_t seq, const uint8_t *p, size_t n)
 {
 	while (n) {
-		uint32_t at = seq & (RING_SIZE - 1);
+		uint32_t at = (seq - rg->base) & (RING_SIZE - 1);
 		size_t k = RING_SIZE - at < n ? RING_SIZE - at : n;
 
 		memcpy(rg->data + at, p, k);
@@ -1046,7 +1071,7 @@ static void ring_write(struct ring *rg, uint32_t seq, const uint8_t *p, size_t n
 static bool ring_differs(const struct ring *rg, uint32_t seq, const uint8_t *p, size_t n)
 {
 	while (n) {
-		uint32_t at = seq & (RING_SIZE - 1);
+		uint32_t at = (seq - rg->base) & (RING_SIZE - 1);
 		size_t k = RING_SIZE - at < n ? RING_SIZE - at : n;
 
 		if (memcmp(rg->data + at, p, k))
@@ -1074,6 +1099,7 @@ static void ring_keep(struct dedup *d, struct dir_state *ds, uint32_t seq, const
 			return;
 		}
 		ds->ring->from = seq;
+		ds->ring->base = seq;
 	}
 	if (!ds->ring)
 		return;
@@ -2342,12 +2368,9 @@ void dedup_free(struct dedup *d)
 		while (d->open.head)
 			flow_end(d, d->open.head, false);
 	}
-	while (d->ring_free) {
-		struct ring *rg = d->ring_free;
-
-		d->ring_free = rg->next;
-		free(rg);
-	}
+	for (i = 0; i < d->nring_slabs; i++)
+		free(d->ring_slabs[i]);
+	free(d->ring_slabs);
 	for (i = 0; i < d->nchunks; i++)
 		free(d->chunks[i]);
 	free(d->chunks);

@@ -872,6 +872,49 @@ START_TEST(test_hole_in_both_copies)
 }
 END_TEST
 
+/* The ring keeps the last 64 KiB a direction emitted, wherever the flow's sequence
+ * numbers start: a late copy that disagrees in those bytes is a conflict (once), one that
+ * disagrees only in older bytes cannot be checked, and agreeing bytes never count. */
+static uint64_t late_copy_conflicts(size_t flip_at)
+{
+	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
+	struct copy_opts a = copy_a(), b = copy_b();
+	struct frl la = { 0 }, lb = { 0 };
+	struct conn cb;
+	struct run r;
+	uint64_t n;
+
+	b.t0 = a.t0 + 100 * MS; /* A has emitted all 200000 bytes when B comes */
+	run_conn(&r, &cfg, 40048, 200000, 3000, 67);
+	cb = r.c;
+	cb.data[0] = malloc(r.c.len[0]);
+	memcpy(cb.data[0], r.c.data[0], r.c.len[0]);
+	if (flip_at < r.c.len[0])
+		cb.data[0][flip_at] ^= 0xff;
+	gen_copy(&la, &r.c, &a);
+	gen_copy(&lb, &cb, &b);
+	frl_merge(&r.all, &la);
+	frl_merge(&r.all, &lb);
+	feed(r.d, &r.s, &r.all, true);
+	dedup_flush(r.d);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	n = r.st.overlap_conflicts;
+	free(cb.data[0]);
+	run_end(&r);
+	return n;
+}
+
+START_TEST(test_conflict_in_ring_window)
+{
+	ck_assert_uint_eq(late_copy_conflicts((size_t)-1), 0);
+	ck_assert_uint_eq(late_copy_conflicts(150000), 1);
+	ck_assert_uint_eq(late_copy_conflicts(199999), 1);
+	ck_assert_uint_eq(late_copy_conflicts(200000 - 65536 + 100), 1);
+	ck_assert_uint_eq(late_copy_conflicts(100000), 0); /* older than the ring */
+}
+END_TEST
+
 /* Copy A lost a segment and its data past the hole is held; copy B, segmented
  * differently, fills the hole with a segment that runs into A's held data and disagrees
  * with it there. A brought those bytes first, so A's bytes go out (DESIGN §4: the first
@@ -2370,6 +2413,7 @@ static Suite *dedup_suite(void)
 	tcase_add_test(b, test_hole_in_both_copies);
 	tcase_add_test(b, test_hole_released_after_skew);
 	tcase_add_test(b, test_hole_fill_conflict_first_copy_wins);
+	tcase_add_test(b, test_conflict_in_ring_window);
 	tcase_add_test(b, test_mid_stream_copy);
 	tcase_add_test(b, test_meta_from_start_is_absolute);
 	tcase_add_test(b, test_agent_shutdown_fins_held);
