@@ -10,16 +10,12 @@
 
 #define RING_PAD 0xffffffffu /* header of the filler up to the end of the buffer */
 #define RING_HDR 8
-/* Once the producer is this far into the buffer and the consumer is close behind, it
- * wraps early (see ring_reserve()). */
-#define RING_REWIND (256u << 10)
 
 struct ring {
 	/* producer side */
 	_Alignas(64) _Atomic uint64_t head;
 	uint64_t tail_cache;
-	uint64_t pending;   /* head after the reserved record */
-	uint64_t rewind_at; /* head from which to look again for an early wrap */
+	uint64_t pending; /* head after the reserved record */
 	/* consumer side */
 	_Alignas(64) _Atomic uint64_t tail;
 	uint64_t head_cache;
@@ -77,21 +73,8 @@ void *ring_reserve(struct ring *r, size_t len)
 
 	if (len > ring_max_record(r))
 		return NULL;
-	if (pos + need > r->cap) {
+	if (pos + need > r->cap)
 		skip = r->cap - pos; /* records never wrap: pad to the end */
-	} else if (pos >= RING_REWIND && head >= r->rewind_at) {
-		/* While the consumer keeps up, wrap early: the ring is then only about as
-		 * large as its first RING_REWIND bytes, which stay in the cache, and the
-		 * rest of a large queue is touched (page faults) only when a backlog needs
-		 * it. Looked at once per RING_REWIND / 4 bytes: a backlog costs no extra
-		 * loads of the consumer's line. */
-		r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
-		if (head - r->tail_cache <= RING_REWIND / 4 &&
-		    head + (r->cap - pos) + need - r->tail_cache <= r->cap)
-			skip = r->cap - pos;
-		else
-			r->rewind_at = head + RING_REWIND / 4;
-	}
 	if (head + skip + need - r->tail_cache > r->cap) {
 		r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
 		if (head + skip + need - r->tail_cache > r->cap)

@@ -81,94 +81,6 @@ START_TEST(full_refuses)
 }
 END_TEST
 
-/* A large queue whose consumer keeps up wraps early: records stay in the first few
- * hundred KiB of the buffer (cache-warm, no fresh pages), in order and whole. */
-START_TEST(drained_ring_wraps_early)
-{
-	struct ring *r = ring_new(16u << 20);
-	uint8_t *base = NULL, *p;
-	uint32_t next_in = 0, next_out = 0;
-	size_t len, far = 0;
-	int round, k;
-
-	ck_assert_ptr_nonnull(r);
-	for (round = 0; round < 2000; round++) { /* 20 MB through a 16 MiB ring */
-		for (k = 0; k < 10; k++) {
-			p = ring_reserve(r, 1000);
-			ck_assert_ptr_nonnull(p);
-			if (!base)
-				base = p;
-			if ((size_t)(p - base) > far)
-				far = (size_t)(p - base);
-			memset(p, (int)(next_in & 0xff), 1000);
-			memcpy(p, &next_in, 4);
-			ring_commit(r);
-			next_in++;
-		}
-		while ((p = ring_peek(r, &len))) {
-			uint32_t id;
-
-			memcpy(&id, p, 4);
-			ck_assert_uint_eq(id, next_out);
-			ck_assert_uint_eq(len, 1000);
-			ck_assert_uint_eq(p[999], next_out & 0xff);
-			ring_release(r);
-			next_out++;
-		}
-	}
-	ck_assert_uint_eq(next_out, next_in);
-	ck_assert_uint_lt(far, 512u << 10);
-	ring_free(r);
-}
-END_TEST
-
-/* With a backlog the producer does not wrap early, and an early wrap never refuses a
- * record that fits where the producer is: the whole capacity stays usable. */
-START_TEST(backlog_uses_whole_ring)
-{
-	struct ring *r = ring_new(1u << 20);
-	size_t n = 0, len, i;
-	uint8_t *p;
-
-	ck_assert_ptr_nonnull(r);
-	while ((p = ring_reserve(r, 1000))) {
-		ring_commit(r);
-		n++;
-	}
-	ck_assert_uint_eq(n, (1u << 20) / 1008);
-	ring_free(r);
-	/* Just past RING_REWIND (256 KiB) with the consumer 6 records behind, a record
-	 * of the largest size would not fit at the start of the buffer: it goes where
-	 * the producer is, in order after the 6. */
-	r = ring_new(1u << 20);
-	ck_assert_ptr_nonnull(r);
-	for (i = 0; i < 261; i++) {
-		ck_assert_ptr_nonnull(ring_reserve(r, 1000));
-		ring_commit(r);
-	}
-	for (i = 0; i < 255; i++) {
-		ck_assert_ptr_nonnull(ring_peek(r, &len));
-		ring_release(r);
-	}
-	p = ring_reserve(r, ring_max_record(r));
-	ck_assert_ptr_nonnull(p);
-	memset(p, 0x5a, ring_max_record(r));
-	ring_commit(r);
-	for (i = 0; i < 6; i++) {
-		ck_assert_ptr_nonnull(ring_peek(r, &len));
-		ck_assert_uint_eq(len, 1000);
-		ring_release(r);
-	}
-	p = ring_peek(r, &len);
-	ck_assert_ptr_nonnull(p);
-	ck_assert_uint_eq(len, ring_max_record(r));
-	ck_assert_uint_eq(p[len - 1], 0x5a);
-	ring_release(r);
-	ck_assert(ring_empty(r));
-	ring_free(r);
-}
-END_TEST
-
 struct xfer {
 	struct ring *r;
 	uint64_t count;
@@ -235,8 +147,6 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, order_and_wrap);
 	tcase_add_test(tc, full_refuses);
-	tcase_add_test(tc, drained_ring_wraps_early);
-	tcase_add_test(tc, backlog_uses_whole_ring);
 	tcase_add_test(tc, threads_lose_nothing);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
