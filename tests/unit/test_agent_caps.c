@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../../agent/caps.h"
+#include "check_run.h"
 
 START_TEST(needed_sets)
 {
@@ -38,15 +39,9 @@ int main(void)
 {
 	Suite *s = suite_create("agent_caps");
 	TCase *tc = tcase_create("pure");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, needed_sets);
 	tcase_add_test(tc, names_bounded);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

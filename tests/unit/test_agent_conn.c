@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "../../agent/conn.h"
+#include "check_run.h"
 #include "isn.h"
 #include "meta.h"
 #include "pkt.h"
@@ -723,11 +724,5 @@ static Suite *conn_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(conn_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(conn_suite());
 }

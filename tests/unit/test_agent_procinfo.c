@@ -10,6 +10,7 @@
 
 #include "../../agent/netinfo.h"
 #include "../../agent/procinfo.h"
+#include "check_run.h"
 
 #define ID63 "f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899"
 #define ID "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899"
@@ -146,8 +147,6 @@ int main(void)
 {
 	Suite *s = suite_create("agent_procinfo");
 	TCase *tc = tcase_create("parsers");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, container_ids);
 	tcase_add_test(tc, cgroup_path_prefers_v2);
@@ -156,9 +155,5 @@ int main(void)
 	tcase_add_test(tc, gateway_and_neighbours);
 	tcase_add_test(tc, fallback_macs);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

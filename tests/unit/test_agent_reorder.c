@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../../agent/reorder.h"
+#include "check_run.h"
 
 struct seen {
 	uint64_t ts[16];
@@ -107,15 +108,9 @@ int main(void)
 {
 	Suite *s = suite_create("agent_reorder");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, sorted_by_timestamp_ties_stable);
 	tcase_add_test(tc, unaligned_sample_copied_intact);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../../agent/ship.h"
+#include "check_run.h"
 #include "vxlan.h"
 
 #define TEST_PORT 4591 /* ecva test port range 45xx */
@@ -347,11 +348,5 @@ static Suite *ship_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(ship_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(ship_suite());
 }

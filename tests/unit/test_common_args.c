@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "check_run.h"
 #include "tuple.h"
 
 /* HOST[:PORT] forms that split: input, default port, host and port wanted. */
@@ -258,8 +259,6 @@ int main(void)
 {
 	Suite *s = suite_create("args");
 	TCase *tc = tcase_create("args");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_loop_test(tc, test_split, 0, sizeof(good_hostports) / sizeof(good_hostports[0]));
 	tcase_add_loop_test(tc, test_split_errors, 0,
@@ -273,9 +272,5 @@ int main(void)
 	tcase_add_loop_test(tc, test_duration, 0,
 			    sizeof(duration_cases) / sizeof(duration_cases[0]));
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

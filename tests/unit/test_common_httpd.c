@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "httpd.h"
 
 /* Sends "GET path" to 127.0.0.1:port (or ::1) and returns the whole response. */
@@ -166,17 +167,11 @@ int main(void)
 {
 	Suite *s = suite_create("httpd");
 	TCase *tc = tcase_create("httpd");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_endpoints);
 	tcase_add_test(tc, test_no_route_and_v6);
 	tcase_add_test(tc, test_errors);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

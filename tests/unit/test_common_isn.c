@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "check_run.h"
 #include "isn.h"
 
 struct vector {
@@ -206,8 +207,6 @@ int main(void)
 {
 	Suite *s = suite_create("isn");
 	TCase *lib = tcase_create("library"), *tool = tcase_create("ecv-isn");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_loop_test(lib, test_vector, 0, sizeof(vectors) / sizeof(vectors[0]));
 	tcase_add_test(lib, test_directions_differ);
@@ -218,9 +217,5 @@ int main(void)
 	tcase_add_test(tool, test_tool_help);
 	suite_add_tcase(s, lib);
 	suite_add_tcase(s, tool);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

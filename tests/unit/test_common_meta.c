@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "meta.h"
 
 static void sample(struct meta_flow *m)
@@ -295,8 +296,6 @@ int main(void)
 {
 	Suite *s = suite_create("meta");
 	TCase *tc = tcase_create("meta");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_encode_exact);
 	tcase_add_test(tc, test_encode_errors);
@@ -306,9 +305,5 @@ int main(void)
 	tcase_add_test(tc, test_decode_limits);
 	tcase_add_test(tc, test_frame);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

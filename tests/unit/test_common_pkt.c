@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "check_run.h"
 #include "pkt.h"
 
 static const struct pkt_l2 l2 = {
@@ -606,8 +607,6 @@ int main(void)
 {
 	Suite *s = suite_create("pkt");
 	TCase *b = tcase_create("build"), *p = tcase_create("parse");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(b, test_build_v4_tcp);
 	tcase_add_test(b, test_build_v6_tcp_vlan);
@@ -625,9 +624,5 @@ int main(void)
 	tcase_add_test(p, test_csum_and_names);
 	suite_add_tcase(s, b);
 	suite_add_tcase(s, p);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "isn.h"
 #include "pkt.h"
 
@@ -268,8 +269,6 @@ int main(void)
 {
 	Suite *s = suite_create("tshark");
 	TCase *tc = tcase_create("tshark");
-	SRunner *sr;
-	int failed;
 
 	if (!have_tshark()) {
 		printf("skip: tshark is not installed (apt-get install tshark)\n");
@@ -279,9 +278,5 @@ int main(void)
 	tcase_add_test(tc, test_ipv4);
 	tcase_add_test(tc, test_ipv6);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "check_run.h"
 #include "tuple.h"
 
 static void mk(struct ecv_tuple *t, const char *s, uint16_t sp, const char *d, uint16_t dp)
@@ -142,8 +143,6 @@ int main(void)
 {
 	Suite *s = suite_create("tuple");
 	TCase *tc = tcase_create("tuple");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_addr);
 	tcase_add_test(tc, test_init_reverse_equal);
@@ -151,9 +150,5 @@ int main(void)
 	tcase_add_test(tc, test_hash);
 	tcase_add_test(tc, test_hash_spread);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

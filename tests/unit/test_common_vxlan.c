@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "vxlan.h"
 
 START_TEST(test_encode)
@@ -105,8 +106,6 @@ int main(void)
 {
 	Suite *s = suite_create("vxlan");
 	TCase *tc = tcase_create("codec");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_encode);
 	tcase_add_test(tc, test_decode);
@@ -114,9 +113,5 @@ int main(void)
 	tcase_add_test(tc, test_src_port);
 	tcase_add_test(tc, test_strerror);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../../tvn/dedup.h"
+#include "check_run.h"
 #include "isn.h"
 #include "pkt.h"
 #include "tuple.h"
@@ -2461,11 +2462,5 @@ static Suite *dedup_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(dedup_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(dedup_suite());
 }

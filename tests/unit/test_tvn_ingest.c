@@ -11,6 +11,7 @@
 
 #include "../../tvn/egress.h"
 #include "../../tvn/ingest.h"
+#include "check_run.h"
 #include "meta.h"
 #include "pkt.h"
 #include "vxlan.h"
@@ -299,8 +300,6 @@ int main(void)
 {
 	Suite *s = suite_create("tvn_ingest");
 	TCase *tc = tcase_create("ingest");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, accepts_and_names_source);
 	tcase_add_test(tc, allow_and_vni_lists);
@@ -310,9 +309,5 @@ int main(void)
 	tcase_add_test(tc, origin_vlan_ids);
 	tcase_add_test(tc, gro_run_is_split);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run(s);
 }

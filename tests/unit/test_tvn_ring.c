@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../../tvn/ring.h"
+#include "check_run.h"
 
 START_TEST(order_and_wrap)
 {
@@ -141,17 +142,11 @@ int main(void)
 {
 	Suite *s = suite_create("tvn_ring");
 	TCase *tc = tcase_create("ring");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, order_and_wrap);
 	tcase_add_test(tc, full_refuses);
 	tcase_add_test(tc, threads_lose_nothing);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run(s);
 }
