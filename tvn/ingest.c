@@ -1,17 +1,21 @@
 /* tvn/ingest.c - UDP sockets and the validation every datagram passes. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <linux/filter.h>
 #include <linux/sock_diag.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "afpacket.h"
 #include "ingest.h"
 #include "log.h"
 #include "vxlan.h"
@@ -134,6 +138,10 @@ struct ingest {
 	bool backlog;	  /* the last drain stopped with datagrams still queued */
 	size_t charge;	  /* estimated socket-buffer bytes the current drain took */
 	uint64_t buffers; /* received buffers: datagrams, or GRO runs of them */
+	struct afp *afp; /* --rx ring; NULL: recvmmsg() on the sockets */
+	ingest_dgram_fn ring_fn; /* the consumer, during afp_poll() */
+	void *ring_ctx;
+	int ring_count; /* datagrams handed on during afp_poll() */
 	struct mmsghdr msgs[INGEST_BATCH];
 	struct iovec iov[INGEST_BATCH];
 	struct sockaddr_storage from[INGEST_BATCH];
@@ -195,7 +203,7 @@ static int open_one(const char *spec, const struct ingest_sock_cfg *cfg, int *ou
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	}
-	if (cfg->rcvbuf > 0 &&
+	if (cfg->rcvbuf > 0 && !cfg->ring &&
 	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &cfg->rcvbuf, sizeof(cfg->rcvbuf)) < 0) {
 		int got = 0;
 		socklen_t gl = sizeof(got);
@@ -216,6 +224,20 @@ static int open_one(const char *spec, const struct ingest_sock_cfg *cfg, int *ou
 	 * and deliver datagrams one by one, which drain_socket() handles the same way. */
 	if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) < 0)
 		log_debug("UDP_GRO not available on %s: %s", spec, strerror(errno));
+	if (cfg->ring) {
+		/* The ring takes the datagrams; this socket only keeps the port bound (no
+		 * ICMP port unreachable to the agents) and the multicast membership, and
+		 * drops everything at once. With UDP_GRO on (above) it drops a GSO run as
+		 * one buffer. The kernel counts those drops as UDP InErrors. */
+		struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
+		struct sock_fprog fp = { .len = 1, .filter = &drop };
+
+		if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)) < 0) {
+			err = -errno;
+			log_err("failed to attach the drop filter to %s: %s", spec, strerror(errno));
+			goto cleanup;
+		}
+	}
 	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
 		err = -errno;
 		log_err("failed to bind %s: %s", spec, strerror(errno));
@@ -244,6 +266,146 @@ static int open_one(const char *spec, const struct ingest_sock_cfg *cfg, int *ou
 cleanup:
 	close(fd);
 	return err;
+}
+
+/* --- the ring (--rx ring) --- */
+
+static bool sockaddr_is_any(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* Bytes of an address, and their count, for comparing with an interface's. */
+static const uint8_t *addr_bytes(const struct sockaddr *sa, size_t *n)
+{
+	if (sa->sa_family == AF_INET) {
+		*n = 4;
+		return (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+	}
+	*n = 16;
+	return (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+}
+
+/* How well interface address ifa matches a: 2 the same address, 1 in its subnet. */
+static int addr_match(const struct ifaddrs *ifa, const struct sockaddr_storage *a)
+{
+	const uint8_t *x, *y, *m;
+	size_t n, i;
+	bool same = true, net = true;
+
+	if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != a->ss_family || !ifa->ifa_netmask)
+		return 0;
+	x = addr_bytes((const struct sockaddr *)a, &n);
+	y = addr_bytes(ifa->ifa_addr, &n);
+	m = addr_bytes(ifa->ifa_netmask, &n);
+	for (i = 0; i < n; i++) {
+		same &= x[i] == y[i];
+		net &= (x[i] & m[i]) == (y[i] & m[i]);
+	}
+	return same ? 2 : net ? 1 : 0;
+}
+
+/* The interface that receives datagrams for address a: the one holding it, else the
+ * one whose subnet holds it (127.0.0.2 is lo's). */
+static int iface_of(const struct sockaddr_storage *a, char *name, size_t cap)
+{
+	struct ifaddrs *all, *ifa;
+	int best = 0, m;
+
+	if (getifaddrs(&all) < 0)
+		return -errno;
+	for (ifa = all; ifa; ifa = ifa->ifa_next) {
+		m = addr_match(ifa, a);
+		if (m > best) {
+			best = m;
+			snprintf(name, cap, "%s", ifa->ifa_name);
+		}
+	}
+	freeifaddrs(all);
+	return best ? 0 : -ENODEV;
+}
+
+/* Builds the capture filter (UDP to every bound address and port; the port alone for a
+ * wildcard address) and finds the interface to capture on. */
+static int ring_target(const struct ingest *in, const struct ingest_sock_cfg *cfg, char *filter,
+		       size_t fcap, char *iface, size_t icap)
+{
+	char host[INET6_ADDRSTRLEN], name[IF_NAMESIZE];
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	size_t i, off = 0;
+	uint16_t port;
+	int n;
+
+	if (cfg->ring_iface)
+		snprintf(iface, icap, "%s", cfg->ring_iface);
+	else
+		iface[0] = '\0';
+	for (i = 0; i < in->n; i++) {
+		sl = sizeof(ss);
+		if (getsockname(in->fds[i], (struct sockaddr *)&ss, &sl) < 0)
+			return -errno;
+		if (ss.ss_family == AF_INET) {
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+		} else {
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host,
+				  sizeof(host));
+		}
+		if (sockaddr_is_any(&ss))
+			n = snprintf(filter + off, fcap - off, "%s(udp dst port %u)", i ? " or " : "",
+				     port);
+		else
+			n = snprintf(filter + off, fcap - off, "%s(udp dst port %u and dst host %s)",
+				     i ? " or " : "", port, host);
+		if (n < 0 || (size_t)n >= fcap - off)
+			return -ENAMETOOLONG;
+		off += (size_t)n;
+		if (cfg->ring_iface)
+			continue;
+		if (sockaddr_is_any(&ss) || sockaddr_is_multicast(&ss)) {
+			if (sockaddr_is_multicast(&ss) && cfg->join_iface) {
+				snprintf(name, sizeof(name), "%s", cfg->join_iface);
+			} else {
+				log_err("--rx ring: %s is a %s address: say which interface to capture "
+					"on with --rx-iface",
+					cfg->listen[i], sockaddr_is_any(&ss) ? "wildcard" : "multicast");
+				return -EINVAL;
+			}
+		} else if (iface_of(&ss, name, sizeof(name)) < 0) {
+			log_err("--rx ring: no interface holds %s: give --rx-iface", cfg->listen[i]);
+			return -EINVAL;
+		}
+		if (iface[0] && strcmp(iface, name)) {
+			log_err("--rx ring: the listen addresses are on %s and %s: one ring captures "
+				"on one interface; give --rx-iface",
+				iface, name);
+			return -EINVAL;
+		}
+		snprintf(iface, icap, "%s", name);
+	}
+	return 0;
+}
+
+static int open_ring(struct ingest *in, const struct ingest_sock_cfg *cfg)
+{
+	char filter[2048], iface[IF_NAMESIZE];
+	struct afp_cfg ac;
+	int err;
+
+	err = ring_target(in, cfg, filter, sizeof(filter), iface, sizeof(iface));
+	if (err)
+		return err;
+	ac = (struct afp_cfg){
+		.iface = iface,
+		.filter = filter,
+		.ring_bytes = cfg->rcvbuf > 0 ? (size_t)cfg->rcvbuf : 32u << 20,
+	};
+	in->afp = afp_new(&ac);
+	return in->afp ? 0 : -errno;
 }
 
 struct ingest *ingest_new(const struct ingest_sock_cfg *cfg)
@@ -291,6 +453,11 @@ struct ingest *ingest_new(const struct ingest_sock_cfg *cfg)
 		in->n++;
 		log_info("listening on %s (port %u)", cfg->listen[i], p);
 	}
+	if (cfg->ring) {
+		err = open_ring(in, cfg);
+		if (err)
+			goto cleanup;
+	}
 	in->rcvbuf = SIZE_MAX;
 	for (i = 0; i < in->n; i++) {
 		int got = 0;
@@ -323,6 +490,7 @@ void ingest_free(struct ingest *in)
 	for (i = 0; i < INGEST_MAX_SOCKS; i++)
 		if (in->fds[i] >= 0)
 			close(in->fds[i]);
+	afp_free(in->afp);
 	free(in->bufs);
 	free(in);
 }
@@ -332,7 +500,7 @@ unsigned ingest_port(const struct ingest *in)
 	return in ? in->port : 0;
 }
 
-uint64_t ingest_kernel_drops(const struct ingest *in)
+uint64_t ingest_kernel_drops(struct ingest *in)
 {
 	uint32_t mem[SK_MEMINFO_VARS];
 	socklen_t ml;
@@ -342,6 +510,8 @@ uint64_t ingest_kernel_drops(const struct ingest *in)
 	/* The socket's drop count (what SO_RXQ_OVFL would put in a control message of
 	 * every buffer) read on demand: one system call per publish instead of a control
 	 * message per received buffer. */
+	if (in && in->afp)
+		return afp_drops(in->afp);
 	for (i = 0; in && i < in->n; i++) {
 		ml = sizeof(mem);
 		if (!getsockopt(in->fds[i], SOL_SOCKET, SO_MEMINFO, mem, &ml) &&
@@ -353,6 +523,8 @@ uint64_t ingest_kernel_drops(const struct ingest *in)
 
 uint64_t ingest_buffers(const struct ingest *in)
 {
+	if (in && in->afp)
+		return afp_frames(in->afp);
 	return in ? in->buffers : 0;
 }
 
@@ -383,12 +555,34 @@ static size_t gro_segment(struct msghdr *mh)
 	return seg;
 }
 
+/* Hands on one received buffer: a datagram, or (seg > 0) a GSO/GRO run of datagrams of
+ * seg bytes, the last one possibly shorter; each is handed on (validated, counted) on
+ * its own, as if it had arrived alone. Returns the number of datagrams. */
+static int deliver_run(ingest_dgram_fn fn, void *ctx, const uint8_t *buf, size_t len, size_t seg,
+		       const uint8_t addr[16], bool trunc, uint64_t ts)
+{
+	size_t off;
+	int n = 0;
+
+	if (!seg || seg >= len) {
+		fn(ctx, buf, len, addr, trunc ? INGEST_R_TRUNCATED : INGEST_OK, ts);
+		return 1;
+	}
+	for (off = 0; off < len; off += seg, n++) {
+		bool last = len - off <= seg;
+
+		fn(ctx, buf + off, last ? len - off : seg, addr,
+		   trunc && last ? INGEST_R_TRUNCATED : INGEST_OK, ts);
+	}
+	return n;
+}
+
 static int drain_socket(struct ingest *in, size_t s, ingest_dgram_fn fn, void *ctx)
 {
 	uint8_t addr[16];
 	uint16_t port;
 	uint64_t ts;
-	size_t seg, off, len;
+	size_t seg, len;
 	int n, i, total = 0, rounds, used = INGEST_BATCH;
 
 	/* A few batches per wake-up keep one busy socket from starving the others. */
@@ -420,20 +614,7 @@ static int drain_socket(struct ingest *in, size_t s, ingest_dgram_fn fn, void *c
 				memset(addr, 0, sizeof(addr));
 			len = in->msgs[i].msg_len;
 			in->charge += len + INGEST_SKB_OVERHEAD;
-			if (!seg || seg >= len) {
-				fn(ctx, buf, len, addr, trunc, ts);
-				total++;
-				continue;
-			}
-			/* A GRO buffer: datagrams of seg bytes, the last one possibly shorter.
-			 * Each is handed on (validated, counted) on its own, as if it had
-			 * arrived alone. */
-			for (off = 0; off < len; off += seg) {
-				bool last = len - off <= seg;
-
-				fn(ctx, buf + off, last ? len - off : seg, addr, trunc && last, ts);
-				total++;
-			}
+			total += deliver_run(fn, ctx, buf, len, seg, addr, trunc, ts);
 		}
 		if (n < INGEST_BATCH)
 			break;
@@ -474,11 +655,39 @@ static void adapt_hold(struct ingest *in)
 	}
 }
 
+/* One ring frame: its outer headers checked here, as the kernel's IP/UDP receive would
+ * have before a socket got it, then its datagrams handed on. */
+static void on_ring_frame(void *ctx, const struct afp_frame *f)
+{
+	static const uint8_t none[16];
+	struct ingest *in = ctx;
+	const uint8_t *payload;
+	uint8_t addr[16];
+	size_t plen;
+
+	if (f->truncated || afp_outer(f->frame, f->len, f->csum_ok, &payload, &plen, addr) < 0) {
+		in->ring_fn(in->ring_ctx, f->frame, 0, none,
+			    f->truncated ? INGEST_R_TRUNCATED : INGEST_R_OUTER, f->ts_ns);
+		in->ring_count++;
+		return;
+	}
+	in->ring_count += deliver_run(in->ring_fn, in->ring_ctx, payload, plen, f->gso_size, addr,
+				      false, f->ts_ns);
+}
+
 int ingest_poll(struct ingest *in, int timeout_ms, ingest_dgram_fn fn, void *ctx)
 {
 	struct pollfd pfd[INGEST_MAX_SOCKS];
 	size_t i;
 	int n, total = 0, err;
+
+	if (in->afp) {
+		in->ring_fn = fn;
+		in->ring_ctx = ctx;
+		in->ring_count = 0;
+		err = afp_poll(in->afp, timeout_ms, on_ring_frame, in);
+		return err < 0 ? err : in->ring_count;
+	}
 
 	if (in->flowing) {
 		struct timespec hold = { 0, (long)in->hold_ns };

@@ -69,18 +69,32 @@ struct ingest_sock_cfg {
 	const char *const *listen; /* "ADDR:PORT" strings */
 	size_t n_listen;
 	const char *join_iface; /* NULL: no multicast membership */
-	int rcvbuf;		/* SO_RCVBUF bytes, 0 = kernel default */
+	int rcvbuf;		/* SO_RCVBUF bytes (ring: ring bytes), 0 = kernel default */
+	/* --rx ring: datagrams are read from an AF_PACKET ring (tvn/afpacket.h) on
+	 * ring_iface (NULL: the interface holding the listen addresses); the UDP sockets
+	 * stay bound, with a filter that drops everything, so that senders see an open
+	 * port and multicast memberships hold. */
+	bool ring;
+	const char *ring_iface;
 };
 
 struct ingest;
 
-/* One received datagram; buf is valid only during the call. ts_ns: CLOCK_REALTIME when
- * its recvmmsg() batch returned (one clock read per batch, not per datagram). */
-typedef void (*ingest_dgram_fn)(void *ctx, const uint8_t *buf, size_t len,
-				const uint8_t src_addr[16], bool truncated, uint64_t ts_ns);
+/* reason argument of ingest_dgram_fn: the datagram is to be validated and delivered. */
+#define INGEST_OK (-1)
 
-/* Opens, binds and (for multicast groups with join_iface) joins every listen address.
- * Returns NULL with errno set and a logged reason. */
+/* One received datagram; buf is valid only during the call. ts_ns: CLOCK_REALTIME when
+ * its recvmmsg() batch returned (one clock read per batch, not per datagram), or the
+ * kernel's receive time (ring). reason: INGEST_OK, or INGEST_R_TRUNCATED /
+ * INGEST_R_OUTER when the receive path already found the datagram unusable (cut short;
+ * ring: bad outer IP/UDP headers) and it is only to be counted. */
+typedef void (*ingest_dgram_fn)(void *ctx, const uint8_t *buf, size_t len,
+				const uint8_t src_addr[16], int reason, uint64_t ts_ns);
+
+/* Opens, binds and (for multicast groups with join_iface) joins every listen address,
+ * and with cfg->ring opens the ring. Returns NULL with errno set and a logged reason
+ * (EINVAL for a ring without an interface to capture on: a wildcard or multicast listen
+ * address without ring_iface, or addresses on different interfaces). */
 struct ingest *ingest_new(const struct ingest_sock_cfg *cfg);
 void ingest_free(struct ingest *in); /* NULL-safe */
 /* Waits up to timeout_ms for datagrams and hands every one of at most a few batches to
@@ -91,11 +105,12 @@ void ingest_free(struct ingest *in); /* NULL-safe */
 int ingest_poll(struct ingest *in, int timeout_ms, ingest_dgram_fn fn, void *ctx);
 /* Receive buffers the kernel dropped for a full socket buffer, all sockets: the count
  * SO_RXQ_OVFL reports, read with SO_MEMINFO (a system call per socket: call it once in
- * a while, not per datagram). A buffer is one datagram, or with UDP GRO a coalesced run
- * of up to 64: a lower bound on the datagrams lost. */
-uint64_t ingest_kernel_drops(const struct ingest *in);
+ * a while, not per datagram); ring: frames dropped for a full ring. A buffer is one
+ * datagram, or with UDP GRO a coalesced run of up to 64: a lower bound on the
+ * datagrams lost. */
+uint64_t ingest_kernel_drops(struct ingest *in);
 /* Buffers received so far: one per datagram, or one per run of datagrams the kernel
- * coalesced (UDP GRO). Read by the thread that calls ingest_poll(). */
+ * coalesced (UDP GRO; ring: one frame). Read by the thread that calls ingest_poll(). */
 uint64_t ingest_buffers(const struct ingest *in);
 /* The local port of the first socket (for logs and tests that bind port 0). */
 unsigned ingest_port(const struct ingest *in);

@@ -2,8 +2,10 @@
  * Live:    ingest (this thread) -> dedup (in this thread, or --threads N shard workers)
  *          -> egress threads -> tools.
  * Offline: reader (this thread) -> the same pipeline, then a summary line. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +54,8 @@ struct config {
 	uint64_t stats_ms;
 	uint64_t rcvbuf;
 	size_t ring_mb;
+	bool rx_ring;	      /* --rx ring */
+	const char *rx_iface; /* --rx-iface */
 };
 
 /* Everything the per-packet callbacks need. */
@@ -86,6 +90,14 @@ static void usage(FILE *f)
 		"  --listen ADDR:PORT     UDP address to receive VxLAN on (default 0.0.0.0:4789;\n"
 		"                         repeatable; a multicast group with --join)\n"
 		"  --join IFACE           join the multicast groups of --listen on IFACE\n"
+		"  --rx MODE              how datagrams are received: socket (default:\n"
+		"                         recvmmsg() on the UDP socket) or ring: an AF_PACKET\n"
+		"                         ring on one interface that the kernel fills as\n"
+		"                         datagrams arrive; no system call or copy per datagram\n"
+		"                         in tvn (needs CAP_NET_RAW; the UDP port stays bound and\n"
+		"                         its socket drops what it gets: counted as UDP InErrors)\n"
+		"  --rx-iface IFACE       the ring's interface (default: the one holding the\n"
+		"                         --listen address; required for 0.0.0.0 or ::)\n"
 		"  --read FILE            offline: read a pcap of VxLAN datagrams (outer source +\n"
 		"                         VNI = the copy's source) or of inner frames (one source\n"
 		"                         per file); repeatable, merged by timestamp; exits at "
@@ -105,7 +117,7 @@ static void usage(FILE *f)
 		"  --max-flows-per-source N  flows one source may hold (default 0 = no bound)\n"
 		"  --flow-timeout DURATION  idle expiry of a flow (default 60s)\n"
 		"  --threads N            dedup threads (default 1: dedup runs in the receiving\n"
-		"                         thread, the socket buffer is its only queue); N > 1: N\n"
+		"                         thread, the socket buffer or ring is its only queue); N > 1: N\n"
 		"                         workers fed by the receiving thread through 64 MiB\n"
 		"                         queues, sharded by the inner flow key\n"
 		"\n"
@@ -140,7 +152,8 @@ static void usage(FILE *f)
 		"                         ones add to it)\n"
 		"  --stats-interval DURATION  print a stats line on stderr this often (default "
 		"off)\n"
-		"  --rcvbuf SIZE          socket receive buffer (default 32M)\n"
+		"  --rcvbuf SIZE          socket receive buffer, or with --rx ring the ring's size\n"
+		"                         (128 KiB blocks, at least 4M; default 32M)\n"
 		"  --queue-size SIZE      queue of each output (per worker; default 16M); a tool\n"
 		"                         slower than that loses frames, counted per output\n"
 		"  -v, --verbose          more logging (repeat for debug)\n"
@@ -173,6 +186,8 @@ enum {
 	OPT_QUEUE,
 	OPT_CONFIG,
 	OPT_HTTP_TOKEN,
+	OPT_RX,
+	OPT_RX_IFACE,
 };
 
 static const struct option long_opts[] = {
@@ -196,6 +211,8 @@ static const struct option long_opts[] = {
 	{ "queue-size", required_argument, NULL, OPT_QUEUE },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "http-token-file", required_argument, NULL, OPT_HTTP_TOKEN },
+	{ "rx", required_argument, NULL, OPT_RX },
+	{ "rx-iface", required_argument, NULL, OPT_RX_IFACE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "version", no_argument, NULL, 'V' },
@@ -254,6 +271,19 @@ static int parse_args(int argc, char **argv, struct config *c)
 			break;
 		case OPT_JOIN:
 			c->join = optarg;
+			break;
+		case OPT_RX:
+			if (!strcmp(optarg, "ring"))
+				c->rx_ring = true;
+			else if (!strcmp(optarg, "socket"))
+				c->rx_ring = false;
+			else
+				return bad("--rx", optarg, "expected socket or ring");
+			break;
+		case OPT_RX_IFACE:
+			if (!*optarg || strlen(optarg) >= IF_NAMESIZE)
+				return bad("--rx-iface", optarg, "expected an interface name");
+			c->rx_iface = optarg;
 			break;
 		case OPT_READ:
 			if (c->n_read >= MAX_LIST)
@@ -378,6 +408,27 @@ static int parse_args(int argc, char **argv, struct config *c)
 	}
 	if (!c->n_read && !c->n_listen)
 		c->listen[c->n_listen++] = "0.0.0.0:4789";
+	if (c->rx_ring && c->n_read) {
+		fprintf(stderr, "tvn: --rx ring receives live datagrams; it cannot be combined "
+				"with --read\n");
+		usage(stderr);
+		return 2;
+	}
+	for (size_t i = 0; c->rx_ring && !c->rx_iface && i < c->n_listen; i++) {
+		struct in6_addr a6;
+
+		/* A ring captures on one interface: a wildcard address does not name one. */
+		args_split_hostport(c->listen[i], host, sizeof(host), &port, 4789);
+		if (!strcmp(host, "0.0.0.0") ||
+		    (inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_UNSPECIFIED(&a6))) {
+			fprintf(stderr,
+				"tvn: --rx ring with the wildcard address %s: name the interface "
+				"to capture on with --rx-iface\n",
+				c->listen[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
 	c->dedup.window_ns = window_set ? window_ms * 1000000ull : c->dedup.skew_ns;
 	if (!c->dedup.window_ns)
 		c->dedup.window_ns = 1000000ull;
@@ -528,14 +579,14 @@ static void accept_pkt(struct tvn *t, int ret, uint64_t ts_ns)
 }
 
 static void on_dgram(void *ctx, const uint8_t *buf, size_t len, const uint8_t src_addr[16],
-		     bool truncated, uint64_t ts_ns)
+		     int reason, uint64_t ts_ns)
 {
 	struct tvn *t = ctx;
 
 	t->rx_pkts++;
 	t->rx_bytes += len;
-	if (truncated) {
-		count_malformed(t, INGEST_R_TRUNCATED);
+	if (reason != INGEST_OK) {
+		count_malformed(t, reason);
 		return;
 	}
 	accept_pkt(t, ingest_datagram(&t->icfg, buf, len, src_addr, &t->pkt), ts_ns);
@@ -732,6 +783,8 @@ int main(int argc, char **argv)
 			.n_listen = cfg.n_listen,
 			.join_iface = cfg.join,
 			.rcvbuf = (int)cfg.rcvbuf,
+			.ring = cfg.rx_ring,
+			.ring_iface = cfg.rx_iface,
 		};
 
 		t.in = ingest_new(&sc);

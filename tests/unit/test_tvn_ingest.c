@@ -1,14 +1,18 @@
-/* tests/unit/test_tvn_ingest.c - what tvn accepts and rejects per datagram, and how an
- * --out spec is read. Frames are built with common/pkt (pkt_build), datagrams by hand. */
+/* tests/unit/test_tvn_ingest.c - what tvn accepts and rejects per datagram (and, for the
+ * --rx ring path, per outer IP/UDP header), and how an --out spec is read. Frames are
+ * built with common/pkt (pkt_build), datagrams by hand, bad outer headers by editing a
+ * valid pkt_build() frame and fixing its checksums so that one defect remains. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../tvn/afpacket.h"
 #include "../../tvn/egress.h"
 #include "../../tvn/ingest.h"
 #include "check_run.h"
@@ -187,6 +191,313 @@ START_TEST(origin_vlan_ids)
 }
 END_TEST
 
+/* --- afp_outer(): the outer Ethernet / IPv4 or IPv6 / UDP headers of a ring frame --- */
+
+/* An outer frame: Ethernet (802.1Q tag vlan, 0: none) / IPv4 or IPv6 / UDP 40000 -> 4789
+ * carrying the VxLAN datagram datagram() builds (VNI 42), from 127.0.0.2 (v6:
+ * 2001:db8::1), all checksums valid. Returns the frame length; *dlen gets the datagram's
+ * length. */
+static size_t outer_frame(uint8_t *buf, size_t cap, bool v6, uint16_t vlan, size_t *dlen)
+{
+	struct pkt_l2 l2 = { .src = { 2, 0, 0, 0, 0, 3 },
+			     .dst = { 2, 0, 0, 0, 0, 4 },
+			     .vlan = vlan };
+	struct pkt_tcp unused = { 0 };
+	uint8_t dg[2048], a[16], b[16], fam;
+	struct ecv_tuple t;
+	int n;
+
+	*dlen = datagram(dg, sizeof(dg), 42);
+	tuple_addr_parse(v6 ? "2001:db8::1" : "127.0.0.2", a, &fam);
+	tuple_addr_parse(v6 ? "2001:db8::2" : "127.0.0.1", b, &fam);
+	tuple_init(&t, a, 40000, b, VXLAN_PORT, IPPROTO_UDP);
+	n = pkt_build(buf, cap, &l2, &t, &unused, 1, dg, *dlen);
+	ck_assert_int_gt(n, 0);
+	return (size_t)n;
+}
+
+static uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void wr16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+/* Recomputes the IPv4 header checksum after a test edited the header. */
+static void ip4_fix(uint8_t *ip)
+{
+	uint16_t c;
+
+	wr16(ip + 10, 0);
+	c = pkt_csum(ip, (ip[0] & 0xfu) * 4u);
+	memcpy(ip + 10, &c, sizeof(c));
+}
+
+/* Recomputes the UDP checksum of the datagram at udp (length from its header) over the
+ * pseudo-header of the IPv4 or IPv6 header at ip. */
+static void udp_fix(const uint8_t *ip, uint8_t *udp)
+{
+	static uint8_t tmp[40 + 65536];
+	size_t ulen = rd16(udp + 4), h;
+	uint16_t c;
+
+	wr16(udp + 6, 0);
+	memset(tmp, 0, 40);
+	if ((ip[0] >> 4) == 4) {
+		memcpy(tmp, ip + 12, 8);
+		tmp[9] = IPPROTO_UDP;
+		wr16(tmp + 10, (uint16_t)ulen);
+		h = 12;
+	} else {
+		memcpy(tmp, ip + 8, 32);
+		wr16(tmp + 34, (uint16_t)ulen);
+		tmp[39] = IPPROTO_UDP;
+		h = 40;
+	}
+	memcpy(tmp + h, udp, ulen);
+	c = pkt_csum(tmp, h + ulen);
+	if (c == 0)
+		c = 0xffff; /* RFC 768: a computed zero is sent as all ones */
+	memcpy(udp + 6, &c, sizeof(c));
+}
+
+/* afp_outer() on frame[0..len) with csum_ok. On success checks that the payload is the
+ * dlen bytes at frame + pay_off and the source is src. Returns afp_outer()'s result. */
+static int outer_ok(const uint8_t *frame, size_t len, bool csum_ok, size_t pay_off, size_t dlen,
+		    const uint8_t src[16])
+{
+	const uint8_t *payload = NULL;
+	size_t plen = 0;
+	uint8_t got[16];
+	int ret;
+
+	memset(got, 0xaa, sizeof(got));
+	ret = afp_outer(frame, len, csum_ok, &payload, &plen, got);
+	ck_assert(ret == 0 || ret == -1);
+	if (ret == 0) {
+		ck_assert_ptr_eq(payload, frame + pay_off);
+		ck_assert_uint_eq(plen, dlen);
+		ck_assert_mem_eq(got, src, 16);
+	}
+	return ret;
+}
+
+#define V4_PAY (PKT_ETH_LEN + PKT_IP4_LEN + PKT_UDP_LEN)
+#define V6_PAY (PKT_ETH_LEN + PKT_IP6_LEN + PKT_UDP_LEN)
+
+START_TEST(outer_v4_valid)
+{
+	static uint8_t f[4096];
+	static struct ingest_pkt p;
+	struct ingest_cfg cfg = { 0 };
+	const uint8_t *payload;
+	uint8_t *udp = f + PKT_ETH_LEN + PKT_IP4_LEN, src[16];
+	size_t dlen, plen, n = outer_frame(f, sizeof(f), false, 0, &dlen);
+
+	ck_assert_int_eq(outer_ok(f, n, false, V4_PAY, dlen, src2), 0);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), 0);
+	/* What the ring path does next: the payload is the VxLAN datagram tvn validates. */
+	ck_assert_int_eq(afp_outer(f, n, false, &payload, &plen, src), 0);
+	ck_assert_int_eq(ingest_datagram(&cfg, payload, plen, src, &p), INGEST_FRAME);
+	ck_assert_mem_eq(p.src.addr, src2, 16);
+	ck_assert_uint_eq(p.src.vni, 42);
+	ck_assert_mem_eq(p.info.payload, "hello", 5);
+	/* Ethernet pads short frames: bytes past the IP total length are not payload. */
+	memset(f + n, 0, 6);
+	ck_assert_int_eq(outer_ok(f, n + 6, false, V4_PAY, dlen, src2), 0);
+	/* A zero UDP checksum means "none" over IPv4 (RFC 768). */
+	wr16(udp + 6, 0);
+	ck_assert_int_eq(outer_ok(f, n, false, V4_PAY, dlen, src2), 0);
+	/* With an 802.1Q tag. */
+	n = outer_frame(f, sizeof(f), false, 100, &dlen);
+	ck_assert_int_eq(outer_ok(f, n, false, V4_PAY + PKT_VLAN_LEN, dlen, src2), 0);
+}
+END_TEST
+
+START_TEST(outer_v6_valid)
+{
+	static uint8_t f[4096];
+	uint8_t *ip = f + PKT_ETH_LEN, *udp = ip + PKT_IP6_LEN, a[16], fam;
+	size_t dlen, n = outer_frame(f, sizeof(f), true, 0, &dlen);
+
+	tuple_addr_parse("2001:db8::1", a, &fam);
+	ck_assert_int_eq(outer_ok(f, n, false, V6_PAY, dlen, a), 0);
+	ck_assert_int_eq(outer_ok(f, n, true, V6_PAY, dlen, a), 0);
+	memset(f + n, 0, 6);
+	ck_assert_int_eq(outer_ok(f, n + 6, false, V6_PAY, dlen, a), 0);
+	/* A bad checksum is as bad over IPv6. */
+	udp[PKT_UDP_LEN + 20] ^= 0x40;
+	ck_assert_int_eq(outer_ok(f, n, false, V6_PAY, dlen, a), -1);
+	ck_assert_int_eq(outer_ok(f, n, true, V6_PAY, dlen, a), 0);
+	udp_fix(ip, udp);
+	ck_assert_int_eq(outer_ok(f, n, false, V6_PAY, dlen, a), 0);
+	/* Payload length beyond the frame, or too short for the UDP header. */
+	wr16(ip + 4, (uint16_t)(n - PKT_ETH_LEN - PKT_IP6_LEN + 1));
+	ck_assert_int_eq(outer_ok(f, n, true, V6_PAY, dlen, a), -1);
+	wr16(ip + 4, PKT_UDP_LEN - 1);
+	ck_assert_int_eq(outer_ok(f, n, true, V6_PAY, dlen, a), -1);
+	wr16(ip + 4, (uint16_t)(n - PKT_ETH_LEN - PKT_IP6_LEN));
+	/* A fragment header (44) or another transport is not a UDP datagram. */
+	ip[6] = 44;
+	ck_assert_int_eq(outer_ok(f, n, true, V6_PAY, dlen, a), -1);
+	ip[6] = IPPROTO_TCP;
+	ck_assert_int_eq(outer_ok(f, n, true, V6_PAY, dlen, a), -1);
+}
+END_TEST
+
+/* IPv4 options move the UDP header; the datagram is found after them. */
+START_TEST(outer_v4_options)
+{
+	static uint8_t f[4096], g[4096];
+	uint8_t *ip = g + PKT_ETH_LEN;
+	size_t dlen, n = outer_frame(f, sizeof(f), false, 0, &dlen);
+
+	memcpy(g, f, PKT_ETH_LEN + PKT_IP4_LEN);
+	memcpy(ip + PKT_IP4_LEN, "\x01\x01\x01\x00\x01\x01\x01\x00", 8); /* NOPs, EOL */
+	memcpy(ip + PKT_IP4_LEN + 8, f + PKT_ETH_LEN + PKT_IP4_LEN, n - PKT_ETH_LEN - PKT_IP4_LEN);
+	ip[0] = 0x47;
+	wr16(ip + 2, (uint16_t)(n - PKT_ETH_LEN + 8));
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(g, n + 8, false, V4_PAY + 8, dlen, src2), 0);
+	/* The largest IHL (60 bytes) is fine when the packet holds it. */
+	memmove(ip + 60, ip + PKT_IP4_LEN + 8, n - PKT_ETH_LEN - PKT_IP4_LEN);
+	memset(ip + PKT_IP4_LEN, 1, 40);
+	ip[0] = 0x4f;
+	wr16(ip + 2, (uint16_t)(n - PKT_ETH_LEN + 40));
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(g, n + 40, false, V4_PAY + 40, dlen, src2), 0);
+}
+END_TEST
+
+START_TEST(outer_v4_bad_lengths)
+{
+	static uint8_t f[4096];
+	uint8_t *ip = f + PKT_ETH_LEN, *udp = ip + PKT_IP4_LEN;
+	size_t dlen, n = outer_frame(f, sizeof(f), false, 0, &dlen), cut;
+	int v;
+
+	/* Not IPv4 (the EtherType says so). */
+	for (v = 0; v < 16; v++) {
+		if (v == 4)
+			continue;
+		ip[0] = (uint8_t)(v << 4 | 5);
+		ip4_fix(ip);
+		ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+	}
+	/* IHL below 5, or beyond the total length. */
+	ip[0] = 0x44;
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+	ip[0] = 0x4f;
+	wr16(ip + 2, 40);
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+	ip[0] = 0x45;
+	/* Total length beyond what arrived, or too short for the UDP header. */
+	wr16(ip + 2, (uint16_t)(n - PKT_ETH_LEN + 1));
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+	wr16(ip + 2, PKT_IP4_LEN + 7);
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+	wr16(ip + 2, (uint16_t)(n - PKT_ETH_LEN));
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(f, n, false, V4_PAY, dlen, src2), 0);
+	/* A header checksum that does not add up, whatever the kernel said of the UDP one. */
+	ip[8]--;
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+	ck_assert_int_eq(outer_ok(f, n, false, V4_PAY, dlen, src2), -1);
+	ip[8]++;
+	/* Every cut of the frame, in a buffer of exactly that size (ASan sees a read past
+	 * it): its length fields now lie. */
+	for (cut = 0; cut < n; cut++) {
+		uint8_t *c = malloc(cut ? cut : 1);
+
+		ck_assert_ptr_nonnull(c);
+		memcpy(c, f, cut);
+		ck_assert_int_eq(outer_ok(c, cut, true, V4_PAY, dlen, src2), -1);
+		ck_assert_int_eq(outer_ok(c, cut, false, V4_PAY, dlen, src2), -1);
+		free(c);
+	}
+	/* UDP length beyond the IP payload or below the UDP header (checksum 0: none). */
+	wr16(udp + 6, 0);
+	wr16(udp + 4, (uint16_t)(dlen + PKT_UDP_LEN + 1));
+	ck_assert_int_eq(outer_ok(f, n, false, V4_PAY, dlen, src2), -1);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+	wr16(udp + 4, PKT_UDP_LEN - 1);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+	/* Not UDP; not IP. */
+	wr16(udp + 4, (uint16_t)(dlen + PKT_UDP_LEN));
+	ip[9] = IPPROTO_TCP;
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+	ip[9] = IPPROTO_UDP;
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), 0);
+	wr16(f + 12, 0x0806);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+}
+END_TEST
+
+START_TEST(outer_v4_fragments)
+{
+	static uint8_t f[4096];
+	uint8_t *ip = f + PKT_ETH_LEN;
+	size_t dlen, n = outer_frame(f, sizeof(f), false, 0, &dlen);
+
+	/* The first fragment (MF, offset 0) looks whole but is not the datagram. */
+	wr16(ip + 6, 0x2000);
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+	/* A later fragment, the last one or not. */
+	wr16(ip + 6, 0x0001);
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+	wr16(ip + 6, 0x2100);
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), -1);
+	/* Neither DF nor MF: a whole datagram. */
+	wr16(ip + 6, 0);
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(f, n, false, V4_PAY, dlen, src2), 0);
+}
+END_TEST
+
+/* csum_ok: the kernel vouched for the UDP checksum (or it was never computed: sent
+ * locally, offloaded); otherwise afp_outer() verifies it. */
+START_TEST(outer_v4_checksum)
+{
+	static uint8_t f[4096];
+	uint8_t *ip = f + PKT_ETH_LEN, *udp = ip + PKT_IP4_LEN;
+	size_t dlen, n = outer_frame(f, sizeof(f), false, 0, &dlen);
+
+	/* A payload byte changed in transit. */
+	udp[PKT_UDP_LEN + 20] ^= 0x01;
+	ck_assert_int_eq(outer_ok(f, n, false, V4_PAY, dlen, src2), -1);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src2), 0);
+	udp_fix(ip, udp);
+	ck_assert_int_eq(outer_ok(f, n, false, V4_PAY, dlen, src2), 0);
+	/* The pseudo-header counts: another source address breaks the checksum. */
+	ip[15] = 3;
+	ip4_fix(ip);
+	ck_assert_int_eq(outer_ok(f, n, false, V4_PAY, dlen, src3), -1);
+	ck_assert_int_eq(outer_ok(f, n, true, V4_PAY, dlen, src3), 0);
+	udp_fix(ip, udp);
+	ck_assert_int_eq(outer_ok(f, n, false, V4_PAY, dlen, src3), 0);
+	/* A UDP length short of the IP payload: the kernel trims the datagram to it, a
+	 * receiver may also refuse it; either way nothing past the UDP length is payload
+	 * (outer_ok() checks the length when it is accepted). */
+	wr16(udp + 4, (uint16_t)(dlen + PKT_UDP_LEN - 1));
+	udp_fix(ip, udp);
+	(void)outer_ok(f, n, false, V4_PAY, dlen - 1, src3);
+	(void)outer_ok(f, n, true, V4_PAY, dlen - 1, src3);
+}
+END_TEST
+
 /* What the callback of ingest_poll() saw, in order. */
 struct seen {
 	size_t n;
@@ -197,7 +508,7 @@ struct seen {
 };
 
 static void record_dgram(void *ctx, const uint8_t *buf, size_t len, const uint8_t src_addr[16],
-			 bool truncated, uint64_t ts_ns)
+			 int reason, uint64_t ts_ns)
 {
 	struct seen *s = ctx;
 
@@ -206,7 +517,7 @@ static void record_dgram(void *ctx, const uint8_t *buf, size_t len, const uint8_
 	s->len[s->n] = len;
 	memcpy(s->data[s->n], buf, len < sizeof(s->data[0]) ? len : sizeof(s->data[0]));
 	memcpy(s->addr, src_addr, 16);
-	s->truncated |= truncated;
+	s->truncated |= reason == INGEST_R_TRUNCATED;
 	s->n++;
 }
 
@@ -308,6 +619,12 @@ int main(void)
 	tcase_add_test(tc, out_specs);
 	tcase_add_test(tc, origin_vlan_ids);
 	tcase_add_test(tc, gro_run_is_split);
+	tcase_add_test(tc, outer_v4_valid);
+	tcase_add_test(tc, outer_v6_valid);
+	tcase_add_test(tc, outer_v4_options);
+	tcase_add_test(tc, outer_v4_bad_lengths);
+	tcase_add_test(tc, outer_v4_fragments);
+	tcase_add_test(tc, outer_v4_checksum);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
