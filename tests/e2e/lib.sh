@@ -196,7 +196,7 @@ declare -A E2E_TVNS_PID=() E2E_TVNS_HTTP=()
 e2e_tvn_start() {
 	local name=$1 port=$2 http=$3
 	shift 3
-	e2e_bg_in c "$name" "$E2E_TVN" --listen "$E2E_TVN_IP:$port" \
+	e2e_bg_in c "$name" "$E2E_TVN" --listen "$E2E_TVN_IP:$port" ${TVN_RX:+--rx "$TVN_RX"} \
 		--out "${E2E_TVN_OUT:-pcap:$E2E_TMP/$name.pcap}" --flow-log "$E2E_TMP/$name-flows.jsonl" \
 		--http "127.0.0.1:$http" "$@"
 	E2E_TVNS_PID[$name]=$E2E_PID

@@ -17,7 +17,7 @@ ip -n $S route add 239.0.0.0/8 dev ecvu-ms0
 want=$(( $(npackets "$T/g/a.pcap") + $(npackets "$T/g/b.pcap") ))
 pids=()
 for i in 1 2; do
-	ip netns exec $R "$BUILD/tvn" --listen 239.1.1.1:4789 --join ecvu-mr0 --http 127.0.0.1:1807$i \
+	ip netns exec $R "$BUILD/tvn" --listen 239.1.1.1:4789 --join ecvu-mr0 ${TVN_RX:+--rx "$TVN_RX"} --http 127.0.0.1:1807$i \
 		--out "pcap:$T/mc$i.pcap" 2>"$T/tvn$i.log" &
 	pids+=($!)
 	tvn_on_exit "kill ${pids[-1]} 2>/dev/null; wait ${pids[-1]} 2>/dev/null"

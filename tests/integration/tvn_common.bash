@@ -17,10 +17,12 @@ need_build() {
 
 # tvn_start LOG ARGS...: "$BUILD/tvn --listen 127.0.0.1:$P ARGS" (ARGS name --http, on
 # port $H), stderr in LOG, ended at exit; its pid in $TVN. Returns once /healthz answers.
+# TVN_RX=ring in the environment runs these tvns with --rx ring (the same tests against
+# the ring receive path: `TVN_RX=ring make check`).
 tvn_start() {
 	local log=$1
 	shift
-	bg "$BUILD/tvn" --listen "127.0.0.1:$P" "$@" 2>"$log"
+	bg "$BUILD/tvn" --listen "127.0.0.1:$P" ${TVN_RX:+--rx "$TVN_RX"} "$@" 2>"$log"
 	TVN=$BG_PID
 	started "$TVN" "$log" 10 tvn curl -sf "http://127.0.0.1:$H/healthz" -o /dev/null
 }
@@ -45,4 +47,17 @@ free_port() { # base
 		if ! ss -Hlnut "sport = :$p" | grep -q .; then echo "$p"; return 0; fi
 	done
 	return 1
+}
+
+# garbage_counted PORT N: the N datagrams of `ecv-replay --garbage N` (six kinds, N/6
+# each) are the only malformed ones tvn on HTTP port PORT counted, each by its reason.
+garbage_counted() {
+	local mal v r
+	mal=$(metric_sum "$1" tvn_malformed_total)
+	echo "malformed total: $mal"
+	[ "$mal" -eq "$2" ] || fail "expected $2 malformed datagrams, counted $mal"
+	for r in short flags eth_short ip_ihl ethertype meta; do
+		v=$(metric "$1" "tvn_malformed_total{reason=\"$r\"}")
+		[ "$v" -eq $(($2 / 6)) ] || fail "tvn_malformed_total{reason=\"$r\"} is $v, expected $(($2 / 6))"
+	done
 }
