@@ -360,12 +360,13 @@ $(tshark -n -r "$pcap" -Y 'tcp.flags.fin == 1' 2>/dev/null | head)"
 	note "ok: checksums valid, no frame flagged by TCP analysis, one SYN/SYN-ACK and two FINs per connection"
 }
 
-# e2e_flow_sources SRC SPORT [FLOWLOG]: the number of distinct sources the tvn's flow
-# log lists for the flow from SRC:SPORT (either direction).
+# e2e_flow_sources SRC SPORT [FLOWLOG] [DPORT]: the number of distinct sources the tvn's
+# flow log lists for the flow from SRC:SPORT (either direction; to DPORT only, when
+# given: a client port may be reused towards two server ports).
 e2e_flow_sources() {
-	python3 - "${3:-$E2E_FLOWS}" "$1" "$2" <<'PY'
+	python3 - "${3:-$E2E_FLOWS}" "$1" "$2" "${4:-0}" <<'PY'
 import json, os, sys
-path, ip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, ip, port, peer = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 best = 0
 lines = open(path).read().splitlines() if os.path.exists(path) else []
 for line in lines:
@@ -373,8 +374,8 @@ for line in lines:
         f = json.loads(line)
     except ValueError:
         continue
-    ends = {(f.get("src"), f.get("sport")), (f.get("dst"), f.get("dport"))}
-    if (ip, port) in ends:
+    ends = {(f.get("src"), f.get("sport"), f.get("dport")), (f.get("dst"), f.get("dport"), f.get("sport"))}
+    if any(e[:2] == (ip, port) and (not peer or e[2] == peer) for e in ends):
         best = max(best, len({(s.get("addr"), s.get("vni")) for s in f.get("sources", [])}))
 print(best)
 PY

@@ -86,8 +86,8 @@ for d in "$A $P12 $B 4543" "$B 4543 $A $P12" "$A $P13 $B 4544" "$B 4544 $A $P13"
 done
 note "ok: 4 directions with SYN, FIN, no duplicated byte, no hole"
 e2e_clean_capture 2
-for p in "$P12" "$P13"; do
-	n=$(e2e_flow_sources "$A" "$p")
+for p in "$P12 4543" "$P13 4544"; do
+	n=$(e2e_flow_sources "$A" "${p% *}" "$E2E_FLOWS" "${p#* }")
 	[ "$n" = 2 ] || fail "tvn flow log: connection from port $p had $n sources (want a and b)"
 done
 note "ok: the tvn flow log lists both nodes as sources of each connection"
