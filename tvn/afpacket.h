@@ -32,7 +32,7 @@ struct afp_frame {
 	size_t len;	      /* bytes captured */
 	bool truncated;	      /* the ring cut the frame short */
 	bool csum_ok;	      /* the kernel or NIC vouches for the UDP checksum, or it
-				 * was never computed (locally sent, checksum offload) */
+			       * was never computed (locally sent, checksum offload) */
 	uint16_t gso_size;    /* > 0: a run of UDP datagrams of this payload size */
 	uint64_t ts_ns;	      /* CLOCK_REALTIME of the kernel's receive */
 };
@@ -56,13 +56,18 @@ uint64_t afp_drops(struct afp *a);
 /* Frames read so far (a datagram, or a GSO/GRO run of them). */
 uint64_t afp_frames(const struct afp *a);
 
+/* Whether this kernel hands a UDP GSO/GRO run to the ring as one frame with its segment
+ * size (Linux >= 6.2); before that it drops such frames, so the receiving socket must
+ * not ask for GRO. */
+bool afp_carries_gso(void);
+
 /* Checks the outer headers of a captured frame (Ethernet, optional VLAN tags, IPv4 with
  * header checksum or IPv6, UDP with its length and, unless csum_ok, its checksum): what
  * the kernel's IP/UDP receive would have checked before a socket saw the datagram.
  * On success returns 0 with the UDP payload and the outer source address (16-byte form,
  * IPv4 mapped as tuple.h does); -1 if the frame is not a well-formed, unfragmented
  * UDP datagram. Never reads outside frame[0..len). */
-int afp_outer(const uint8_t *frame, size_t len, bool csum_ok, const uint8_t **payload,
-	      size_t *plen, uint8_t src[16]);
+int afp_outer(const uint8_t *frame, size_t len, bool csum_ok, const uint8_t **payload, size_t *plen,
+	      uint8_t src[16]);
 
 #endif

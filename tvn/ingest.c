@@ -132,13 +132,13 @@ struct ingest {
 	int fds[INGEST_MAX_SOCKS];
 	size_t n;
 	unsigned port;
-	size_t rcvbuf;	  /* smallest socket buffer (the kernel's accounting), bytes */
-	uint64_t hold_ns; /* current receive hold; adapted per drain */
-	bool flowing;	  /* the last drain found datagrams: hold instead of poll() */
-	bool backlog;	  /* the last drain stopped with datagrams still queued */
-	size_t charge;	  /* estimated socket-buffer bytes the current drain took */
-	uint64_t buffers; /* received buffers: datagrams, or GRO runs of them */
-	struct afp *afp; /* --rx ring; NULL: recvmmsg() on the sockets */
+	size_t rcvbuf;		 /* smallest socket buffer (the kernel's accounting), bytes */
+	uint64_t hold_ns;	 /* current receive hold; adapted per drain */
+	bool flowing;		 /* the last drain found datagrams: hold instead of poll() */
+	bool backlog;		 /* the last drain stopped with datagrams still queued */
+	size_t charge;		 /* estimated socket-buffer bytes the current drain took */
+	uint64_t buffers;	 /* received buffers: datagrams, or GRO runs of them */
+	struct afp *afp;	 /* --rx ring; NULL: recvmmsg() on the sockets */
 	ingest_dgram_fn ring_fn; /* the consumer, during afp_poll() */
 	void *ring_ctx;
 	int ring_count; /* datagrams handed on during afp_poll() */
@@ -221,8 +221,11 @@ static int open_one(const char *spec, const struct ingest_sock_cfg *cfg, int *ou
 	/* UDP GRO (Linux >= 5.0): a GSO run from an agent (or datagrams the NIC coalesced)
 	 * arrives as one buffer with its segment size in a control message, so the kernel's
 	 * per-datagram receive cost is paid once per run. Older kernels refuse the option
-	 * and deliver datagrams one by one, which drain_socket() handles the same way. */
-	if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) < 0)
+	 * and deliver datagrams one by one, which drain_socket() handles the same way.
+	 * With --rx ring it also makes the NIC's GRO coalesce this port's datagrams, which
+	 * a ring before Linux 6.2 would drop: off there. */
+	if ((!cfg->ring || afp_carries_gso()) &&
+	    setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) < 0)
 		log_debug("UDP_GRO not available on %s: %s", spec, strerror(errno));
 	if (cfg->ring) {
 		/* The ring takes the datagrams; this socket only keeps the port bound (no
@@ -234,7 +237,8 @@ static int open_one(const char *spec, const struct ingest_sock_cfg *cfg, int *ou
 
 		if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)) < 0) {
 			err = -errno;
-			log_err("failed to attach the drop filter to %s: %s", spec, strerror(errno));
+			log_err("failed to attach the drop filter to %s: %s", spec,
+				strerror(errno));
 			goto cleanup;
 		}
 	}
@@ -349,18 +353,20 @@ static int ring_target(const struct ingest *in, const struct ingest_sock_cfg *cf
 			return -errno;
 		if (ss.ss_family == AF_INET) {
 			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host,
+				  sizeof(host));
 		} else {
 			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host,
 				  sizeof(host));
 		}
 		if (sockaddr_is_any(&ss))
-			n = snprintf(filter + off, fcap - off, "%s(udp dst port %u)", i ? " or " : "",
-				     port);
+			n = snprintf(filter + off, fcap - off, "%s(udp dst port %u)",
+				     i ? " or " : "", port);
 		else
-			n = snprintf(filter + off, fcap - off, "%s(udp dst port %u and dst host %s)",
-				     i ? " or " : "", port, host);
+			n = snprintf(filter + off, fcap - off,
+				     "%s(udp dst port %u and dst host %s)", i ? " or " : "", port,
+				     host);
 		if (n < 0 || (size_t)n >= fcap - off)
 			return -ENAMETOOLONG;
 		off += (size_t)n;
@@ -370,17 +376,21 @@ static int ring_target(const struct ingest *in, const struct ingest_sock_cfg *cf
 			if (sockaddr_is_multicast(&ss) && cfg->join_iface) {
 				snprintf(name, sizeof(name), "%s", cfg->join_iface);
 			} else {
-				log_err("--rx ring: %s is a %s address: say which interface to capture "
+				log_err("--rx ring: %s is a %s address: say which interface to "
+					"capture "
 					"on with --rx-iface",
-					cfg->listen[i], sockaddr_is_any(&ss) ? "wildcard" : "multicast");
+					cfg->listen[i],
+					sockaddr_is_any(&ss) ? "wildcard" : "multicast");
 				return -EINVAL;
 			}
 		} else if (iface_of(&ss, name, sizeof(name)) < 0) {
-			log_err("--rx ring: no interface holds %s: give --rx-iface", cfg->listen[i]);
+			log_err("--rx ring: no interface holds %s: give --rx-iface",
+				cfg->listen[i]);
 			return -EINVAL;
 		}
 		if (iface[0] && strcmp(iface, name)) {
-			log_err("--rx ring: the listen addresses are on %s and %s: one ring captures "
+			log_err("--rx ring: the listen addresses are on %s and %s: one ring "
+				"captures "
 				"on one interface; give --rx-iface",
 				iface, name);
 			return -EINVAL;
