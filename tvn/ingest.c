@@ -18,6 +18,7 @@
 #include "afpacket.h"
 #include "ingest.h"
 #include "log.h"
+#include "tuple.h"
 #include "vxlan.h"
 
 #define INGEST_MAX_SOCKS 16
@@ -336,8 +337,9 @@ static int iface_of(const struct sockaddr_storage *a, char *name, size_t cap)
 static int ring_target(const struct ingest *in, const struct ingest_sock_cfg *cfg, char *filter,
 		       size_t fcap, char *iface, size_t icap)
 {
-	char host[INET6_ADDRSTRLEN], name[IF_NAMESIZE];
+	char host[TUPLE_ADDR_STRLEN], name[IF_NAMESIZE];
 	struct sockaddr_storage ss;
+	uint8_t addr[16];
 	socklen_t sl;
 	size_t i, off = 0;
 	uint16_t port;
@@ -351,15 +353,9 @@ static int ring_target(const struct ingest *in, const struct ingest_sock_cfg *cf
 		sl = sizeof(ss);
 		if (getsockname(in->fds[i], (struct sockaddr *)&ss, &sl) < 0)
 			return -errno;
-		if (ss.ss_family == AF_INET) {
-			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host,
-				  sizeof(host));
-		} else {
-			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host,
-				  sizeof(host));
-		}
+		if (args_from_sockaddr((struct sockaddr *)&ss, addr, &port))
+			return -EAFNOSUPPORT;
+		tuple_addr_str(addr, host);
 		if (sockaddr_is_any(&ss))
 			n = snprintf(filter + off, fcap - off, "%s(udp dst port %u)",
 				     i ? " or " : "", port);
@@ -376,9 +372,8 @@ static int ring_target(const struct ingest *in, const struct ingest_sock_cfg *cf
 			if (sockaddr_is_multicast(&ss) && cfg->join_iface) {
 				snprintf(name, sizeof(name), "%s", cfg->join_iface);
 			} else {
-				log_err("--rx ring: %s is a %s address: say which interface to "
-					"capture "
-					"on with --rx-iface",
+				log_err("--rx ring: %s is a %s address: say which interface "
+					"to capture on with --rx-iface",
 					cfg->listen[i],
 					sockaddr_is_any(&ss) ? "wildcard" : "multicast");
 				return -EINVAL;
@@ -389,9 +384,8 @@ static int ring_target(const struct ingest *in, const struct ingest_sock_cfg *cf
 			return -EINVAL;
 		}
 		if (iface[0] && strcmp(iface, name)) {
-			log_err("--rx ring: the listen addresses are on %s and %s: one ring "
-				"captures "
-				"on one interface; give --rx-iface",
+			log_err("--rx ring: the listen addresses are on %s and %s: one "
+				"ring captures on one interface; give --rx-iface",
 				iface, name);
 			return -EINVAL;
 		}
