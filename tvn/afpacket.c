@@ -266,9 +266,9 @@ static int read_block(struct afp *a, struct tpacket_block_desc *bd, afp_frame_fn
 	for (i = 0; i < n && off && off < AFP_BLOCK; i++) {
 		const struct tpacket3_hdr *h = (const void *)(base + off);
 		const struct sockaddr_ll *ll = (const void *)((const uint8_t *)h + ll_off);
-		const struct virtio_net_hdr *vh;
-
 		size_t room = (size_t)(end - (const uint8_t *)h);
+		const struct virtio_net_hdr *vh;
+		bool run;
 
 		if (room < ll_off + sizeof(*ll) || h->tp_mac < sizeof(*vh) ||
 		    h->tp_mac + (size_t)h->tp_snaplen > room)
@@ -286,10 +286,8 @@ static int read_block(struct afp *a, struct tpacket_block_desc *bd, afp_frame_fn
 				 (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID));
 			/* A UDP GSO/GRO run; the legacy UDP type (UFO) is one datagram
 			 * to be fragmented, not a run. */
-			f.gso_size = (vh->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) ==
-						     VIRTIO_NET_HDR_GSO_UDP_L4
-					     ? vh->gso_size
-					     : 0;
+			run = (vh->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_UDP_L4;
+			f.gso_size = run ? vh->gso_size : 0;
 			f.ts_ns = (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec;
 			a->frames++;
 			count++;
