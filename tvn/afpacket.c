@@ -46,6 +46,8 @@
 
 struct afp {
 	int fd;
+	unsigned ifindex;
+	char iface[IF_NAMESIZE];
 	uint8_t *map;
 	size_t n_blocks;
 	size_t next;	 /* the block to read next */
@@ -156,6 +158,8 @@ struct afp *afp_new(const struct afp_cfg *cfg)
 		goto cleanup;
 	}
 	ifindex = if_nametoindex(cfg->iface);
+	a->ifindex = ifindex;
+	snprintf(a->iface, sizeof(a->iface), "%s", cfg->iface);
 	if (!ifindex) {
 		err = -ENODEV;
 		log_err("--rx ring: no interface %s (--rx-iface)", cfg->iface);
@@ -298,16 +302,42 @@ static int read_block(struct afp *a, struct tpacket_block_desc *bd, afp_frame_fn
 	return count;
 }
 
+/* The socket reported an error: the interface went down (the kernel resumes the
+ * capture when it comes back up) or away (nothing will ever arrive: fatal, so that a
+ * supervisor restarts tvn). Reading SO_ERROR clears it, or poll() would return at once
+ * again and again. */
+static int ring_error(struct afp *a)
+{
+	int err = 0;
+	socklen_t el = sizeof(err);
+
+	if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+		return -errno;
+	if (if_nametoindex(a->iface) != a->ifindex) {
+		log_err("--rx ring: interface %s is gone", a->iface);
+		return -ENODEV;
+	}
+	if (err)
+		log_warn("--rx ring: %s: %s; the capture resumes when it is up again", a->iface,
+			 strerror(err));
+	return 0;
+}
+
 int afp_poll(struct afp *a, int timeout_ms, afp_frame_fn fn, void *ctx)
 {
 	struct tpacket_block_desc *bd = block(a, a->next);
-	int blocks, total = 0;
+	int blocks, total = 0, err;
 
 	if (!block_ready(bd)) {
-		struct pollfd p = { .fd = a->fd, .events = POLLIN | POLLERR };
+		struct pollfd p = { .fd = a->fd, .events = POLLIN };
 
 		if (poll(&p, 1, timeout_ms) < 0)
 			return errno == EINTR ? 0 : -errno;
+		if (p.revents & POLLERR) {
+			err = ring_error(a);
+			if (err)
+				return err;
+		}
 		if (!block_ready(bd))
 			return 0;
 	}

@@ -244,4 +244,52 @@ rc=$?
 cat "$T/tvn2.log"
 [ $rc -eq 0 ] || fail "tvn exited $rc after SIGTERM"
 python3 "$CHECK" "$T/outer.pcap" "$T/g" || fail "the flow delivered beside the outer garbage is not exact"
+echo "== the ring's interface goes down, comes back, goes away"
+# On a veth between two namespaces (the sender's datagrams must cross the interface, not
+# lo). Down: tvn keeps running without spinning on the socket error and captures again
+# once it is up; deleted: nothing can arrive any more, so tvn exits non-zero saying so.
+if [ "$(id -u)" -eq 0 ]; then
+	S=ecvu-rgs R=ecvu-rgr
+	harness_ns $S
+	harness_ns $R
+	harness_veth $S ecvu-rg0 10.247.0.2/24 $R ecvu-rg1 10.247.0.1/24
+	ip netns exec $R "$BUILD/tvn" --rx ring --listen 10.247.0.1:4789 --http 127.0.0.1:5290 \
+		--out pcap:/dev/null 2>"$T/tvn-if.log" &
+	RT=$!
+	tvn_on_exit "kill $RT 2>/dev/null; wait $RT 2>/dev/null"
+	rmetric() { ip netns exec $R curl -sf http://127.0.0.1:5290/metrics | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'; }
+	wait_for 10 ip netns exec $R curl -sf http://127.0.0.1:5290/healthz -o /dev/null ||
+		{ cat "$T/tvn-if.log"; fail "tvn in $R did not come up"; }
+	grep -q "capturing on ecvu-rg1" "$T/tvn-if.log" || { cat "$T/tvn-if.log"; fail "not capturing on ecvu-rg1"; }
+	ip netns exec $S "$BUILD/ecv-replay" -q --to 10.247.0.1:4789 --from 10.247.0.2 --rate 20000 \
+		"$T/g/a.pcap" || fail "replay A"
+	rx() { [ "$(rmetric tvn_rx_packets_total)" -ge "$1" ]; }
+	wait_for 10 rx "$na" || fail "tvn received $(rmetric tvn_rx_packets_total) of $na datagrams"
+	ip -n $R link set ecvu-rg1 down
+	wait_for 5 grep -q "ecvu-rg1: .*resumes when it is up" "$T/tvn-if.log" ||
+		{ cat "$T/tvn-if.log"; fail "no warning for the interface going down"; }
+	# A thread spinning on the error would take most of a CPU: 2 s at 100 ticks/s.
+	c0=$(awk '{ print $14 + $15 }' /proc/$RT/stat)
+	sleep 2
+	c1=$(awk '{ print $14 + $15 }' /proc/$RT/stat)
+	echo "CPU ticks with the interface down, 2 s: $((c1 - c0))"
+	[ $((c1 - c0)) -le 20 ] || fail "tvn used $((c1 - c0)) ticks in 2 s with its interface down"
+	kill -0 $RT 2>/dev/null || fail "tvn exited when its interface went down"
+	ip -n $R link set ecvu-rg1 up
+	linkup() { ip -n $R link show ecvu-rg1 | grep -q 'state UP'; }
+	wait_for 10 linkup || fail "the veth did not come back up"
+	ip netns exec $S "$BUILD/ecv-replay" -q --to 10.247.0.1:4789 --from 10.247.0.2 --rate 20000 \
+		"$T/g/b.pcap" || fail "replay B"
+	wait_for 10 rx $((na + nb)) || fail "after the interface came back tvn received" \
+		"$(rmetric tvn_rx_packets_total) of $((na + nb)) datagrams"
+	ip -n $R link del ecvu-rg1
+	wait_for 10 exited $RT || fail "tvn kept running after its interface was deleted"
+	wait $RT
+	rc=$?
+	[ $rc -ne 0 ] || fail "tvn exited 0 after its interface was deleted"
+	grep -q "interface ecvu-rg1 is gone" "$T/tvn-if.log" || { cat "$T/tvn-if.log"; fail "no message naming the deleted interface"; }
+	echo "tvn exited $rc: $(grep -o 'interface ecvu-rg1 is gone' "$T/tvn-if.log")"
+else
+	echo "skipped: needs root for network namespaces"
+fi
 echo PASS
