@@ -48,6 +48,7 @@ struct afp {
 	int fd;
 	unsigned ifindex;
 	char iface[IF_NAMESIZE];
+	bool down; /* the interface went down: checked on every poll until it is up */
 	uint8_t *map;
 	size_t n_blocks;
 	size_t next;	 /* the block to read next */
@@ -302,24 +303,34 @@ static int read_block(struct afp *a, struct tpacket_block_desc *bd, afp_frame_fn
 	return count;
 }
 
-/* The socket reported an error: the interface went down (the kernel resumes the
- * capture when it comes back up) or away (nothing will ever arrive: fatal, so that a
- * supervisor restarts tvn). Reading SO_ERROR clears it, or poll() would return at once
- * again and again. */
-static int ring_error(struct afp *a)
+/* Whether the ring's interface still exists: an error, or while it is down a check
+ * per poll, tells. The kernel reports a deletion only as the "down" that precedes it
+ * (the socket's error is set once), so a down interface is looked at again until it is
+ * up (the kernel then resumes the capture by itself) or gone (nothing can arrive any
+ * more: fatal, so that a supervisor restarts tvn). Reading SO_ERROR clears the error,
+ * or poll() would return at once again and again. */
+static int check_iface(struct afp *a, bool error)
 {
+	struct ifreq ifr = { 0 };
 	int err = 0;
 	socklen_t el = sizeof(err);
 
-	if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+	if (error && getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
 		return -errno;
 	if (if_nametoindex(a->iface) != a->ifindex) {
 		log_err("--rx ring: interface %s is gone", a->iface);
 		return -ENODEV;
 	}
-	if (err)
-		log_warn("--rx ring: %s: %s; the capture resumes when it is up again", a->iface,
-			 strerror(err));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", a->iface);
+	if (ioctl(a->fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP)) {
+		if (a->down)
+			log_info("--rx ring: %s is up again, capturing", a->iface);
+		a->down = false;
+	} else if (!a->down) {
+		log_warn("--rx ring: %s is down (%s); the capture resumes when it is up again",
+			 a->iface, strerror(err ? err : ENETDOWN));
+		a->down = true;
+	}
 	return 0;
 }
 
@@ -333,8 +344,8 @@ int afp_poll(struct afp *a, int timeout_ms, afp_frame_fn fn, void *ctx)
 
 		if (poll(&p, 1, timeout_ms) < 0)
 			return errno == EINTR ? 0 : -errno;
-		if (p.revents & POLLERR) {
-			err = ring_error(a);
+		if ((p.revents & POLLERR) || a->down) {
+			err = check_iface(a, p.revents & POLLERR);
 			if (err)
 				return err;
 		}

@@ -843,8 +843,11 @@ int main(int argc, char **argv)
 		 dedup_mode_name(cfg.dedup.mode), (unsigned long long)(cfg.dedup.skew_ns / 1000000),
 		 shard_producers(&scfg), scfg.n_threads ? "" : " (inline)");
 	err = cfg.n_read ? run_offline(&t) : run_live(&t);
-	if (err)
+	/* A live receive error (the ring's interface deleted) still delivers what came. */
+	if (err && cfg.n_read)
 		goto cleanup;
+	if (err)
+		log_info("flushing flows and outputs");
 	shard_flush(t.shards);
 	/* Offline: every frame reaches the outputs. Live: a stalled tool gets 2 s. */
 	egress_drain(t.eg, cfg.n_read ? 0 : 2000);
