@@ -32,6 +32,15 @@ static struct frame frames[MAX_FRAMES];
 static unsigned n_frames;
 static int listen_port; /* port the fake listens() reports as listening, 0 = none */
 
+/* The table each test drives, and the default connection's tuples and ISNs its frames are
+ * checked against: a Check fixture (fx_setup/fx_close), made afresh for every test; file
+ * scope because Check's fixture functions take no argument. */
+static struct {
+	struct conn_table *ct;
+	struct ecv_tuple c2s, s2c;
+	uint32_t ic, is;
+} fx;
+
 static int capture(void *ctx, const struct ecv_tuple *flow, const uint8_t *frame, size_t len)
 {
 	struct frame *f;
@@ -68,7 +77,9 @@ static bool fake_listens(void *ctx, uint32_t tgid, int family, uint16_t port)
 	return listen_port && port == listen_port;
 }
 
-static struct conn_table *table(unsigned backlog_max)
+/* A fresh table holding at most backlog_max events of a connection whose tuple is not
+ * known yet, nothing captured, nothing listening. */
+static void fx_open(unsigned backlog_max)
 {
 	struct conn_cfg cfg = {
 		.mtu = 1450,
@@ -78,13 +89,17 @@ static struct conn_table *table(unsigned backlog_max)
 		.emit = capture,
 		.lookup = { .listens = fake_listens },
 	};
-	struct conn_table *ct;
 
 	n_frames = 0;
 	listen_port = 0;
-	ct = conn_table_new(&cfg);
-	ck_assert_ptr_nonnull(ct);
-	return ct;
+	fx.ct = conn_table_new(&cfg);
+	ck_assert_ptr_nonnull(fx.ct);
+}
+
+static void fx_close(void)
+{
+	conn_table_free(fx.ct);
+	fx.ct = NULL;
 }
 
 /* One event in a heap buffer: header plus len bytes of a deterministic pattern. */
@@ -119,28 +134,27 @@ static struct ecv_event *mk(uint16_t type, uint8_t dir, uint64_t offset, uint32_
 
 /* Hands ev to the table at agent time now; an event without a kernel timestamp gets
  * now, so events are in kernel order unless a test says otherwise. */
-static void feed(struct conn_table *ct, struct ecv_event *ev, uint64_t now)
+static void feed(struct ecv_event *ev, uint64_t now)
 {
 	if (!ev->ts_ns)
 		ev->ts_ns = now;
-	ck_assert_int_eq(conn_handle(ct, ev, ECV_EVENT_HDR_LEN + ev->len, now), 0);
+	ck_assert_int_eq(conn_handle(fx.ct, ev, ECV_EVENT_HDR_LEN + ev->len, now), 0);
 	free(ev);
 }
 
-/* Client -> server and server -> client tuples of the default events and, where ic/is
- * are not NULL, the ISNs the agent derives for them. */
-static void tuples(struct ecv_tuple *c2s, struct ecv_tuple *s2c, uint32_t *ic, uint32_t *is)
+/* The fixture: a table without backlog, and the client -> server and server -> client
+ * tuples of the default events with the ISNs the agent derives for them. */
+static void fx_setup(void)
 {
 	uint8_t c[16], s[16], c4[4] = { 10, 77, 0, 1 }, s4[4] = { 10, 77, 0, 2 };
 
+	fx_open(0);
 	tuple_addr_from_v4(c, c4);
 	tuple_addr_from_v4(s, s4);
-	tuple_init(c2s, c, 40000, s, 443, IPPROTO_TCP);
-	tuple_reverse(s2c, c2s);
-	if (ic)
-		*ic = isn_compute(c2s);
-	if (is)
-		*is = isn_compute(s2c);
+	tuple_init(&fx.c2s, c, 40000, s, 443, IPPROTO_TCP);
+	tuple_reverse(&fx.s2c, &fx.c2s);
+	fx.ic = isn_compute(&fx.c2s);
+	fx.is = isn_compute(&fx.s2c);
 }
 
 static void check_payload(const struct frame *f, uint8_t dir, uint64_t offset, size_t len)
@@ -160,36 +174,54 @@ static void check_tcp(const struct frame *f, const struct ecv_tuple *t, uint32_t
 	ck_assert_uint_eq(f->info.tcp_flags, flags);
 }
 
-/* The table's flow counters: flows started, ended and still active. */
-static void check_flows(struct conn_table *ct, uint64_t started, uint64_t ended, uint64_t active)
+static const struct conn_stats *stats(void)
 {
-	const struct conn_stats *st = conn_stats(ct);
+	return conn_stats(fx.ct);
+}
 
-	ck_assert_uint_eq(st->flows_started, started);
-	ck_assert_uint_eq(st->flows_ended, ended);
-	ck_assert_uint_eq(st->flows_active, active);
+/* The table's flow counters: flows started, ended and still active. */
+static void check_flows(uint64_t started, uint64_t ended, uint64_t active)
+{
+	ck_assert_uint_eq(stats()->flows_started, started);
+	ck_assert_uint_eq(stats()->flows_ended, ended);
+	ck_assert_uint_eq(stats()->flows_active, active);
+}
+
+/* The flags of an event on a connection the agent saw from its handshake, as client. */
+#define FS_CLIENT (ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_CLIENT)
+
+/* A data event of len bytes at offset in direction dir, read at agent time now. */
+static void feed_data(uint8_t dir, uint64_t offset, uint32_t len, uint32_t flags, uint64_t now)
+{
+	feed(mk(ECV_EV_DATA, dir, offset, len, flags), now);
+}
+
+static void feed_close(uint64_t now)
+{
+	feed(mk(ECV_EV_CLOSE, 0, 0, 0, 0), now);
+}
+
+/* The connection closed at closed_at ends (FINs, end record) once the grace has passed. */
+static void expire_closed(uint64_t closed_at)
+{
+	ck_assert_uint_eq(conn_expire(fx.ct, closed_at + CONN_CLOSE_GRACE_NS), 1);
 }
 
 START_TEST(from_start_client)
 {
-	struct conn_table *ct = table(0);
-	struct ecv_tuple c2s, s2c;
-	uint32_t ic, is;
 	unsigned k = 0;
 
-	tuples(&c2s, &s2c, &ic, &is);
-
-	feed(ct, mk(ECV_EV_START, 0, 0, 0, 0), 1);
+	feed(mk(ECV_EV_START, 0, 0, 0, 0), 1);
 	ck_assert_uint_eq(n_frames, 0); /* nothing until the tuple is known */
-	feed(ct, mk(ECV_EV_SOCK, 0, 0, 0, ECV_F_TUPLE | ECV_F_ROLE_CLIENT), 2);
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 3000, ECV_F_TUPLE | ECV_F_FROM_START), 3);
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_READ, 0, 100, ECV_F_TUPLE | ECV_F_FROM_START), 4);
-	feed(ct, mk(ECV_EV_CLOSE, 0, 0, 0, 0), 5);
+	feed(mk(ECV_EV_SOCK, 0, 0, 0, ECV_F_TUPLE | ECV_F_ROLE_CLIENT), 2);
+	feed_data(ECV_DIR_WRITE, 0, 3000, ECV_F_TUPLE | ECV_F_FROM_START, 3);
+	feed_data(ECV_DIR_READ, 0, 100, ECV_F_TUPLE | ECV_F_FROM_START, 4);
+	feed_close(5);
 	/* the FINs wait for events of the connection still in other CPUs' buffers */
 	ck_assert_uint_eq(n_frames, 1 + 3 + 4);
-	ck_assert_uint_eq(conn_expire(ct, 5 + CONN_CLOSE_GRACE_NS - 1), 0);
+	ck_assert_uint_eq(conn_expire(fx.ct, 5 + CONN_CLOSE_GRACE_NS - 1), 0);
 	ck_assert_uint_eq(n_frames, 1 + 3 + 4);
-	ck_assert_uint_eq(conn_expire(ct, 5 + CONN_CLOSE_GRACE_NS), 1);
+	expire_closed(5);
 
 	/* start record, SYN, SYN-ACK, ACK, 3 + 1 data segments, 3 FIN frames, end record */
 	ck_assert_uint_eq(n_frames, 1 + 3 + 4 + 3 + 1);
@@ -200,40 +232,41 @@ START_TEST(from_start_client)
 	ck_assert_str_eq(frames[k].meta.node, "node-a");
 	ck_assert_str_eq(frames[k].meta.comm, "curl");
 	ck_assert_int_eq(frames[k].meta.pid, 4242);
-	ck_assert(tuple_equal(&frames[k].meta.tuple, &c2s));
-	ck_assert_uint_eq(frames[k].meta.isn[0], ic);
-	ck_assert_uint_eq(frames[k].meta.isn[1], is);
+	ck_assert(tuple_equal(&frames[k].meta.tuple, &fx.c2s));
+	ck_assert_uint_eq(frames[k].meta.isn[0], fx.ic);
+	ck_assert_uint_eq(frames[k].meta.isn[1], fx.is);
 	k++;
-	check_tcp(&frames[k++], &c2s, ic, 0, PKT_TCP_SYN);
-	check_tcp(&frames[k++], &s2c, is, ic + 1, PKT_TCP_SYN | PKT_TCP_ACK);
-	check_tcp(&frames[k++], &c2s, ic + 1, is + 1, PKT_TCP_ACK);
+	check_tcp(&frames[k++], &fx.c2s, fx.ic, 0, PKT_TCP_SYN);
+	check_tcp(&frames[k++], &fx.s2c, fx.is, fx.ic + 1, PKT_TCP_SYN | PKT_TCP_ACK);
+	check_tcp(&frames[k++], &fx.c2s, fx.ic + 1, fx.is + 1, PKT_TCP_ACK);
 	/* 3000 bytes at MSS 1410: 1410 + 1410 + 180, PSH on the last one only */
-	check_tcp(&frames[k], &c2s, ic + 1, is + 1, PKT_TCP_ACK);
+	check_tcp(&frames[k], &fx.c2s, fx.ic + 1, fx.is + 1, PKT_TCP_ACK);
 	check_payload(&frames[k++], ECV_DIR_WRITE, 0, MSS4);
-	check_tcp(&frames[k], &c2s, ic + 1 + MSS4, is + 1, PKT_TCP_ACK);
+	check_tcp(&frames[k], &fx.c2s, fx.ic + 1 + MSS4, fx.is + 1, PKT_TCP_ACK);
 	check_payload(&frames[k++], ECV_DIR_WRITE, MSS4, MSS4);
-	check_tcp(&frames[k], &c2s, ic + 1 + 2 * MSS4, is + 1, PKT_TCP_ACK | PKT_TCP_PSH);
+	check_tcp(&frames[k], &fx.c2s, fx.ic + 1 + 2 * MSS4, fx.is + 1, PKT_TCP_ACK | PKT_TCP_PSH);
 	check_payload(&frames[k++], ECV_DIR_WRITE, 2 * MSS4, 3000 - 2 * MSS4);
 	/* the response acknowledges the whole request */
-	check_tcp(&frames[k], &s2c, is + 1, ic + 1 + 3000, PKT_TCP_ACK | PKT_TCP_PSH);
+	check_tcp(&frames[k], &fx.s2c, fx.is + 1, fx.ic + 1 + 3000, PKT_TCP_ACK | PKT_TCP_PSH);
 	check_payload(&frames[k++], ECV_DIR_READ, 0, 100);
 	/* client FIN, server FIN, client ACK */
-	check_tcp(&frames[k++], &c2s, ic + 1 + 3000, is + 1 + 100, PKT_TCP_FIN | PKT_TCP_ACK);
-	check_tcp(&frames[k++], &s2c, is + 1 + 100, ic + 1 + 3001, PKT_TCP_FIN | PKT_TCP_ACK);
-	check_tcp(&frames[k++], &c2s, ic + 1 + 3001, is + 1 + 101, PKT_TCP_ACK);
+	check_tcp(&frames[k++], &fx.c2s, fx.ic + 1 + 3000, fx.is + 1 + 100,
+		  PKT_TCP_FIN | PKT_TCP_ACK);
+	check_tcp(&frames[k++], &fx.s2c, fx.is + 1 + 100, fx.ic + 1 + 3001,
+		  PKT_TCP_FIN | PKT_TCP_ACK);
+	check_tcp(&frames[k++], &fx.c2s, fx.ic + 1 + 3001, fx.is + 1 + 101, PKT_TCP_ACK);
 	ck_assert_int_eq(frames[k].kind, PKT_META);
 	ck_assert_int_eq(frames[k].meta.event, META_END);
 	ck_assert_uint_eq(frames[k].meta.bytes[0], 3000);
 	ck_assert_uint_eq(frames[k].meta.bytes[1], 100);
 	ck_assert_uint_eq(frames[k].meta.lost, 0);
 
-	check_flows(ct, 1, 1, 0);
-	ck_assert_uint_eq(conn_stats(ct)->bytes[ECV_DIR_WRITE], 3000);
-	ck_assert_uint_eq(conn_stats(ct)->bytes[ECV_DIR_READ], 100);
-	ck_assert_uint_eq(conn_stats(ct)->events, 5);
-	ck_assert_uint_eq(conn_stats(ct)->frames, n_frames);
-	ck_assert_uint_eq(conn_stats(ct)->gaps, 0);
-	conn_table_free(ct);
+	check_flows(1, 1, 0);
+	ck_assert_uint_eq(stats()->bytes[ECV_DIR_WRITE], 3000);
+	ck_assert_uint_eq(stats()->bytes[ECV_DIR_READ], 100);
+	ck_assert_uint_eq(stats()->events, 5);
+	ck_assert_uint_eq(stats()->frames, n_frames);
+	ck_assert_uint_eq(stats()->gaps, 0);
 }
 END_TEST
 
@@ -241,111 +274,85 @@ END_TEST
  * handshake and FIN sequence numbers, data in the opposite ecv_dir. */
 START_TEST(server_side_same_sequence_space)
 {
-	struct conn_table *ct = table(0);
-	struct ecv_tuple c2s, s2c;
 	struct ecv_event *ev;
-	uint32_t ic, is;
 
-	tuples(&c2s, &s2c, &ic, &is);
 	ev = mk(ECV_EV_DATA, ECV_DIR_READ, 0, 500,
 		ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_SERVER);
 	/* local is the server here */
-	memcpy(ev->laddr, c2s.daddr, 16);
-	memcpy(ev->raddr, c2s.saddr, 16);
+	memcpy(ev->laddr, fx.c2s.daddr, 16);
+	memcpy(ev->raddr, fx.c2s.saddr, 16);
 	ev->lport = 443;
 	ev->rport = 40000;
-	feed(ct, ev, 1);
+	feed(ev, 1);
 	ck_assert_uint_eq(n_frames, 1 + 3 + 1);
 	ck_assert_str_eq(frames[0].meta.role, "server");
-	ck_assert(tuple_equal(&frames[0].meta.tuple, &c2s)); /* src is the client */
-	check_tcp(&frames[1], &c2s, ic, 0, PKT_TCP_SYN);
-	check_tcp(&frames[2], &s2c, is, ic + 1, PKT_TCP_SYN | PKT_TCP_ACK);
-	check_tcp(&frames[3], &c2s, ic + 1, is + 1, PKT_TCP_ACK);
-	check_tcp(&frames[4], &c2s, ic + 1, is + 1, PKT_TCP_ACK | PKT_TCP_PSH);
+	ck_assert(tuple_equal(&frames[0].meta.tuple, &fx.c2s)); /* src is the client */
+	check_tcp(&frames[1], &fx.c2s, fx.ic, 0, PKT_TCP_SYN);
+	check_tcp(&frames[2], &fx.s2c, fx.is, fx.ic + 1, PKT_TCP_SYN | PKT_TCP_ACK);
+	check_tcp(&frames[3], &fx.c2s, fx.ic + 1, fx.is + 1, PKT_TCP_ACK);
+	check_tcp(&frames[4], &fx.c2s, fx.ic + 1, fx.is + 1, PKT_TCP_ACK | PKT_TCP_PSH);
 	check_payload(&frames[4], ECV_DIR_READ, 0, 500);
-	conn_close_all(ct, 2);
+	conn_close_all(fx.ct, 2);
 	ck_assert_uint_eq(n_frames, 5 + 4);
-	check_tcp(&frames[5], &c2s, ic + 501, is + 1, PKT_TCP_FIN | PKT_TCP_ACK);
-	check_tcp(&frames[6], &s2c, is + 1, ic + 502, PKT_TCP_FIN | PKT_TCP_ACK);
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 0);
-	conn_table_free(ct);
+	check_tcp(&frames[5], &fx.c2s, fx.ic + 501, fx.is + 1, PKT_TCP_FIN | PKT_TCP_ACK);
+	check_tcp(&frames[6], &fx.s2c, fx.is + 1, fx.ic + 502, PKT_TCP_FIN | PKT_TCP_ACK);
+	ck_assert_uint_eq(stats()->flows_active, 0);
 }
 END_TEST
 
 START_TEST(mid_stream_has_no_syn)
 {
-	struct conn_table *ct = table(0);
-	struct ecv_tuple c2s, s2c;
-
-	tuples(&c2s, &s2c, NULL, NULL);
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 5000, 10, ECV_F_TUPLE | ECV_F_ROLE_CLIENT), 1);
+	feed_data(ECV_DIR_WRITE, 5000, 10, ECV_F_TUPLE | ECV_F_ROLE_CLIENT, 1);
 	ck_assert_uint_eq(n_frames, 2);
 	ck_assert_int_eq(frames[0].kind, PKT_META);
 	ck_assert(!frames[0].meta.from_start);
-	check_tcp(&frames[1], &c2s, isn_compute(&c2s) + 1 + 5000, isn_compute(&s2c) + 1,
-		  PKT_TCP_ACK | PKT_TCP_PSH);
+	check_tcp(&frames[1], &fx.c2s, fx.ic + 1 + 5000, fx.is + 1, PKT_TCP_ACK | PKT_TCP_PSH);
 	check_payload(&frames[1], ECV_DIR_WRITE, 5000, 10);
 	/* the first offset of a mid-stream connection is where it starts, not a hole */
-	ck_assert_uint_eq(conn_stats(ct)->gaps, 0);
+	ck_assert_uint_eq(stats()->gaps, 0);
 	ck_assert_uint_eq(frames[0].meta.lost, 0);
-	conn_table_free(ct);
 }
 END_TEST
 
 START_TEST(gap_is_left_visible)
 {
-	struct conn_table *ct = table(0);
-	struct ecv_tuple c2s, s2c;
-	uint32_t ic;
-
-	tuples(&c2s, &s2c, &ic, NULL);
-	feed(ct,
-	     mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 100,
-		ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_CLIENT),
-	     1);
+	feed_data(ECV_DIR_WRITE, 0, 100, FS_CLIENT, 1);
 	/* 200 bytes lost (perf buffer overrun): the next event keeps its own offset */
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 300, 100, ECV_F_TUPLE | ECV_F_FROM_START), 2);
+	feed_data(ECV_DIR_WRITE, 300, 100, ECV_F_TUPLE | ECV_F_FROM_START, 2);
 	ck_assert_uint_eq(n_frames, 1 + 3 + 2);
-	check_tcp(&frames[4], &c2s, ic + 1, isn_compute(&s2c) + 1, PKT_TCP_ACK | PKT_TCP_PSH);
-	check_tcp(&frames[5], &c2s, ic + 1 + 300, isn_compute(&s2c) + 1, PKT_TCP_ACK | PKT_TCP_PSH);
+	check_tcp(&frames[4], &fx.c2s, fx.ic + 1, fx.is + 1, PKT_TCP_ACK | PKT_TCP_PSH);
+	check_tcp(&frames[5], &fx.c2s, fx.ic + 1 + 300, fx.is + 1, PKT_TCP_ACK | PKT_TCP_PSH);
 	check_payload(&frames[5], ECV_DIR_WRITE, 300, 100);
-	ck_assert_uint_eq(conn_stats(ct)->gaps, 1);
-	ck_assert_uint_eq(conn_stats(ct)->gap_bytes, 200);
-	conn_close_all(ct, 3);
+	ck_assert_uint_eq(stats()->gaps, 1);
+	ck_assert_uint_eq(stats()->gap_bytes, 200);
+	conn_close_all(fx.ct, 3);
 	/* the FIN comes after the highest byte, and the end record reports the hole */
-	check_tcp(&frames[6], &c2s, ic + 1 + 400, isn_compute(&s2c) + 1, PKT_TCP_FIN | PKT_TCP_ACK);
+	check_tcp(&frames[6], &fx.c2s, fx.ic + 1 + 400, fx.is + 1, PKT_TCP_FIN | PKT_TCP_ACK);
 	ck_assert_int_eq(frames[9].kind, PKT_META);
 	ck_assert_uint_eq(frames[9].meta.lost, 200);
 	ck_assert_uint_eq(frames[9].meta.bytes[0], 200);
-	conn_table_free(ct);
 }
 END_TEST
 
 START_TEST(truncated_call_counted_and_not_shifted)
 {
-	struct conn_table *ct = table(0);
-	struct ecv_tuple c2s, s2c;
 	struct ecv_event *ev;
 
-	tuples(&c2s, &s2c, NULL, NULL);
-	ev = mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 16384,
-		ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_CLIENT | ECV_F_TRUNCATED);
+	ev = mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 16384, FS_CLIENT | ECV_F_TRUNCATED);
 	ev->call_len = 5 << 20;
-	feed(ct, ev, 1);
+	feed(ev, 1);
 	/* the kernel's counter moved by the whole call: the next write is at 5 MiB */
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 5 << 20, 10, ECV_F_TUPLE | ECV_F_FROM_START), 2);
-	ck_assert_uint_eq(conn_stats(ct)->truncated, 1);
-	ck_assert_uint_eq(conn_stats(ct)->gaps, 1);
-	ck_assert_uint_eq(conn_stats(ct)->gap_bytes, (5 << 20) - 16384);
-	check_tcp(&frames[n_frames - 1], &c2s, isn_compute(&c2s) + 1 + (5 << 20),
-		  isn_compute(&s2c) + 1, PKT_TCP_ACK | PKT_TCP_PSH);
-	conn_table_free(ct);
+	feed_data(ECV_DIR_WRITE, 5 << 20, 10, ECV_F_TUPLE | ECV_F_FROM_START, 2);
+	ck_assert_uint_eq(stats()->truncated, 1);
+	ck_assert_uint_eq(stats()->gaps, 1);
+	ck_assert_uint_eq(stats()->gap_bytes, (5 << 20) - 16384);
+	check_tcp(&frames[n_frames - 1], &fx.c2s, fx.ic + 1 + (5 << 20), fx.is + 1,
+		  PKT_TCP_ACK | PKT_TCP_PSH);
 }
 END_TEST
 
 START_TEST(ipv6_frames)
 {
-	struct conn_table *ct = table(0);
 	struct ecv_event *ev;
 	struct ecv_tuple out, in;
 
@@ -357,7 +364,7 @@ START_TEST(ipv6_frames)
 	tuple_init(&out, ev->laddr, 55555, ev->raddr, 443, IPPROTO_TCP);
 	tuple_reverse(&in, &out);
 	ck_assert_uint_eq(isn_compute(&out), 0x2cde54ecu); /* DESIGN §3 vector */
-	feed(ct, ev, 1);
+	feed(ev, 1);
 	/* IPv6 MSS at MTU 1450 is 1390: 1390 + 610 */
 	ck_assert_uint_eq(n_frames, 3);
 	ck_assert_uint_eq(frames[1].info.tuple.family, AF_INET6);
@@ -365,105 +372,84 @@ START_TEST(ipv6_frames)
 	ck_assert_uint_eq(frames[1].info.payload_len, 1390);
 	ck_assert_uint_eq(frames[2].info.seq, 0x2cde54ecu + 1 + 1390);
 	check_payload(&frames[2], ECV_DIR_WRITE, 1390, 610);
-	conn_table_free(ct);
 }
 END_TEST
 
 START_TEST(backlog_until_tuple_then_bounded)
 {
-	struct conn_table *ct = table(2);
-	struct ecv_tuple c2s, s2c;
-
-	tuples(&c2s, &s2c, NULL, NULL);
-	feed(ct, mk(ECV_EV_START, 0, 0, 0, 0), 1);
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10, ECV_F_FROM_START), 2);
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 10, 10, ECV_F_FROM_START), 3);
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 20, 10, ECV_F_FROM_START), 4); /* over bound */
+	fx_close();
+	fx_open(2); /* holds 2 events before the tuple is known */
+	feed(mk(ECV_EV_START, 0, 0, 0, 0), 1);
+	feed_data(ECV_DIR_WRITE, 0, 10, ECV_F_FROM_START, 2);
+	feed_data(ECV_DIR_WRITE, 10, 10, ECV_F_FROM_START, 3);
+	feed_data(ECV_DIR_WRITE, 20, 10, ECV_F_FROM_START, 4); /* over bound */
 	ck_assert_uint_eq(n_frames, 0);
-	ck_assert_uint_eq(conn_stats(ct)->backlog_dropped, 1);
-	feed(ct,
-	     mk(ECV_EV_DATA, ECV_DIR_WRITE, 30, 10,
-		ECV_F_FROM_START | ECV_F_TUPLE | ECV_F_ROLE_CLIENT),
-	     5);
+	ck_assert_uint_eq(stats()->backlog_dropped, 1);
+	feed_data(ECV_DIR_WRITE, 30, 10, FS_CLIENT, 5);
 	/* start, handshake, the two kept events in order, then the hole, then the new one */
 	ck_assert_uint_eq(n_frames, 1 + 3 + 3);
 	check_payload(&frames[4], ECV_DIR_WRITE, 0, 10);
-	ck_assert_uint_eq(frames[4].info.seq, isn_compute(&c2s) + 1);
+	ck_assert_uint_eq(frames[4].info.seq, fx.ic + 1);
 	check_payload(&frames[5], ECV_DIR_WRITE, 10, 10);
 	check_payload(&frames[6], ECV_DIR_WRITE, 30, 10);
-	ck_assert_uint_eq(frames[6].info.seq, isn_compute(&c2s) + 1 + 30);
-	ck_assert_uint_eq(conn_stats(ct)->gap_bytes, 10);
-	conn_table_free(ct);
+	ck_assert_uint_eq(frames[6].info.seq, fx.ic + 1 + 30);
+	ck_assert_uint_eq(stats()->gap_bytes, 10);
 }
 END_TEST
 
 START_TEST(close_before_tuple_drops_backlog)
 {
-	struct conn_table *ct = table(0);
-
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10, 0), 1);
-	feed(ct, mk(ECV_EV_CLOSE, 0, 0, 0, 0), 2);
-	ck_assert_uint_eq(conn_expire(ct, 2 + CONN_CLOSE_GRACE_NS), 1);
+	feed_data(ECV_DIR_WRITE, 0, 10, 0, 1);
+	feed_close(2);
+	expire_closed(2);
 	ck_assert_uint_eq(n_frames, 0);
-	ck_assert_uint_eq(conn_stats(ct)->backlog_dropped, 1);
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 0);
-	conn_table_free(ct);
+	ck_assert_uint_eq(stats()->backlog_dropped, 1);
+	ck_assert_uint_eq(stats()->flows_active, 0);
 }
 END_TEST
 
 START_TEST(role_from_listening_port)
 {
-	struct conn_table *ct = table(0);
-	struct ecv_tuple c2s, s2c;
-	struct ecv_event *ev;
-
-	tuples(&c2s, &s2c, NULL, NULL);
 	/* no kernel role; the local port 40000 is listening: we are the server, even
 	 * though the lower-port rule would say otherwise */
 	listen_port = 40000;
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 1, ECV_F_TUPLE), 1);
+	feed_data(ECV_DIR_WRITE, 0, 1, ECV_F_TUPLE, 1);
 	ck_assert_str_eq(frames[0].meta.role, "server");
-	ck_assert(tuple_equal(&frames[0].meta.tuple, &s2c));
-	conn_table_free(ct);
+	ck_assert(tuple_equal(&frames[0].meta.tuple, &fx.s2c));
 
 	/* nothing listens: the lower port (443) is the server */
-	ct = table(0);
-	ev = mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 1, ECV_F_TUPLE);
-	feed(ct, ev, 1);
+	fx_close();
+	fx_open(0);
+	feed_data(ECV_DIR_WRITE, 0, 1, ECV_F_TUPLE, 1);
 	ck_assert_str_eq(frames[0].meta.role, "client");
-	ck_assert(tuple_equal(&frames[0].meta.tuple, &c2s));
-	conn_table_free(ct);
+	ck_assert(tuple_equal(&frames[0].meta.tuple, &fx.c2s));
 }
 END_TEST
 
 START_TEST(idle_expiry_ends_flow)
 {
-	struct conn_table *ct = table(0);
 	const uint64_t s = 1000000000ull;
 
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10, ECV_F_TUPLE | ECV_F_ROLE_CLIENT), 1 * s);
-	ck_assert_uint_eq(conn_expire(ct, 5 * s), 0);
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 1);
-	ck_assert_uint_eq(conn_expire(ct, 12 * s), 1);
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 0);
+	feed_data(ECV_DIR_WRITE, 0, 10, ECV_F_TUPLE | ECV_F_ROLE_CLIENT, 1 * s);
+	ck_assert_uint_eq(conn_expire(fx.ct, 5 * s), 0);
+	ck_assert_uint_eq(stats()->flows_active, 1);
+	ck_assert_uint_eq(conn_expire(fx.ct, 12 * s), 1);
+	ck_assert_uint_eq(stats()->flows_active, 0);
 	ck_assert_uint_eq(n_frames, 2 + 3 + 1);
 	ck_assert_uint_eq(frames[2].info.tcp_flags, PKT_TCP_FIN | PKT_TCP_ACK);
 	ck_assert_int_eq(frames[5].meta.event, META_END);
-	conn_table_free(ct);
 }
 END_TEST
 
 START_TEST(reused_ssl_pointer_starts_new_flow)
 {
-	struct conn_table *ct = table(0);
 	struct ecv_event *ev;
 
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10, ECV_F_TUPLE | ECV_F_ROLE_CLIENT), 1);
+	feed_data(ECV_DIR_WRITE, 0, 10, ECV_F_TUPLE | ECV_F_ROLE_CLIENT, 1);
 	ev = mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10, ECV_F_TUPLE | ECV_F_ROLE_CLIENT);
 	ev->lport = 40001;
-	feed(ct, ev, 2);
-	check_flows(ct, 2, 1, 1);
-	conn_table_free(ct);
+	feed(ev, 2);
+	check_flows(2, 1, 1);
 }
 END_TEST
 
@@ -471,26 +457,17 @@ END_TEST
  * still goes out before the FINs, in the same flow, with no second handshake. */
 START_TEST(data_after_close_within_grace)
 {
-	struct conn_table *ct = table(0);
-	struct ecv_tuple c2s, s2c;
-	uint32_t ic, is;
-
-	tuples(&c2s, &s2c, &ic, &is);
-	feed(ct,
-	     mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10,
-		ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_CLIENT),
-	     1);
-	feed(ct, mk(ECV_EV_CLOSE, 0, 0, 0, 0), 2);
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 10, 20, ECV_F_TUPLE | ECV_F_FROM_START), 3);
-	ck_assert_uint_eq(conn_expire(ct, 2 + CONN_CLOSE_GRACE_NS), 1);
-	ck_assert_uint_eq(conn_stats(ct)->flows_started, 1);
+	feed_data(ECV_DIR_WRITE, 0, 10, FS_CLIENT, 1);
+	feed_close(2);
+	feed_data(ECV_DIR_WRITE, 10, 20, ECV_F_TUPLE | ECV_F_FROM_START, 3);
+	expire_closed(2);
+	ck_assert_uint_eq(stats()->flows_started, 1);
 	ck_assert_uint_eq(n_frames, 1 + 3 + 2 + 3 + 1);
-	check_tcp(&frames[5], &c2s, ic + 1 + 10, is + 1, PKT_TCP_ACK | PKT_TCP_PSH);
+	check_tcp(&frames[5], &fx.c2s, fx.ic + 1 + 10, fx.is + 1, PKT_TCP_ACK | PKT_TCP_PSH);
 	check_payload(&frames[5], ECV_DIR_WRITE, 10, 20);
-	check_tcp(&frames[6], &c2s, ic + 1 + 30, is + 1, PKT_TCP_FIN | PKT_TCP_ACK);
+	check_tcp(&frames[6], &fx.c2s, fx.ic + 1 + 30, fx.is + 1, PKT_TCP_FIN | PKT_TCP_ACK);
 	ck_assert_uint_eq(frames[9].meta.bytes[0], 30);
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 0);
-	conn_table_free(ct);
+	ck_assert_uint_eq(stats()->flows_active, 0);
 }
 END_TEST
 
@@ -498,32 +475,26 @@ END_TEST
  * buffer): the connection is still captured whole and then closed. */
 START_TEST(close_read_before_the_data)
 {
-	struct conn_table *ct = table(0);
 	struct ecv_event *ev[4];
-	struct ecv_tuple c2s, s2c;
 
-	tuples(&c2s, &s2c, NULL, NULL);
 	/* kernel order: START, write, read, CLOSE; read in the order CLOSE first */
 	ev[0] = mk(ECV_EV_CLOSE, 0, 0, 0, 0);
 	ev[0]->ts_ns = 400;
 	ev[1] = mk(ECV_EV_START, 0, 0, 0, 0);
 	ev[1]->ts_ns = 100;
-	ev[2] = mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10,
-		   ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_CLIENT);
+	ev[2] = mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10, FS_CLIENT);
 	ev[2]->ts_ns = 200;
 	ev[3] = mk(ECV_EV_DATA, ECV_DIR_READ, 0, 5, ECV_F_TUPLE | ECV_F_FROM_START);
 	ev[3]->ts_ns = 300;
 	for (int i = 0; i < 4; i++)
-		feed(ct, ev[i], 1000 + i);
+		feed(ev[i], 1000 + i);
 	ck_assert_uint_eq(n_frames, 1 + 3 + 2);
-	ck_assert_uint_eq(conn_expire(ct, 1000 + CONN_CLOSE_GRACE_NS), 1);
+	expire_closed(1000);
 	ck_assert_uint_eq(n_frames, 1 + 3 + 2 + 3 + 1);
-	ck_assert_uint_eq(conn_stats(ct)->flows_started, 1);
-	ck_assert_uint_eq(conn_stats(ct)->flows_ended, 1);
-	check_tcp(&frames[6], &c2s, isn_compute(&c2s) + 1 + 10, isn_compute(&s2c) + 1 + 5,
-		  PKT_TCP_FIN | PKT_TCP_ACK);
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 0);
-	conn_table_free(ct);
+	ck_assert_uint_eq(stats()->flows_started, 1);
+	ck_assert_uint_eq(stats()->flows_ended, 1);
+	check_tcp(&frames[6], &fx.c2s, fx.ic + 1 + 10, fx.is + 1 + 5, PKT_TCP_FIN | PKT_TCP_ACK);
+	ck_assert_uint_eq(stats()->flows_active, 0);
 }
 END_TEST
 
@@ -531,27 +502,22 @@ END_TEST
  * handshake on a closing entry ends the old flow there and then. */
 START_TEST(reuse_during_grace_ends_old_flow)
 {
-	struct conn_table *ct = table(0);
 	struct ecv_event *ev;
 
-	feed(ct,
-	     mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10,
-		ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_CLIENT),
-	     1);
-	feed(ct, mk(ECV_EV_CLOSE, 0, 0, 0, 0), 2);
-	feed(ct, mk(ECV_EV_START, 0, 0, 0, 0), 3);
-	ck_assert_uint_eq(conn_stats(ct)->flows_ended, 1);
+	feed_data(ECV_DIR_WRITE, 0, 10, FS_CLIENT, 1);
+	feed_close(2);
+	feed(mk(ECV_EV_START, 0, 0, 0, 0), 3);
+	ck_assert_uint_eq(stats()->flows_ended, 1);
 	ev = mk(ECV_EV_SOCK, 0, 0, 0, ECV_F_TUPLE | ECV_F_ROLE_CLIENT);
 	ev->lport = 40001;
-	feed(ct, ev, 4);
-	ck_assert_uint_eq(conn_stats(ct)->flows_started, 2);
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 1);
+	feed(ev, 4);
+	ck_assert_uint_eq(stats()->flows_started, 2);
+	ck_assert_uint_eq(stats()->flows_active, 1);
 	/* the new connection was followed from its handshake: it opens with a SYN */
 	ck_assert_int_eq(frames[n_frames - 4].kind, PKT_META);
 	ck_assert(frames[n_frames - 4].meta.from_start);
 	ck_assert_uint_eq(frames[n_frames - 3].info.tcp_flags, PKT_TCP_SYN);
 	ck_assert_uint_eq(frames[n_frames - 3].info.tuple.sport, 40001);
-	conn_table_free(ct);
 }
 END_TEST
 
@@ -561,8 +527,6 @@ END_TEST
  * ISN + 1 and FINs, none of the old connection's offsets carried over. */
 START_TEST(ssl_clear_reuse_one_flow_per_connection)
 {
-	const uint32_t tuple_fs = ECV_F_TUPLE | ECV_F_FROM_START | ECV_F_ROLE_CLIENT;
-	struct conn_table *ct = table(0);
 	uint64_t ts = 100;
 
 	for (uint16_t k = 0; k < 3; k++) {
@@ -571,24 +535,24 @@ START_TEST(ssl_clear_reuse_one_flow_per_connection)
 		uint32_t ic, is;
 		unsigned f0 = n_frames;
 
-		tuples(&c2s, &s2c, NULL, NULL);
+		c2s = fx.c2s;
 		c2s.sport = 40000 + k;
 		tuple_reverse(&s2c, &c2s);
 		ic = isn_compute(&c2s);
 		is = isn_compute(&s2c);
 		ev[0] = mk(ECV_EV_START, 0, 0, 0, ECV_F_FROM_START);
-		ev[1] = mk(ECV_EV_SOCK, 0, 0, 0, tuple_fs);
-		ev[2] = mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10, tuple_fs);
-		ev[3] = mk(ECV_EV_DATA, ECV_DIR_READ, 0, 20, tuple_fs);
+		ev[1] = mk(ECV_EV_SOCK, 0, 0, 0, FS_CLIENT);
+		ev[2] = mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10, FS_CLIENT);
+		ev[3] = mk(ECV_EV_DATA, ECV_DIR_READ, 0, 20, FS_CLIENT);
 		for (int i = 0; i < 4; i++) {
 			ev[i]->lport = 40000 + k;
 			ev[i]->ts_ns = ts++;
-			feed(ct, ev[i], ts);
+			feed(ev[i], ts);
 		}
-		ev[0] = mk(ECV_EV_CLOSE, 0, 0, 0, tuple_fs);
+		ev[0] = mk(ECV_EV_CLOSE, 0, 0, 0, FS_CLIENT);
 		ev[0]->lport = 40000 + k;
 		ev[0]->ts_ns = ts++;
-		feed(ct, ev[0], ts);
+		feed(ev[0], ts);
 		/* the previous connection ended at this START: its FINs and end record
 		 * came first, with its own tuple, sequence numbers and byte counts */
 		if (k > 0) {
@@ -613,10 +577,9 @@ START_TEST(ssl_clear_reuse_one_flow_per_connection)
 		check_tcp(&frames[f0 + 5], &s2c, is + 1, ic + 1 + 10, PKT_TCP_PSH | PKT_TCP_ACK);
 		check_payload(&frames[f0 + 5], ECV_DIR_READ, 0, 20);
 	}
-	ck_assert_uint_eq(conn_expire(ct, ts + CONN_CLOSE_GRACE_NS), 1);
-	check_flows(ct, 3, 3, 0);
-	ck_assert_uint_eq(conn_stats(ct)->gaps, 0);
-	conn_table_free(ct);
+	expire_closed(ts);
+	check_flows(3, 3, 0);
+	ck_assert_uint_eq(stats()->gaps, 0);
 }
 END_TEST
 
@@ -624,53 +587,46 @@ END_TEST
  * a flow (no start record, no FINs later). */
 START_TEST(socket_event_alone_opens_nothing)
 {
-	struct conn_table *ct = table(0);
 	const uint64_t s = 1000000000ull;
 
-	feed(ct, mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 10, ECV_F_TUPLE | ECV_F_ROLE_CLIENT), 1);
-	feed(ct, mk(ECV_EV_CLOSE, 0, 0, 0, 0), 2);
-	ck_assert_uint_eq(conn_expire(ct, 2 + CONN_CLOSE_GRACE_NS), 1);
+	feed_data(ECV_DIR_WRITE, 0, 10, ECV_F_TUPLE | ECV_F_ROLE_CLIENT, 1);
+	feed_close(2);
+	expire_closed(2);
 	n_frames = 0;
-	feed(ct, mk(ECV_EV_SOCK, 0, 0, 0, ECV_F_TUPLE | ECV_F_ROLE_CLIENT | ECV_F_FROM_START),
-	     3 * s);
+	feed(mk(ECV_EV_SOCK, 0, 0, 0, FS_CLIENT), 3 * s);
 	ck_assert_uint_eq(n_frames, 0);
-	ck_assert_uint_eq(conn_expire(ct, 20 * s), 1); /* idle: dropped silently */
-	feed(ct, mk(ECV_EV_SOCK, 0, 0, 0, ECV_F_TUPLE), 21 * s);
-	feed(ct, mk(ECV_EV_CLOSE, 0, 0, 0, 0), 22 * s);
-	ck_assert_uint_eq(conn_expire(ct, 22 * s + CONN_CLOSE_GRACE_NS), 1);
+	ck_assert_uint_eq(conn_expire(fx.ct, 20 * s), 1); /* idle: dropped silently */
+	feed(mk(ECV_EV_SOCK, 0, 0, 0, ECV_F_TUPLE), 21 * s);
+	feed_close(22 * s);
+	expire_closed(22 * s);
 	ck_assert_uint_eq(n_frames, 0);
-	ck_assert_uint_eq(conn_stats(ct)->flows_started, 1);
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 0);
-	conn_table_free(ct);
+	ck_assert_uint_eq(stats()->flows_started, 1);
+	ck_assert_uint_eq(stats()->flows_active, 0);
 }
 END_TEST
 
 START_TEST(malformed_events_rejected)
 {
-	struct conn_table *ct = table(0);
 	struct ecv_event *ev = mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 100, ECV_F_TUPLE);
 
-	ck_assert_int_eq(conn_handle(ct, ev, ECV_EVENT_HDR_LEN - 1, 1), -EINVAL);
-	ck_assert_int_eq(conn_handle(ct, ev, ECV_EVENT_HDR_LEN + 99, 1), -EINVAL);
+	ck_assert_int_eq(conn_handle(fx.ct, ev, ECV_EVENT_HDR_LEN - 1, 1), -EINVAL);
+	ck_assert_int_eq(conn_handle(fx.ct, ev, ECV_EVENT_HDR_LEN + 99, 1), -EINVAL);
 	ev->len = ECV_CHUNK_SIZE + 1;
-	ck_assert_int_eq(conn_handle(ct, ev, sizeof(*ev), 1), -EINVAL);
+	ck_assert_int_eq(conn_handle(fx.ct, ev, sizeof(*ev), 1), -EINVAL);
 	ev->len = 1;
 	ev->dir = 2;
-	ck_assert_int_eq(conn_handle(ct, ev, sizeof(*ev), 1), -EINVAL);
+	ck_assert_int_eq(conn_handle(fx.ct, ev, sizeof(*ev), 1), -EINVAL);
 	ev->dir = 0;
 	ev->type = 99;
-	ck_assert_int_eq(conn_handle(ct, ev, sizeof(*ev), 1), -EINVAL);
+	ck_assert_int_eq(conn_handle(fx.ct, ev, sizeof(*ev), 1), -EINVAL);
 	free(ev);
-	ck_assert_uint_eq(conn_stats(ct)->invalid, 5);
+	ck_assert_uint_eq(stats()->invalid, 5);
 	ck_assert_uint_eq(n_frames, 0);
-	conn_table_free(ct);
 }
 END_TEST
 
 START_TEST(many_connections_grow_table)
 {
-	struct conn_table *ct = table(0);
-
 	for (unsigned i = 0; i < 5000; i++) {
 		struct ecv_event *ev =
 			mk(ECV_EV_DATA, ECV_DIR_WRITE, 0, 1, ECV_F_TUPLE | ECV_F_ROLE_CLIENT);
@@ -678,20 +634,19 @@ START_TEST(many_connections_grow_table)
 		ev->ssl += i * 64;
 		ev->lport = 20000 + i;
 		n_frames = 0;
-		feed(ct, ev, 1);
+		feed(ev, 1);
 	}
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 5000);
+	ck_assert_uint_eq(stats()->flows_active, 5000);
 	n_frames = 0;
 	for (unsigned i = 0; i < 5000; i += 1000) {
 		struct ecv_event *ev = mk(ECV_EV_CLOSE, 0, 0, 0, 0);
 
 		ev->ssl += i * 64;
-		feed(ct, ev, 2);
+		feed(ev, 2);
 	}
-	ck_assert_uint_eq(conn_expire(ct, 2 + CONN_CLOSE_GRACE_NS), 5);
-	ck_assert_uint_eq(conn_stats(ct)->flows_active, 4995);
-	ck_assert_uint_eq(conn_stats(ct)->flows_ended, 5);
-	conn_table_free(ct);
+	ck_assert_uint_eq(conn_expire(fx.ct, 2 + CONN_CLOSE_GRACE_NS), 5);
+	ck_assert_uint_eq(stats()->flows_active, 4995);
+	ck_assert_uint_eq(stats()->flows_ended, 5);
 }
 END_TEST
 
@@ -699,6 +654,8 @@ static Suite *conn_suite(void)
 {
 	Suite *s = suite_create("agent_conn");
 	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, fx_setup, fx_close);
 
 	tcase_add_test(tc, from_start_client);
 	tcase_add_test(tc, server_side_same_sequence_space);

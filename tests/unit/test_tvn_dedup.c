@@ -6,7 +6,12 @@
  * by timestamp and fed to the engine. The sink re-parses every emitted frame, checks its
  * checksums, and reassembles each direction by sequence number, counting how often each
  * byte, SYN and FIN was delivered: the tests assert "every byte exactly once, equal to
- * the original" plus the counters. */
+ * the original" plus the counters.
+ *
+ * A test reads as its scenario: run_setup() names the connection and what differs from
+ * the default engine and node copies, run_gen*() makes the copies, the test loses or adds
+ * frames, run_feed() (or run_both() for the copies as made) feeds them by time; then what
+ * must have come out. */
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -410,6 +415,28 @@ static void sink_init_srcs(struct sink *s)
 	}
 }
 
+/* Frame f of a list, parsed (every frame the fixtures make parses). */
+static void fr_parse(const struct fr *f, struct pkt_info *in)
+{
+	ck_assert_int_eq(pkt_parse(f->b, f->len, in), 0);
+}
+
+/* Hands frame f to the engine as its source sent it. */
+static void input_frame(struct dedup *d, struct sink *s, const struct fr *f)
+{
+	struct pkt_info in;
+
+	fr_parse(f, &in);
+	dedup_input(d, f->b, f->len, &in, &s->srcs[f->src], f->ts);
+}
+
+/* Feeds frames [from, to) of l in order, without expiry. */
+static void feed_range(struct dedup *d, struct sink *s, const struct frl *l, size_t from, size_t to)
+{
+	for (; from < to; from++)
+		input_frame(d, s, &l->v[from]);
+}
+
 /* Feeds frames in order; with expire, calls dedup_expire(ts) before each, as the tvn
  * loop does. */
 static void feed(struct dedup *d, struct sink *s, const struct frl *l, bool expire)
@@ -417,12 +444,9 @@ static void feed(struct dedup *d, struct sink *s, const struct frl *l, bool expi
 	size_t i;
 
 	for (i = 0; i < l->n; i++) {
-		struct pkt_info in;
-
 		if (expire)
 			dedup_expire(d, l->v[i].ts);
-		ck_assert_int_eq(pkt_parse(l->v[i].b, l->v[i].len, &in), 0);
-		dedup_input(d, l->v[i].b, l->v[i].len, &in, &s->srcs[l->v[i].src], l->v[i].ts);
+		input_frame(d, s, &l->v[i]);
 	}
 }
 
@@ -433,6 +457,13 @@ static size_t count_src(const struct frl *l, int src)
 	for (i = 0; i < l->n; i++)
 		n += l->v[i].src == src;
 	return n;
+}
+
+/* Keeps the first n frames of l: the node's agent stopped there. */
+static void frl_truncate(struct frl *l, size_t n)
+{
+	while (l->n > n)
+		frl_remove(l, l->n - 1);
 }
 
 static struct copy_opts copy_a(void)
@@ -459,23 +490,117 @@ static struct copy_opts copy_b(void)
 	return o;
 }
 
-/* Runs copies of one connection through a fresh engine and returns the stats. */
+/* What differs in one test's set-up from default_cfg(), copy_a(), copy_b() and the IPv4
+ * addresses 10.0.0.1 -> 10.0.0.2 (zero fields, or no setup at all, keep those). */
+struct setup {
+	enum dedup_mode mode;
+	const char *cli, *srv; /* other addresses */
+	/* cfg: skew_ns, window_ns, max_flows, max_flows_per_source */
+	uint64_t skew, window, max_flows, per_source;
+	unsigned mtu_a, mtu_b;
+	size_t msg;	/* both copies' message size */
+	int64_t b_late; /* b.t0 - a.t0 */
+	bool log;	/* keep every emitted frame in out */
+};
+
+/* A fresh engine, its sink and the connection c, and the node copies a and b of it that
+ * a test sends (after adjusting them). */
 struct run {
+	struct dedup_cfg cfg;
+	struct copy_opts a, b;
 	struct sink s;
 	struct dedup *d;
 	struct dedup_stats st;
-	struct frl all;
 	struct conn c;
+	struct conn cb;	   /* c as copy B's agent saw it, when run_flip_b() made it differ */
+	struct frl la, lb; /* copies of c being prepared (frames lost, added) before run_merge() */
+	struct frl all;	   /* what is fed, merged by time */
+	struct frl out;	   /* with setup.log: every emitted frame in order */
 };
 
-static void run_start(struct run *r, const struct dedup_cfg *cfg)
+/* A fresh engine and sink for the connection cli:cport -> srv:443 with c2s and s2c bytes
+ * of seed's pattern (no cport: none, the test makes its own), set up as su says. */
+static void run_setup(struct run *r, uint16_t cport, size_t c2s, size_t s2c, uint32_t seed,
+		      const struct setup *su)
 {
+	static const struct setup none;
+
+	if (!su)
+		su = &none;
+	memset(r, 0, sizeof(*r));
+	r->cfg = default_cfg(su->mode);
+	if (su->skew)
+		r->cfg.skew_ns = su->skew;
+	if (su->window)
+		r->cfg.window_ns = su->window;
+	if (su->max_flows)
+		r->cfg.max_flows = su->max_flows;
+	r->cfg.max_flows_per_source = su->per_source;
+	r->a = copy_a();
+	r->b = copy_b();
+	if (su->mtu_a)
+		r->a.mtu = su->mtu_a;
+	if (su->mtu_b)
+		r->b.mtu = su->mtu_b;
+	if (su->msg)
+		r->a.msg = r->b.msg = su->msg;
+	if (su->b_late)
+		r->b.t0 = (uint64_t)((int64_t)r->a.t0 + su->b_late);
 	sink_init_srcs(&r->s);
-	memset(&r->all, 0, sizeof(r->all));
-	r->d = dedup_new(cfg, sink_emit, sink_end, &r->s);
+	if (su->log)
+		r->s.log = &r->out;
+	r->d = dedup_new(&r->cfg, sink_emit, sink_end, &r->s);
 	ck_assert_ptr_nonnull(r->d);
+	if (cport) {
+		conn_init4(&r->c, su->cli ? su->cli : "10.0.0.1", cport,
+			   su->srv ? su->srv : "10.0.0.2", 443, c2s, s2c, seed);
+		sink_add(&r->s, &r->c);
+	}
 }
 
+/* n more connections 10.0.0.1:cport+i -> 10.0.0.2:443, len bytes each way of seed+i's
+ * pattern, that the sink follows too. */
+static void run_conns(struct run *r, struct conn *c, unsigned n, uint16_t cport, size_t len,
+		      uint32_t seed)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		conn_init4(&c[i], "10.0.0.1", (uint16_t)(cport + i), "10.0.0.2", 443, len, len,
+			   seed + i);
+		sink_add(&r->s, &c[i]);
+	}
+}
+
+/* Copy B's agent read byte `at` of the client's data differently (past the end: the same
+ * bytes). */
+static void run_flip_b(struct run *r, size_t at)
+{
+	r->cb = r->c;
+	r->cb.data[0] = malloc(r->c.len[0] + 1);
+	ck_assert_ptr_nonnull(r->cb.data[0]);
+	memcpy(r->cb.data[0], r->c.data[0], r->c.len[0]);
+	if (at < r->c.len[0])
+		r->cb.data[0][at] ^= 0xff;
+}
+
+static void run_gen_a(struct run *r)
+{
+	gen_copy(&r->la, &r->c, &r->a);
+}
+
+static void run_gen_b(struct run *r)
+{
+	gen_copy(&r->lb, r->cb.data[0] ? &r->cb : &r->c, &r->b);
+}
+
+static void run_gen(struct run *r)
+{
+	run_gen_a(r);
+	run_gen_b(r);
+}
+
+/* Copy o of connection c, merged by time into what is fed. */
 static void run_copy(struct run *r, const struct conn *c, const struct copy_opts *o)
 {
 	struct frl l = { 0 };
@@ -484,35 +609,71 @@ static void run_copy(struct run *r, const struct conn *c, const struct copy_opts
 	frl_merge(&r->all, &l);
 }
 
+/* Both copies of connection c, merged into what is fed. */
+static void run_copies(struct run *r, const struct conn *c)
+{
+	run_copy(r, c, &r->a);
+	run_copy(r, c, &r->b);
+}
+
 static void run_finish(struct run *r)
 {
 	dedup_get_stats(r->d, &r->st);
+}
+
+/* Moves the prepared copies (A's, then B's) into what is fed, merged by time. */
+static void run_merge(struct run *r)
+{
+	if (r->la.n)
+		frl_merge(&r->all, &r->la);
+	if (r->lb.n)
+		frl_merge(&r->all, &r->lb);
+}
+
+/* Feeds the prepared copies and everything merged before them, in time order, and takes
+ * the stats. */
+static void run_feed(struct run *r, bool expire)
+{
+	run_merge(r);
+	feed(r->d, &r->s, &r->all, expire);
+	run_finish(r);
+}
+
+/* Copies a and b of the connection, merged by time and fed (expiring as tvn does). */
+static void run_both(struct run *r)
+{
+	run_gen(r);
+	run_feed(r, true);
+}
+
+static void run_flush(struct run *r)
+{
+	dedup_flush(r->d);
+	run_finish(r);
+}
+
+static uint64_t run_last_ts(const struct run *r)
+{
+	return r->all.v[r->all.n - 1].ts;
+}
+
+/* What a connection held back for skew after its last frame (FINs waiting for the other
+ * copy's) goes out; takes the stats. */
+static void run_expire_past_skew(struct run *r)
+{
+	dedup_expire(r->d, run_last_ts(r) + r->cfg.skew_ns + 1);
+	run_finish(r);
 }
 
 static void run_free(struct run *r)
 {
 	dedup_free(r->d);
 	frl_free(&r->all);
+	frl_free(&r->la);
+	frl_free(&r->lb);
+	frl_free(&r->out);
 	sink_reset(&r->s);
-}
-
-/* A fresh engine and sink for one IPv4 connection 10.0.0.1:cport -> 10.0.0.2:443 with
- * c2s and s2c bytes of seed's pattern. */
-static void run_conn(struct run *r, const struct dedup_cfg *cfg, uint16_t cport, size_t c2s,
-		     size_t s2c, uint32_t seed)
-{
-	run_start(r, cfg);
-	conn_init4(&r->c, "10.0.0.1", cport, "10.0.0.2", 443, c2s, s2c, seed);
-	sink_add(&r->s, &r->c);
-}
-
-/* Copies a and b of the connection, merged by time and fed (expiring as tvn does). */
-static void run_both(struct run *r, const struct copy_opts *a, const struct copy_opts *b)
-{
-	run_copy(r, &r->c, a);
-	run_copy(r, &r->c, b);
-	feed(r->d, &r->s, &r->all, true);
-	run_finish(r);
+	free(r->cb.data[0]);
 }
 
 static void run_end(struct run *r)
@@ -521,16 +682,78 @@ static void run_end(struct run *r)
 	conn_free(&r->c);
 }
 
+/* run_end() for a run that also followed the n connections of run_conns(). */
+static void run_end_conns(struct run *r, struct conn *c, unsigned n)
+{
+	unsigned i;
+
+	run_end(r);
+	for (i = 0; i < n; i++)
+		conn_free(&c[i]);
+}
+
+/* The connection ends at `at`: still in the table 1 ns before, ended 1 ns after. */
+static void assert_ends_at(struct run *r, uint64_t at)
+{
+	dedup_expire(r->d, at - 1);
+	ck_assert_uint_eq(r->s.nended, 0);
+	dedup_expire(r->d, at + 1);
+	ck_assert_uint_eq(r->s.nended, 1);
+}
+
+/* The connection left the table by expiry. */
+static void assert_expired(struct run *r)
+{
+	dedup_get_stats(r->d, &r->st);
+	ck_assert_uint_eq(r->st.flows_expired, 1);
+	ck_assert_uint_eq(r->st.flows_active, 0);
+}
+
+static void assert_fins_once(const struct sink *s)
+{
+	ck_assert_uint_eq(s->fin[0][0], 1);
+	ck_assert_uint_eq(s->fin[0][1], 1);
+}
+
+/* Announces the connection at the start of a copy: the agent's start record. */
+static void meta_start(struct meta_flow *m, const struct ecv_tuple *t)
+{
+	memset(m, 0, sizeof(*m));
+	m->event = META_START;
+	m->tuple = *t;
+}
+
+/* Copy A's agent restarted: it announces the flow again as mid-stream and counts offsets
+ * from its restart, `at` bytes into each direction. c2 is the connection as it sees it
+ * (ISNs `at` lower), a2 its copy (the caller sets when it starts). */
+static void restarted_copy(const struct run *r, size_t at, struct conn *c2, struct copy_opts *a2)
+{
+	*c2 = r->c;
+	c2->isn[0] -= (uint32_t)at;
+	c2->isn[1] -= (uint32_t)at;
+	*a2 = r->a;
+	a2->handshake = false;
+	a2->from[0] = a2->from[1] = at;
+}
+
+/* Index of the first frame of l at or after ts. */
+static size_t frl_first_at(const struct frl *l, uint64_t ts)
+{
+	size_t i;
+
+	for (i = 0; i < l->n && l->v[i].ts < ts; i++)
+		;
+	return i;
+}
+
 /* --- tests: bytes mode ---------------------------------------------------- */
 
 START_TEST(test_identical_copies)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct run r;
 
-	run_conn(&r, &cfg, 40000, 20000, 50000, 1);
-	run_both(&r, &a, &b);
+	run_setup(&r, 40000, 20000, 50000, 1, NULL);
+	run_both(&r);
 
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.rx_packets, r.all.n);
@@ -549,27 +772,21 @@ START_TEST(test_identical_copies)
 }
 END_TEST
 
-/* MSS 1000 vs 1400 and an odd 537: the normal case, not an edge case. */
+/* MSS 1000 vs 1400 and an odd 537: the normal case, not an edge case. The copies drift
+ * against each other: B leads at first, then A overtakes. */
 static void segmentation_case(unsigned mtu_a, unsigned mtu_b, size_t msg_a, size_t msg_b,
 			      uint16_t vlan)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct run r;
 
-	a.vlan = b.vlan = vlan;
-
-	a.mtu = mtu_a;
-	b.mtu = mtu_b;
-	a.msg = msg_a;
-	b.msg = msg_b;
-	/* The copies drift against each other: B leads at first, then A overtakes. */
-	b.t0 = a.t0 - 20000;
-	b.step = 13000;
-	a.step = (uint64_t)(mtu_a - 40) * b.step * 5 / (6 * (mtu_b - 40));
-	run_conn(&r, &cfg, 40001, 31111, 77777, 2);
-	r.s.want_vlan = vlan;
-	run_both(&r, &a, &b);
+	run_setup(&r, 40001, 31111, 77777, 2,
+		  &(struct setup){ .mtu_a = mtu_a, .mtu_b = mtu_b, .b_late = -20000 });
+	r.a.vlan = r.b.vlan = r.s.want_vlan = vlan;
+	r.a.msg = msg_a;
+	r.b.msg = msg_b;
+	r.b.step = 13000;
+	r.a.step = (uint64_t)(mtu_a - 40) * r.b.step * 5 / (6 * (mtu_b - 40));
+	run_both(&r);
 
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_gt(r.st.trimmed_packets, 0);
@@ -600,17 +817,14 @@ START_TEST(test_vlan_segmentation)
 }
 END_TEST
 
+/* B 3 s late, skew configured for it (4 s). */
 START_TEST(test_late_copy_3s)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct run r;
 
-	cfg.skew_ns = 4 * SEC; /* configured for 3 s of lateness */
-	a.mtu = 1040;
-	b.t0 = a.t0 + 3 * SEC;
-	run_conn(&r, &cfg, 40002, 10000, 30000, 3);
-	run_both(&r, &a, &b);
+	run_setup(&r, 40002, 10000, 30000, 3,
+		  &(struct setup){ .skew = 4 * SEC, .mtu_a = 1040, .b_late = 3 * SEC });
+	run_both(&r);
 
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.flows_total, 1);
@@ -619,13 +833,8 @@ START_TEST(test_late_copy_3s)
 	/* Only B's FINs: they confirm A's held ones. */
 	ck_assert_uint_eq(r.s.from_src[1], 2);
 	/* The flow is closed and retained for skew after the late copy's last frame. */
-	dedup_expire(r.d, r.all.v[r.all.n - 1].ts + cfg.skew_ns - 1);
-	ck_assert_uint_eq(r.s.nended, 0);
-	dedup_expire(r.d, r.all.v[r.all.n - 1].ts + cfg.skew_ns + 1);
-	ck_assert_uint_eq(r.s.nended, 1);
-	dedup_get_stats(r.d, &r.st);
-	ck_assert_uint_eq(r.st.flows_expired, 1);
-	ck_assert_uint_eq(r.st.flows_active, 0);
+	assert_ends_at(&r, run_last_ts(&r) + r.cfg.skew_ns);
+	assert_expired(&r);
 	run_end(&r);
 }
 END_TEST
@@ -633,13 +842,10 @@ END_TEST
 /* Default skew (2 s): a copy 1.5 s late after the first copy closed is still matched. */
 START_TEST(test_closed_flow_retained_for_skew)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct run r;
 
-	b.t0 = a.t0 + 1500 * MS;
-	run_conn(&r, &cfg, 40003, 5000, 5000, 4);
-	run_both(&r, &a, &b);
+	run_setup(&r, 40003, 5000, 5000, 4, &(struct setup){ .b_late = 1500 * MS });
+	run_both(&r);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.flows_total, 1);
 	run_end(&r);
@@ -648,33 +854,24 @@ END_TEST
 
 START_TEST(test_gaps_filled_by_other_copy)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct frl la = { 0 }, lb = { 0 };
 	struct run r;
 	size_t i, n0, lost = 0;
 
-	a.mtu = 1040;
-	b.t0 = a.t0 + 1 * SEC;
-	run_conn(&r, &cfg, 40004, 40000, 60000, 5);
-	gen_copy(&la, &r.c, &a);
-	gen_copy(&lb, &r.c, &b);
+	run_setup(&r, 40004, 40000, 60000, 5, &(struct setup){ .mtu_a = 1040, .b_late = 1 * SEC });
+	run_gen(&r);
 	/* Copy A loses its SYN, frames 10..14, every 7th later frame and its last FIN. */
-	n0 = la.n;
+	n0 = r.la.n;
 	for (i = n0; i-- > 0;) {
 		if (i == 0 || (i >= 10 && i < 15) || (i > 20 && i % 7 == 0) || i == n0 - 2) {
-			lost += la.v[i].len > 70;
-			frl_remove(&la, i);
+			lost += r.la.v[i].len > 70;
+			frl_remove(&r.la, i);
 		}
 	}
 	ck_assert_uint_gt(lost, 5);
-	frl_merge(&r.all, &la);
-	frl_merge(&r.all, &lb);
-	feed(r.d, &r.s, &r.all, true);
+	run_feed(&r, true);
 	/* B's server FIN has no confirmation from A (A lost it): out after skew. */
 	ck_assert_uint_eq(r.s.fin[0][1], 0);
-	dedup_expire(r.d, r.all.v[r.all.n - 1].ts + cfg.skew_ns + 1);
-	run_finish(&r);
+	run_expire_past_skew(&r);
 
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_gt(r.s.from_src[1], lost);
@@ -686,25 +883,16 @@ END_TEST
 /* More holes than the inline array holds: the spill path. */
 START_TEST(test_many_holes)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct frl la = { 0 }, lb = { 0 };
 	struct run r;
 	size_t i;
 
-	a.msg = b.msg = 100000;
-	a.mtu = 1040;
-	b.t0 = a.t0 + 1 * SEC;
-	run_conn(&r, &cfg, 40005, 40000, 100, 6);
-	gen_copy(&la, &r.c, &a);
-	gen_copy(&lb, &r.c, &b);
+	run_setup(&r, 40005, 40000, 100, 6,
+		  &(struct setup){ .msg = 100000, .mtu_a = 1040, .b_late = 1 * SEC });
+	run_gen(&r);
 	/* 20 holes in copy A's client data (frames 3.. are 1000-byte segments). */
 	for (i = 43; i >= 4; i -= 2)
-		frl_remove(&la, i);
-	frl_merge(&r.all, &la);
-	frl_merge(&r.all, &lb);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+		frl_remove(&r.la, i);
+	run_feed(&r, true);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.holes_abandoned, 0);
 	run_end(&r);
@@ -745,30 +933,24 @@ static void run_assert_as_input(const struct run *r)
  * single copy still goes out whole: every frame it brought, once. */
 START_TEST(test_too_many_holes_counted)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a();
-	struct frl la = { 0 };
 	struct run r;
 	size_t i, holes = 0;
 
-	a.mtu = 100; /* 60-byte segments: more holes than MAX_RANGES (255) in 36 kB */
-	/* 3000-byte messages: the server's reply is among the frames lost too. */
-	run_conn(&r, &cfg, 40006, 300000, 10, 7);
-	gen_copy(&la, &r.c, &a);
+	/* 60-byte segments: more holes than MAX_RANGES (255) in 36 kB; 3000-byte messages:
+	 * the server's reply is among the frames lost too. */
+	run_setup(&r, 40006, 300000, 10, 7, &(struct setup){ .mtu_a = 100 });
+	run_gen_a(&r);
 	for (i = 603; i >= 4; i -= 2) {
-		holes += la.v[i].dir == 0;
-		frl_remove(&la, i);
+		holes += r.la.v[i].dir == 0;
+		frl_remove(&r.la, i);
 	}
 	ck_assert_uint_eq(holes, 299);
-	frl_merge(&r.all, &la);
-	feed(r.d, &r.s, &r.all, true);
-	dedup_flush(r.d); /* a young one-copy flow's FINs wait for a copy that never comes */
-	run_finish(&r);
+	run_feed(&r, true);
+	run_flush(&r); /* a young one-copy flow's FINs wait for a copy that never comes */
 	/* The SYN and the data before the first hole make one range: 254 holes fit. */
 	ck_assert_uint_eq(r.st.holes_abandoned, holes - (255 - 1));
 	run_assert_as_input(&r);
-	ck_assert_uint_eq(r.s.fin[0][0], 1);
-	ck_assert_uint_eq(r.s.fin[0][1], 1);
+	assert_fins_once(&r.s);
 	run_end(&r);
 }
 END_TEST
@@ -778,35 +960,28 @@ END_TEST
  * instead of being cut below the hole and dropped as a duplicate ACK. */
 START_TEST(test_last_ack_past_hole_kept)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a();
-	struct frl la = { 0 }, out = { 0 };
 	struct pkt_info fin, last;
 	struct run r;
 	size_t i;
 
-	run_conn(&r, &cfg, 40042, 6000, 10, 61);
-	r.s.log = &out;
-	gen_copy(&la, &r.c, &a);
-	for (i = 0; i < la.n && !(la.v[i].dir == 1 && la.v[i].len > 60); i++)
+	run_setup(&r, 40042, 6000, 10, 61, &(struct setup){ .log = true });
+	run_gen_a(&r);
+	for (i = 0; i < r.la.n && !(r.la.v[i].dir == 1 && r.la.v[i].len > 60); i++)
 		;
-	ck_assert_uint_lt(i, la.n);
-	frl_remove(&la, i);
-	frl_merge(&r.all, &la);
-	feed(r.d, &r.s, &r.all, true);
-	dedup_flush(r.d);
-	run_finish(&r);
+	ck_assert_uint_lt(i, r.la.n);
+	frl_remove(&r.la, i);
+	run_feed(&r, true);
+	run_flush(&r);
 	run_assert_as_input(&r);
 	/* The server's FIN, then the client's ACK of it with its ack as sent. */
-	ck_assert_uint_eq(out.n, r.all.n);
-	ck_assert_int_eq(pkt_parse(out.v[out.n - 2].b, out.v[out.n - 2].len, &fin), 0);
-	ck_assert_int_eq(pkt_parse(out.v[out.n - 1].b, out.v[out.n - 1].len, &last), 0);
+	ck_assert_uint_eq(r.out.n, r.all.n);
+	fr_parse(&r.out.v[r.out.n - 2], &fin);
+	fr_parse(&r.out.v[r.out.n - 1], &last);
 	ck_assert(tuple_equal(&fin.tuple, &r.c.t[1]));
 	ck_assert(fin.tcp_flags & PKT_TCP_FIN);
 	ck_assert(tuple_equal(&last.tuple, &r.c.t[0]));
 	ck_assert_uint_eq(last.tcp_flags, PKT_TCP_ACK);
 	ck_assert_uint_eq(last.ack, fin.seq + 1);
-	frl_free(&out);
 	run_end(&r);
 }
 END_TEST
@@ -816,7 +991,7 @@ static size_t frame_offset(const struct frl *l, size_t i, const struct conn *c, 
 {
 	struct pkt_info in;
 
-	ck_assert_int_eq(pkt_parse(l->v[i].b, l->v[i].len, &in), 0);
+	fr_parse(&l->v[i], &in);
 	*dir = tuple_equal(&in.tuple, &c->t[0]) ? 0 : 1;
 	*n = in.payload_len;
 	return in.seq - c->isn[*dir] - 1;
@@ -833,41 +1008,38 @@ static void assert_delivered(const struct sink *s, int dir, size_t from, size_t 
 				     s->cnt[0][dir][j], times);
 }
 
+/* Client bytes [off, off + n) never delivered, every other byte of both directions once. */
+static void assert_hole_only(const struct run *r, size_t off, size_t n)
+{
+	assert_delivered(&r->s, 0, 0, off, 1);
+	assert_delivered(&r->s, 0, off, off + n, 0);
+	assert_delivered(&r->s, 0, off + n, r->c.len[0], 1);
+	assert_delivered(&r->s, 1, 0, r->c.len[1], 1);
+}
+
 /* Both copies lost the same segment (identical segmentation, B 50 ms late): A's data
  * past the hole waits for B only until B's data runs past the hole too, then goes out,
  * long before skew; the hole stays a hole and everything else arrives once. */
 START_TEST(test_hole_in_both_copies)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct frl la = { 0 }, lb = { 0 };
 	size_t off, n, k = 20;
 	struct run r;
 	int dir;
 
-	a.mtu = b.mtu = 1040;
-	b.t0 = a.t0 + 50 * MS;
-	run_conn(&r, &cfg, 40043, 30000, 1000, 62);
-	gen_copy(&la, &r.c, &a);
-	gen_copy(&lb, &r.c, &b);
-	off = frame_offset(&la, k, &r.c, &dir, &n);
+	run_setup(&r, 40043, 30000, 1000, 62,
+		  &(struct setup){ .mtu_a = 1040, .mtu_b = 1040, .b_late = 50 * MS });
+	run_gen(&r);
+	off = frame_offset(&r.la, k, &r.c, &dir, &n);
 	ck_assert_int_eq(dir, 0);
 	ck_assert_uint_eq(n, 1000);
-	frl_remove(&la, k);
-	frl_remove(&lb, k);
-	frl_merge(&r.all, &la);
-	frl_merge(&r.all, &lb);
-	feed(r.d, &r.s, &r.all, true);
+	frl_remove(&r.la, k);
+	frl_remove(&r.lb, k);
+	run_feed(&r, true);
 	/* Before any expiry past skew: out once B passed the hole. */
-	ck_assert_uint_lt(r.all.v[r.all.n - 1].ts, a.t0 + cfg.skew_ns);
-	assert_delivered(&r.s, 0, 0, off, 1);
-	assert_delivered(&r.s, 0, off, off + n, 0);
-	assert_delivered(&r.s, 0, off + n, r.c.len[0], 1);
-	assert_delivered(&r.s, 1, 0, r.c.len[1], 1);
-	dedup_flush(r.d);
-	run_finish(&r);
-	ck_assert_uint_eq(r.s.fin[0][0], 1);
-	ck_assert_uint_eq(r.s.fin[0][1], 1);
+	ck_assert_uint_lt(run_last_ts(&r), r.a.t0 + r.cfg.skew_ns);
+	assert_hole_only(&r, off, n);
+	run_flush(&r);
+	assert_fins_once(&r.s);
 	ck_assert_uint_eq(r.s.bad_csum, 0);
 	run_end(&r);
 }
@@ -878,30 +1050,17 @@ END_TEST
  * disagrees only in older bytes cannot be checked, and agreeing bytes never count. */
 static uint64_t late_copy_conflicts(size_t flip_at)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct frl la = { 0 }, lb = { 0 };
-	struct conn cb;
 	struct run r;
 	uint64_t n;
 
-	b.t0 = a.t0 + 100 * MS; /* A has emitted all 200000 bytes when B comes */
-	run_conn(&r, &cfg, 40048, 200000, 3000, 67);
-	cb = r.c;
-	cb.data[0] = malloc(r.c.len[0]);
-	memcpy(cb.data[0], r.c.data[0], r.c.len[0]);
-	if (flip_at < r.c.len[0])
-		cb.data[0][flip_at] ^= 0xff;
-	gen_copy(&la, &r.c, &a);
-	gen_copy(&lb, &cb, &b);
-	frl_merge(&r.all, &la);
-	frl_merge(&r.all, &lb);
-	feed(r.d, &r.s, &r.all, true);
-	dedup_flush(r.d);
-	run_finish(&r);
+	/* A has emitted all 200000 bytes when B comes */
+	run_setup(&r, 40048, 200000, 3000, 67, &(struct setup){ .b_late = 100 * MS });
+	run_flip_b(&r, flip_at);
+	run_gen(&r);
+	run_feed(&r, true);
+	run_flush(&r);
 	sink_assert_exact(&r.s, 0, true);
 	n = r.st.overlap_conflicts;
-	free(cb.data[0]);
 	run_end(&r);
 	return n;
 }
@@ -922,38 +1081,27 @@ END_TEST
  * copy wins) and the conflict is counted, the hole's bytes come from B, all once. */
 START_TEST(test_hole_fill_conflict_first_copy_wins)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct frl la = { 0 }, lb = { 0 };
 	size_t off = 0, n = 0, k;
 	uint64_t in_bytes = 0;
-	struct conn cb;
 	struct run r;
 	int dir = 1;
 
-	a.mtu = 1040;
-	b.mtu = 1540;
-	b.t0 = a.t0 + 100 * MS; /* A brings every byte it has first */
-	run_conn(&r, &cfg, 40047, 30000, 1000, 66);
-	cb = r.c;
-	cb.data[0] = malloc(r.c.len[0]);
-	memcpy(cb.data[0], r.c.data[0], r.c.len[0]);
-	gen_copy(&la, &r.c, &a);
+	/* B 100 ms late: A brings every byte it has first */
+	run_setup(&r, 40047, 30000, 1000, 66,
+		  &(struct setup){ .mtu_a = 1040, .mtu_b = 1540, .b_late = 100 * MS });
+	run_gen_a(&r);
 	/* A data segment of A's that starts where one of B's does (1000 | 1500). */
-	for (k = 5; k < la.n; k++) {
-		off = frame_offset(&la, k, &r.c, &dir, &n);
+	for (k = 5; k < r.la.n; k++) {
+		off = frame_offset(&r.la, k, &r.c, &dir, &n);
 		if (dir == 0 && n == 1000 && off % 3000 == 0 && off + 3000 < r.c.len[0])
 			break;
 	}
-	ck_assert_uint_lt(k, la.n);
-	cb.data[0][off + n + 100] ^= 0xff; /* in A's held segment and B's filler */
-	gen_copy(&lb, &cb, &b);
-	frl_remove(&la, k);
-	frl_merge(&r.all, &la);
-	frl_merge(&r.all, &lb);
-	feed(r.d, &r.s, &r.all, true);
-	dedup_flush(r.d);
-	run_finish(&r);
+	ck_assert_uint_lt(k, r.la.n);
+	run_flip_b(&r, off + n + 100); /* in A's held segment and B's filler */
+	run_gen_b(&r);
+	frl_remove(&r.la, k);
+	run_feed(&r, true);
+	run_flush(&r);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.overlap_conflicts, 1);
 	ck_assert_uint_eq(r.s.bad_csum, 0);
@@ -962,13 +1110,12 @@ START_TEST(test_hole_fill_conflict_first_copy_wins)
 	for (k = 0; k < r.all.n; k++) {
 		struct pkt_info in;
 
-		ck_assert_int_eq(pkt_parse(r.all.v[k].b, r.all.v[k].len, &in), 0);
+		fr_parse(&r.all.v[k], &in);
 		in_bytes += in.payload_len;
 	}
 	ck_assert_uint_eq(in_bytes, r.st.dup_bytes + r.c.len[0] + r.c.len[1]);
 	ck_assert_uint_ge(r.st.emitted_packets + r.st.dropped_packets, r.all.n);
 	run_end(&r);
-	free(cb.data[0]);
 }
 END_TEST
 
@@ -976,40 +1123,27 @@ END_TEST
  * the hole is held for skew, then dedup_expire() delivers it, once. */
 START_TEST(test_hole_released_after_skew)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct frl la = { 0 }, lb = { 0 };
 	size_t off, n, k = 10;
 	uint64_t held_at;
 	struct run r;
 	int dir;
 
-	a.mtu = 1040;
-	b.t0 = a.t0 + 5000;
-	run_conn(&r, &cfg, 40044, 20000, 1000, 63);
-	gen_copy(&la, &r.c, &a);
-	gen_copy(&lb, &r.c, &b);
-	while (lb.n > 3)
-		frl_remove(&lb, lb.n - 1);
-	off = frame_offset(&la, k, &r.c, &dir, &n);
+	run_setup(&r, 40044, 20000, 1000, 63, &(struct setup){ .mtu_a = 1040 });
+	run_gen(&r);
+	frl_truncate(&r.lb, 3);
+	off = frame_offset(&r.la, k, &r.c, &dir, &n);
 	ck_assert_int_eq(dir, 0);
-	held_at = la.v[k + 1].ts;
-	frl_remove(&la, k);
-	frl_merge(&r.all, &la);
-	frl_merge(&r.all, &lb);
-	feed(r.d, &r.s, &r.all, true);
+	held_at = r.la.v[k + 1].ts;
+	frl_remove(&r.la, k);
+	run_feed(&r, true);
 	assert_delivered(&r.s, 0, 0, off, 1);
 	assert_delivered(&r.s, 0, off, r.c.len[0], 0);
-	dedup_expire(r.d, held_at + cfg.skew_ns - 1);
+	dedup_expire(r.d, held_at + r.cfg.skew_ns - 1);
 	assert_delivered(&r.s, 0, off + n, r.c.len[0], 0);
-	dedup_expire(r.d, held_at + cfg.skew_ns + 1);
-	assert_delivered(&r.s, 0, off, off + n, 0);
-	assert_delivered(&r.s, 0, off + n, r.c.len[0], 1);
-	assert_delivered(&r.s, 1, 0, r.c.len[1], 1);
-	dedup_flush(r.d);
-	run_finish(&r);
-	ck_assert_uint_eq(r.s.fin[0][0], 1);
-	ck_assert_uint_eq(r.s.fin[0][1], 1);
+	dedup_expire(r.d, held_at + r.cfg.skew_ns + 1);
+	assert_hole_only(&r, off, n);
+	run_flush(&r);
+	assert_fins_once(&r.s);
 	ck_assert_uint_eq(r.st.rx_packets, r.all.n);
 	ck_assert_uint_eq(r.st.emitted_packets + r.st.dropped_packets, r.all.n);
 	run_end(&r);
@@ -1020,17 +1154,13 @@ END_TEST
  * falls back to keeping copy A. */
 START_TEST(test_mid_stream_copy)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct run r;
 
-	a.mtu = 1040;
-	b.handshake = false;
-	b.from[0] = 9000;
-	b.from[1] = 21000;
-	b.t0 = a.t0 + 200 * MS;
-	run_conn(&r, &cfg, 40007, 20000, 40000, 8);
-	run_both(&r, &a, &b);
+	run_setup(&r, 40007, 20000, 40000, 8, &(struct setup){ .mtu_a = 1040, .b_late = 200 * MS });
+	r.b.handshake = false;
+	r.b.from[0] = 9000;
+	r.b.from[1] = 21000;
+	run_both(&r);
 	dedup_flush(r.d);
 
 	sink_assert_exact(&r.s, 0, true);
@@ -1051,49 +1181,39 @@ END_TEST
  * byte the data needs. */
 START_TEST(test_agent_shutdown_fins_held)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct frl la = { 0 }, lf = { 0 };
 	struct run r;
 	uint32_t end[2] = { 0, 0 };
 	size_t i;
 
-	a.mtu = 1040;
-	b.t0 = a.t0 + 50 * MS;
-	run_conn(&r, &cfg, 40034, 20000, 30000, 54);
-	gen_copy(&la, &r.c, &a);
-	while (la.n > 14)
-		frl_remove(&la, la.n - 1);
-	for (i = 0; i < la.n; i++) {
+	run_setup(&r, 40034, 20000, 30000, 54, &(struct setup){ .mtu_a = 1040, .b_late = 50 * MS });
+	run_gen(&r);
+	frl_truncate(&r.la, 14);
+	for (i = 0; i < r.la.n; i++) {
 		struct pkt_info in;
 
-		ck_assert_int_eq(pkt_parse(la.v[i].b, la.v[i].len, &in), 0);
+		fr_parse(&r.la.v[i], &in);
 		if (in.payload_len)
-			end[la.v[i].dir] = in.seq + in.payload_len;
+			end[r.la.v[i].dir] = in.seq + in.payload_len;
 	}
 	ck_assert_uint_ne(end[0], 0);
 	ck_assert_uint_ne(end[1], 0);
-	/* The shutdown FINs, as the agent sends them. */
+	/* The shutdown FINs, as the agent sends them, after A's last frame. */
 	{
-		struct copy_opts o = a;
-		struct gen_ctx g = { .out = &lf, .ts = &o.t0, .step = 1000, .src = 0 };
+		struct copy_opts o = r.a;
+		struct gen_ctx g = { .out = &r.la, .ts = &o.t0, .step = 1000, .src = 0 };
 		uint16_t ip_id = 900;
 
-		o.t0 = la.v[la.n - 1].ts + 1000;
+		o.t0 = r.la.v[r.la.n - 1].ts + 1000;
 		gen_seg(&g, &r.c, &o, 0, end[0], end[1], PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0,
 			&ip_id);
 		gen_seg(&g, &r.c, &o, 1, end[1], end[0] + 1, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0,
 			&ip_id);
 	}
-	frl_merge(&r.all, &la);
-	frl_merge(&r.all, &lf);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, true);
+	run_feed(&r, true);
 	/* B's real FINs are the only ones; they wait for a confirmation that cannot come
 	 * (A is gone) and go out after skew. */
 	ck_assert_uint_eq(r.s.fin[0][0] + r.s.fin[0][1], 0);
-	dedup_expire(r.d, r.all.v[r.all.n - 1].ts + cfg.skew_ns + 1);
-	run_finish(&r);
+	run_expire_past_skew(&r);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
 	run_end(&r);
@@ -1105,57 +1225,29 @@ END_TEST
  * offsets (B), so the stream stays exact. */
 START_TEST(test_agent_restart_mid_flow)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b(), a2;
-	struct frl la = { 0 };
+	struct copy_opts a2;
 	struct conn c2;
 	struct meta_flow m;
 	struct run r;
 	uint64_t restart;
+	size_t i;
 
-	a.msg = b.msg = 4000;
-	b.t0 = a.t0 + 30000;
-	run_conn(&r, &cfg, 40032, 20000, 20000, 52);
-	gen_copy(&la, &r.c, &a);
+	run_setup(&r, 40032, 20000, 20000, 52, &(struct setup){ .msg = 4000, .b_late = 30000 });
+	run_gen(&r);
 	/* A's first life ends after its handshake and three data frames... */
-	while (la.n > 6)
-		frl_remove(&la, la.n - 1);
-	restart = b.t0 + 100000;
-	frl_merge(&r.all, &la);
+	frl_truncate(&r.la, 6);
+	restart = r.b.t0 + 100000;
 	/* ...its second life sends from offset 12000 each way, counted from 0. */
-	c2 = r.c;
-	c2.isn[0] -= 12000;
-	c2.isn[1] -= 12000;
-	a2 = a;
-	a2.handshake = false;
-	a2.from[0] = a2.from[1] = 12000;
+	restarted_copy(&r, 12000, &c2, &a2);
 	a2.t0 = restart + 1000;
-	run_copy(&r, &c2, &a2);
-	run_copy(&r, &r.c, &b);
+	gen_copy(&r.la, &c2, &a2);
+	run_merge(&r);
 
-	memset(&m, 0, sizeof(m));
-	m.event = META_START;
-	m.tuple = r.c.t[0];
-	m.from_start = false;
-	{
-		size_t i;
-
-		for (i = 0; i < r.all.n && r.all.v[i].ts < restart; i++) {
-			struct pkt_info in;
-
-			ck_assert_int_eq(pkt_parse(r.all.v[i].b, r.all.v[i].len, &in), 0);
-			dedup_input(r.d, r.all.v[i].b, r.all.v[i].len, &in,
-				    &r.s.srcs[r.all.v[i].src], r.all.v[i].ts);
-		}
-		dedup_meta(r.d, &m, &r.s.srcs[0], restart);
-		for (; i < r.all.n; i++) {
-			struct pkt_info in;
-
-			ck_assert_int_eq(pkt_parse(r.all.v[i].b, r.all.v[i].len, &in), 0);
-			dedup_input(r.d, r.all.v[i].b, r.all.v[i].len, &in,
-				    &r.s.srcs[r.all.v[i].src], r.all.v[i].ts);
-		}
-	}
+	meta_start(&m, &r.c.t[0]);
+	i = frl_first_at(&r.all, restart);
+	feed_range(r.d, &r.s, &r.all, 0, i);
+	dedup_meta(r.d, &m, &r.s.srcs[0], restart);
+	feed_range(r.d, &r.s, &r.all, i, r.all.n);
 	run_finish(&r);
 	sink_assert_exact(&r.s, 0, true);
 	/* A's second life is discarded whole, not mistaken for disagreeing bytes. */
@@ -1172,50 +1264,30 @@ END_TEST
  * delivered is at its position and none twice. */
 static void restart_single_case(bool ended)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), a2;
-	struct frl la = { 0 }, l2 = { 0 };
+	struct frl l2 = { 0 };
+	struct copy_opts a2;
 	struct conn c2;
 	struct meta_flow m;
 	struct run r;
-	size_t i, n1, j, got[2] = { 0, 0 };
+	size_t n1, j, got[2] = { 0, 0 };
 
-	a.msg = 4000;
-	run_conn(&r, &cfg, 40033, 20000, 20000, 53);
-	gen_copy(&la, &r.c, &a);
-	while (la.n > 9)
-		frl_remove(&la, la.n - 1);
-	n1 = la.n;
-	c2 = r.c;
-	c2.isn[0] -= 12000;
-	c2.isn[1] -= 12000;
-	a2 = a;
-	a2.handshake = false;
-	a2.from[0] = a2.from[1] = 12000;
+	run_setup(&r, 40033, 20000, 20000, 53, &(struct setup){ .msg = 4000 });
+	run_gen_a(&r);
+	frl_truncate(&r.la, 9);
+	n1 = r.la.n;
+	restarted_copy(&r, 12000, &c2, &a2);
 	a2.t0 = 2 * SEC;
 	if (ended) /* the restart took longer than the flow timeout */
-		a2.t0 = la.v[la.n - 1].ts + cfg.flow_timeout_ns + 1 * SEC;
+		a2.t0 = r.la.v[r.la.n - 1].ts + r.cfg.flow_timeout_ns + 1 * SEC;
 	gen_copy(&l2, &c2, &a2);
-	memset(&m, 0, sizeof(m));
-	m.event = META_START;
-	m.tuple = r.c.t[0];
-	for (i = 0; i < la.n; i++) {
-		struct pkt_info in;
-
-		ck_assert_int_eq(pkt_parse(la.v[i].b, la.v[i].len, &in), 0);
-		dedup_input(r.d, la.v[i].b, la.v[i].len, &in, &r.s.srcs[0], la.v[i].ts);
-	}
+	meta_start(&m, &r.c.t[0]);
+	feed_range(r.d, &r.s, &r.la, 0, r.la.n);
 	if (ended) {
-		dedup_expire(r.d, la.v[la.n - 1].ts + cfg.flow_timeout_ns + 1);
+		dedup_expire(r.d, r.la.v[r.la.n - 1].ts + r.cfg.flow_timeout_ns + 1);
 		ck_assert_uint_eq(r.s.nended, 1);
 	}
 	dedup_meta(r.d, &m, &r.s.srcs[0], a2.t0 - 1000);
-	for (i = 0; i < l2.n; i++) {
-		struct pkt_info in;
-
-		ck_assert_int_eq(pkt_parse(l2.v[i].b, l2.v[i].len, &in), 0);
-		dedup_input(r.d, l2.v[i].b, l2.v[i].len, &in, &r.s.srcs[0], l2.v[i].ts);
-	}
+	feed_range(r.d, &r.s, &l2, 0, l2.n);
 	run_finish(&r);
 	ck_assert_uint_eq(r.s.bad_csum, 0);
 	ck_assert_uint_eq(r.s.out_of_range, 0);
@@ -1235,7 +1307,6 @@ static void restart_single_case(bool ended)
 	ck_assert_uint_eq(r.st.emitted_packets, n1);
 	ck_assert_uint_eq(r.st.dropped_packets, l2.n);
 	ck_assert_uint_eq(r.s.fin[0][0] + r.s.fin[0][1], 0);
-	frl_free(&la);
 	frl_free(&l2);
 	run_end(&r);
 }
@@ -1258,35 +1329,24 @@ END_TEST
  * from the other copy byte by byte instead of falling back. */
 START_TEST(test_meta_from_start_is_absolute)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct frl la = { 0 };
 	struct meta_flow m;
 	struct run r;
 	size_t i;
 
-	a.mtu = 1040;
-	b.t0 = a.t0 + 500 * MS;
-	run_conn(&r, &cfg, 40008, 20000, 20000, 9);
-	gen_copy(&la, &r.c, &a);
-	frl_remove(&la, 10);
-	frl_remove(&la, 2); /* the handshake ACK */
-	frl_remove(&la, 1); /* SYN-ACK */
-	frl_remove(&la, 0); /* SYN */
-	frl_merge(&r.all, &la);
-	run_copy(&r, &r.c, &b);
-
-	memset(&m, 0, sizeof(m));
-	m.event = META_START;
-	m.tuple = r.c.t[0];
+	run_setup(&r, 40008, 20000, 20000, 9, &(struct setup){ .mtu_a = 1040, .b_late = 500 * MS });
+	run_gen(&r);
+	frl_remove(&r.la, 10);
+	frl_remove(&r.la, 2); /* the handshake ACK */
+	frl_remove(&r.la, 1); /* SYN-ACK */
+	frl_remove(&r.la, 0); /* SYN */
+	meta_start(&m, &r.c.t[0]);
 	m.isn[0] = r.c.isn[0];
 	m.isn[1] = r.c.isn[1];
 	m.from_start = true;
 	strcpy(m.role, "client");
 	strcpy(m.comm, "curl");
-	dedup_meta(r.d, &m, &r.s.srcs[0], a.t0 - 1000);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	dedup_meta(r.d, &m, &r.s.srcs[0], r.a.t0 - 1000);
+	run_feed(&r, true);
 
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.meta_frames, 1);
@@ -1306,38 +1366,30 @@ END_TEST
  * spanning several earlier segments) are delivered once. */
 START_TEST(test_retransmits_within_copy)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a();
-	struct frl la = { 0 }, lr = { 0 };
 	struct run r;
 	size_t i, n;
 
-	a.mtu = 1040;
-	run_conn(&r, &cfg, 40009, 15000, 15000, 10);
-	gen_copy(&la, &r.c, &a);
-	n = la.n;
+	run_setup(&r, 40009, 15000, 15000, 10, &(struct setup){ .mtu_a = 1040 });
+	run_gen_a(&r);
+	n = r.la.n;
 	/* Resend frames 3..8 later, same bytes. */
 	for (i = 3; i < 9; i++)
-		frl_add(&lr, la.v[i].b, la.v[i].len, la.v[i].ts + 50 * MS, 0, la.v[i].dir);
+		frl_add(&r.la, r.la.v[i].b, r.la.v[i].len, r.la.v[i].ts + 50 * MS, 0,
+			r.la.v[i].dir);
 	/* And the client's first 2500 bytes again as one 1440-MSS resegmentation. */
 	{
-		struct copy_opts o = a;
+		struct copy_opts o = r.a;
 		struct conn c2 = r.c;
-		struct frl tmp = { 0 };
 
 		c2.len[0] = 2500;
 		c2.len[1] = 0;
 		o.handshake = o.fins = false;
 		o.mtu = 1480;
-		o.t0 = a.t0 + 80 * MS;
-		gen_copy(&tmp, &c2, &o);
-		frl_merge(&lr, &tmp);
+		o.t0 = r.a.t0 + 80 * MS;
+		gen_copy(&r.la, &c2, &o);
 	}
-	frl_merge(&r.all, &la);
-	frl_merge(&r.all, &lr);
-	feed(r.d, &r.s, &r.all, true);
-	dedup_flush(r.d);
-	run_finish(&r);
+	run_feed(&r, true);
+	run_flush(&r);
 
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.emitted_packets, n);
@@ -1350,26 +1402,16 @@ END_TEST
 /* Sequence numbers wrap past 2^32 in the middle of both directions. */
 START_TEST(test_seq_wraparound)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct frl la = { 0 };
 	struct run r;
 
-	a.mtu = 1040;
-	b.mtu = 1300;
-	b.t0 = a.t0 + 300 * MS;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40010, "10.0.0.2", 443, 30000, 30000, 11);
+	run_setup(&r, 40010, 30000, 30000, 11,
+		  &(struct setup){ .mtu_a = 1040, .mtu_b = 1300, .b_late = 300 * MS });
 	r.c.isn[0] = 0xffffff00u;
 	r.c.isn[1] = 0xffff9000u;
-	sink_add(&r.s, &r.c);
-	gen_copy(&la, &r.c, &a);
-	ck_assert_uint_eq(la.v[6].len, 14 + 20 + 20 + 1000);
-	frl_remove(&la, 6); /* a hole right around the wrap, filled from B */
-	frl_merge(&r.all, &la);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	run_gen(&r);
+	ck_assert_uint_eq(r.la.v[6].len, 14 + 20 + 20 + 1000);
+	frl_remove(&r.la, 6); /* a hole right around the wrap, filled from B */
+	run_feed(&r, true);
 
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_gt(r.st.trimmed_packets, 0);
@@ -1382,41 +1424,31 @@ END_TEST
  * whether its ISN is the same (ISN derived from the tuple) or not. */
 static void reuse_case(uint32_t isn_shift)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct conn c2;
 	struct run r;
 
-	b.t0 = a.t0 + 20 * MS;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40011, "10.0.0.2", 443, 8000, 9000, 12);
+	run_setup(&r, 40011, 8000, 9000, 12, &(struct setup){ .b_late = 20 * MS });
 	conn_init4(&c2, "10.0.0.1", 40011, "10.0.0.2", 443, 7000, 11000, 13);
 	c2.isn[0] += isn_shift;
 	c2.isn[1] += isn_shift;
-	sink_add(&r.s, &r.c);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, true);
+	run_both(&r);
 	sink_assert_exact(&r.s, 0, true);
 	frl_free(&r.all);
 
 	/* 0.5 s later, well within skew: the same tuple again. */
 	sink_reset(&r.s);
 	sink_add(&r.s, &c2);
-	a.t0 = b.t0 + 500 * MS;
-	b.t0 = a.t0 + 20 * MS;
-	run_copy(&r, &c2, &a);
-	run_copy(&r, &c2, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	r.a.t0 = r.b.t0 + 500 * MS;
+	r.b.t0 = r.a.t0 + 20 * MS;
+	run_copies(&r, &c2);
+	run_feed(&r, true);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.flows_total, 2);
 	ck_assert_uint_eq(r.st.flows_active, 1);
 	ck_assert_uint_eq(r.s.nended, 1);
 	ck_assert_uint_eq(r.s.ended[0].bytes_out, 17000);
 	ck_assert_uint_eq(r.s.ended[0].bytes_dropped, 17000);
-	run_end(&r);
-	conn_free(&c2);
+	run_end_conns(&r, &c2, 1);
 }
 
 START_TEST(test_tuple_reuse_same_isn)
@@ -1434,51 +1466,40 @@ END_TEST
 /* Two different connections whose ISNs collide stay apart: identity is the 5-tuple. */
 START_TEST(test_isn_collision_kept_apart)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct conn c2;
 	struct run r;
 
-	a.mtu = 1040;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40012, "10.0.0.2", 443, 12000, 24000, 14);
+	run_setup(&r, 40012, 12000, 24000, 14, &(struct setup){ .mtu_a = 1040 });
 	conn_init4(&c2, "10.0.0.3", 50000, "10.0.0.2", 443, 13000, 22000, 15);
 	c2.isn[0] = r.c.isn[0];
 	c2.isn[1] = r.c.isn[1];
-	sink_add(&r.s, &r.c);
 	sink_add(&r.s, &c2);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
-	a.t0 += 3000;
-	b.t0 += 3000;
-	run_copy(&r, &c2, &a);
-	run_copy(&r, &c2, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	run_copies(&r, &r.c);
+	r.a.t0 += 3000;
+	r.b.t0 += 3000;
+	run_copies(&r, &c2);
+	run_feed(&r, true);
 	sink_assert_exact(&r.s, 0, true);
 	sink_assert_exact(&r.s, 1, true);
 	ck_assert_uint_eq(r.st.flows_total, 2);
 	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
-	run_end(&r);
-	conn_free(&c2);
+	run_end_conns(&r, &c2, 1);
 }
 END_TEST
 
 START_TEST(test_ipv6)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct run r;
 
-	a.mtu = 1280;
-	b.mtu = 1500;
-	b.t0 = a.t0 - 100000;
-	b.step = 13000;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "2001:db8::1", 55555, "2001:db8::2", 443, 25000, 35000, 16);
+	run_setup(&r, 55555, 25000, 35000, 16,
+		  &(struct setup){ .cli = "2001:db8::1",
+				   .srv = "2001:db8::2",
+				   .mtu_a = 1280,
+				   .mtu_b = 1500,
+				   .b_late = -100000 });
+	r.b.step = 13000;
 	ck_assert_int_eq(r.c.t[0].family, AF_INET6);
-	sink_add(&r.s, &r.c);
-	run_both(&r, &a, &b);
+	run_both(&r);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_gt(r.st.trimmed_packets, 0);
 	ck_assert_uint_eq(r.st.dup_bytes, 60000);
@@ -1489,60 +1510,35 @@ END_TEST
 /* Copy B disagrees on some bytes: first copy wins, the conflict is counted. */
 START_TEST(test_overlap_conflict)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct conn cb;
 	struct run r;
 
-	a.mtu = 1040;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40013, "10.0.0.2", 443, 9000, 9000, 17);
-	cb = r.c;
-	cb.data[0] = malloc(9000);
-	memcpy(cb.data[0], r.c.data[0], 9000);
-	cb.data[0][4321] ^= 0xff;
-	b.t0 = a.t0 + 100 * MS; /* A brings every byte first */
-	sink_add(&r.s, &r.c);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &cb, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	/* B 100 ms late: A brings every byte first */
+	run_setup(&r, 40013, 9000, 9000, 17, &(struct setup){ .mtu_a = 1040, .b_late = 100 * MS });
+	run_flip_b(&r, 4321);
+	run_both(&r);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.overlap_conflicts, 1);
 	dedup_flush(r.d);
 	ck_assert_uint_eq(r.s.ended[0].overlap_conflicts, 1);
 	run_end(&r);
-	free(cb.data[0]);
 }
 END_TEST
 
 START_TEST(test_table_full_passes_through)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct conn c[3];
 	struct run r;
 	size_t before;
-	unsigned i;
 
-	cfg.max_flows = 2;
-	run_start(&r, &cfg);
-	for (i = 0; i < 3; i++) {
-		conn_init4(&c[i], "10.0.0.1", (uint16_t)(41000 + i), "10.0.0.2", 443, 3000, 3000,
-			   20 + i);
-		sink_add(&r.s, &c[i]);
-	}
-	for (i = 0; i < 2; i++) {
-		run_copy(&r, &c[i], &a);
-		run_copy(&r, &c[i], &b);
-	}
+	run_setup(&r, 0, 0, 0, 0, &(struct setup){ .max_flows = 2 });
+	run_conns(&r, c, 3, 41000, 3000, 20);
+	run_copies(&r, &c[0]);
+	run_copies(&r, &c[1]);
 	before = r.all.n;
-	a.t0 += 1 * SEC;
-	b.t0 += 1 * SEC;
-	run_copy(&r, &c[2], &a);
-	run_copy(&r, &c[2], &b);
-	feed(r.d, &r.s, &r.all, false);
-	run_finish(&r);
+	r.a.t0 += 1 * SEC;
+	r.b.t0 += 1 * SEC;
+	run_copies(&r, &c[2]);
+	run_feed(&r, false);
 	sink_assert_exact(&r.s, 0, true);
 	sink_assert_exact(&r.s, 1, true);
 	/* Flow 3: both copies delivered un-deduplicated, every frame counted. */
@@ -1550,49 +1546,34 @@ START_TEST(test_table_full_passes_through)
 	ck_assert_uint_eq(r.s.syn[2][0], 2);
 	ck_assert_uint_eq(r.s.cnt[2][1][0], 2);
 	ck_assert_uint_eq(r.st.flows_active, 2);
-	run_free(&r);
-	for (i = 0; i < 3; i++)
-		conn_free(&c[i]);
+	run_end_conns(&r, c, 3);
 }
 END_TEST
 
 START_TEST(test_per_source_limit)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct conn c[3];
 	struct run r;
 	size_t n1;
-	unsigned i;
 
-	cfg.max_flows_per_source = 1;
-	run_start(&r, &cfg);
-	for (i = 0; i < 3; i++) {
-		conn_init4(&c[i], "10.0.0.1", (uint16_t)(42000 + i), "10.0.0.2", 443, 2000, 2000,
-			   30 + i);
-		sink_add(&r.s, &c[i]);
-	}
+	run_setup(&r, 0, 0, 0, 0, &(struct setup){ .per_source = 1 });
+	run_conns(&r, c, 3, 42000, 2000, 30);
 	/* A owns flow 0, B owns flow 1 (B's copy comes first): both deduplicated. */
-	run_copy(&r, &c[0], &a);
-	run_copy(&r, &c[0], &b);
-	a.t0 += 1 * SEC;
-	b.t0 = a.t0 - 2000;
-	run_copy(&r, &c[1], &a);
-	run_copy(&r, &c[1], &b);
+	run_copies(&r, &c[0]);
+	r.a.t0 += 1 * SEC;
+	r.b.t0 = r.a.t0 - 2000;
+	run_copies(&r, &c[1]);
 	n1 = r.all.n;
 	/* Flow 2 only from A, which already owns one flow. */
-	a.t0 += 1 * SEC;
-	run_copy(&r, &c[2], &a);
-	feed(r.d, &r.s, &r.all, false);
-	run_finish(&r);
+	r.a.t0 += 1 * SEC;
+	run_copy(&r, &c[2], &r.a);
+	run_feed(&r, false);
 	sink_assert_exact(&r.s, 0, true);
 	sink_assert_exact(&r.s, 1, true);
 	sink_assert_exact(&r.s, 2, true);
 	ck_assert_uint_eq(r.st.source_limited, r.all.n - n1);
 	ck_assert_uint_eq(r.st.flows_active, 2);
-	run_free(&r);
-	for (i = 0; i < 3; i++)
-		conn_free(&c[i]);
+	run_end_conns(&r, c, 3);
 }
 END_TEST
 
@@ -1600,22 +1581,14 @@ END_TEST
  * its last frame rather than after the idle timeout. */
 START_TEST(test_rst_once)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct run r;
-	uint64_t last;
 
-	a.rst = b.rst = true;
-	b.t0 = a.t0 + 300 * MS;
-	run_conn(&r, &cfg, 40030, 5000, 5000, 50);
-	run_both(&r, &a, &b);
+	run_setup(&r, 40030, 5000, 5000, 50, &(struct setup){ .b_late = 300 * MS });
+	r.a.rst = r.b.rst = true;
+	run_both(&r);
 	sink_assert_exact(&r.s, 0, false);
 	ck_assert_uint_eq(r.s.rst, 1);
-	last = r.all.v[r.all.n - 1].ts;
-	dedup_expire(r.d, last + cfg.skew_ns - 1);
-	ck_assert_uint_eq(r.s.nended, 0);
-	dedup_expire(r.d, last + cfg.skew_ns + 1);
-	ck_assert_uint_eq(r.s.nended, 1);
+	assert_ends_at(&r, run_last_ts(&r) + r.cfg.skew_ns);
 	run_end(&r);
 }
 END_TEST
@@ -1624,41 +1597,31 @@ END_TEST
  * the source a flow keeps. */
 START_TEST(test_many_sources)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_FLOW);
-	struct copy_opts a = copy_a();
-	struct frl la = { 0 };
-	struct run r;
 	struct dedup_src other;
 	struct pkt_info in;
-	size_t half, i;
+	struct run r;
+	size_t half;
 	uint32_t k;
 
-	run_conn(&r, &cfg, 40031, 20000, 100, 51);
-	gen_copy(&la, &r.c, &a);
-	half = la.n / 2;
-	for (i = 0; i < half; i++) {
-		ck_assert_int_eq(pkt_parse(la.v[i].b, la.v[i].len, &in), 0);
-		dedup_input(r.d, la.v[i].b, la.v[i].len, &in, &r.s.srcs[0], la.v[i].ts);
-	}
+	run_setup(&r, 40031, 20000, 100, 51, &(struct setup){ .mode = DEDUP_FLOW });
+	run_gen_a(&r);
+	half = r.la.n / 2;
+	feed_range(r.d, &r.s, &r.la, 0, half);
 	/* 70000 strangers replay frame 5 (one client data segment). */
-	ck_assert_int_eq(pkt_parse(la.v[5].b, la.v[5].len, &in), 0);
+	fr_parse(&r.la.v[5], &in);
 	memset(&other, 0, sizeof(other));
 	for (k = 0; k < 70000; k++) {
 		other.vni = 100 + k;
-		dedup_input(r.d, la.v[5].b, la.v[5].len, &in, &other, la.v[half].ts);
+		dedup_input(r.d, r.la.v[5].b, r.la.v[5].len, &in, &other, r.la.v[half].ts);
 	}
-	for (i = half; i < la.n; i++) {
-		ck_assert_int_eq(pkt_parse(la.v[i].b, la.v[i].len, &in), 0);
-		dedup_input(r.d, la.v[i].b, la.v[i].len, &in, &r.s.srcs[0], la.v[i].ts);
-	}
+	feed_range(r.d, &r.s, &r.la, half, r.la.n);
 	run_finish(&r);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.dropped_packets, 70000);
-	ck_assert_uint_eq(r.s.from_src[0], la.n);
+	ck_assert_uint_eq(r.s.from_src[0], r.la.n);
 	dedup_flush(r.d);
 	ck_assert_uint_eq(r.s.ended[0].n_sources, DEDUP_MAX_SOURCES);
 	ck_assert_int_eq(r.s.ended[0].kept_source, 0);
-	frl_free(&la);
 	run_end(&r);
 }
 END_TEST
@@ -1760,30 +1723,17 @@ END_TEST
  * hole and B's different bytes are not even noticed. */
 START_TEST(test_flow_mode_keeps_first_source)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_FLOW);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct frl la = { 0 };
-	struct conn cb;
 	struct run r;
 	size_t removed_len;
 
-	a.mtu = 1040;
-	b.t0 = a.t0 + 100 * MS;
-	run_start(&r, &cfg);
-	conn_init4(&r.c, "10.0.0.1", 40014, "10.0.0.2", 443, 9000, 9000, 18);
-	cb = r.c;
-	cb.data[0] = malloc(9000);
-	memcpy(cb.data[0], r.c.data[0], 9000);
-	cb.data[0][100] ^= 0xff;
-	sink_add(&r.s, &r.c);
-	gen_copy(&la, &r.c, &a);
-	ck_assert_uint_gt(la.v[5].len, 1000);
-	removed_len = la.v[5].len;
-	frl_remove(&la, 5);
-	frl_merge(&r.all, &la);
-	run_copy(&r, &cb, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	run_setup(&r, 40014, 9000, 9000, 18,
+		  &(struct setup){ .mode = DEDUP_FLOW, .mtu_a = 1040, .b_late = 100 * MS });
+	run_flip_b(&r, 100);
+	run_gen(&r);
+	ck_assert_uint_gt(r.la.v[5].len, 1000);
+	removed_len = r.la.v[5].len;
+	frl_remove(&r.la, 5);
+	run_feed(&r, true);
 
 	ck_assert_uint_eq(r.s.from_src[1], 0);
 	ck_assert_uint_eq(r.st.dropped_packets, count_src(&r.all, 1));
@@ -1804,7 +1754,6 @@ START_TEST(test_flow_mode_keeps_first_source)
 	dedup_flush(r.d);
 	ck_assert_int_eq(r.s.ended[0].kept_source, 0);
 	run_end(&r);
-	free(cb.data[0]);
 }
 END_TEST
 
@@ -1812,23 +1761,15 @@ END_TEST
  * copy takes over from the next byte not yet emitted. */
 START_TEST(test_flow_mode_failover)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_FLOW);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct frl la = { 0 };
 	struct run r;
 
-	cfg.skew_ns = 500 * MS;
-	a.mtu = 1040;
-	b.t0 = a.t0 + 1 * SEC;
-	b.step = 100 * MS; /* slow enough that A's silence exceeds skew mid-stream */
-	run_conn(&r, &cfg, 40015, 9000, 9000, 19);
-	gen_copy(&la, &r.c, &a);
-	while (la.n > 12)
-		frl_remove(&la, la.n - 1);
-	frl_merge(&r.all, &la);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, true);
-	run_finish(&r);
+	run_setup(&r, 40015, 9000, 9000, 19,
+		  &(struct setup){
+			  .mode = DEDUP_FLOW, .skew = 500 * MS, .mtu_a = 1040, .b_late = 1 * SEC });
+	r.b.step = 100 * MS; /* slow enough that A's silence exceeds skew mid-stream */
+	run_gen(&r);
+	frl_truncate(&r.la, 12);
+	run_feed(&r, true);
 
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_gt(r.s.from_src[1], 0);
@@ -1843,25 +1784,21 @@ END_TEST
  * and neither is a repeat after the window. */
 START_TEST(test_content_mode)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_CONTENT);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct frl late = { 0 };
 	struct run r;
 	size_t na;
 
-	b.ttl = 61;
-	cfg.window_ns = 1 * SEC;
-	run_conn(&r, &cfg, 40016, 9000, 9000, 20);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
+	run_setup(&r, 40016, 9000, 9000, 20,
+		  &(struct setup){ .mode = DEDUP_CONTENT, .window = 1 * SEC });
+	r.b.ttl = 61;
+	run_copies(&r, &r.c);
 	na = count_src(&r.all, 0);
 	/* A retransmits its first data frame (same source), and C repeats it 5 s later. */
 	frl_add(&late, r.all.v[6].b, r.all.v[6].len, 2 * SEC, 0, 0);
 	ck_assert_int_eq(r.all.v[6].src, 0);
 	frl_add(&late, r.all.v[6].b, r.all.v[6].len, 7 * SEC, 2, 0);
 	frl_merge(&r.all, &late);
-	feed(r.d, &r.s, &r.all, false);
-	run_finish(&r);
+	run_feed(&r, false);
 	ck_assert_uint_eq(r.st.emitted_packets, na + 2);
 	ck_assert_uint_eq(r.st.dropped_packets, count_src(&r.all, 1));
 	ck_assert_uint_eq(r.s.from_src[1], 0);
@@ -1872,16 +1809,12 @@ END_TEST
 /* content mode cannot see through different segmentation (that is what bytes is for). */
 START_TEST(test_content_mode_segmentation_differs)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_CONTENT);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct run r;
 
-	a.mtu = 1040;
-	run_conn(&r, &cfg, 40017, 9000, 9000, 21);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, false);
-	run_finish(&r);
+	run_setup(&r, 40017, 9000, 9000, 21,
+		  &(struct setup){ .mode = DEDUP_CONTENT, .mtu_a = 1040 });
+	run_gen(&r);
+	run_feed(&r, false);
 	ck_assert_uint_gt(r.s.from_src[1], 6);
 	run_end(&r);
 }
@@ -1891,32 +1824,29 @@ END_TEST
  * that differ in anything else (here the IP id), and forgets after the window. */
 START_TEST(test_packet_mode)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_PACKET);
-	struct copy_opts a = copy_a();
-	struct frl lb = { 0 }, extra = { 0 };
+	struct frl extra = { 0 };
 	struct run r;
 	size_t i, na;
 
-	cfg.window_ns = 1 * SEC;
-	run_conn(&r, &cfg, 40018, 6000, 6000, 22);
-	run_copy(&r, &r.c, &a);
+	run_setup(&r, 40018, 6000, 6000, 22,
+		  &(struct setup){ .mode = DEDUP_PACKET, .window = 1 * SEC });
+	run_copy(&r, &r.c, &r.a);
 	na = r.all.n;
 	/* B = A's frames with other MACs and TTL (checksum recomputed), same IP ids. */
 	for (i = 0; i < na; i++) {
-		frl_add(&lb, r.all.v[i].b, r.all.v[i].len, r.all.v[i].ts + 1000, 1, 0);
-		lb.v[i].b[5] ^= 0x33;
-		lb.v[i].b[11] ^= 0x44;
-		set_ttl(lb.v[i].b, lb.v[i].len, 60);
+		frl_add(&r.lb, r.all.v[i].b, r.all.v[i].len, r.all.v[i].ts + 1000, 1, 0);
+		r.lb.v[i].b[5] ^= 0x33;
+		r.lb.v[i].b[11] ^= 0x44;
+		set_ttl(r.lb.v[i].b, r.lb.v[i].len, 60);
 	}
 	/* One frame with a different IP id, and one exact repeat after the window. */
 	frl_add(&extra, r.all.v[4].b, r.all.v[4].len, 1 * SEC + 500 * MS, 1, 0);
 	extra.v[0].b[18] ^= 1;
 	set_ttl(extra.v[0].b, extra.v[0].len, 64);
 	frl_add(&extra, r.all.v[4].b, r.all.v[4].len, 9 * SEC, 1, 0);
-	frl_merge(&r.all, &lb);
+	run_merge(&r);
 	frl_merge(&r.all, &extra);
-	feed(r.d, &r.s, &r.all, false);
-	run_finish(&r);
+	run_feed(&r, false);
 	ck_assert_uint_eq(r.st.dropped_packets, na);
 	ck_assert_uint_eq(r.st.emitted_packets, na + 2);
 	ck_assert_uint_eq(r.s.from_src[1], 2);
@@ -1927,21 +1857,17 @@ END_TEST
 
 START_TEST(test_off_mode)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_OFF);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct run r;
 
-	run_conn(&r, &cfg, 40019, 6000, 6000, 23);
-	run_copy(&r, &r.c, &a);
-	run_copy(&r, &r.c, &b);
-	feed(r.d, &r.s, &r.all, false);
-	run_finish(&r);
+	run_setup(&r, 40019, 6000, 6000, 23, &(struct setup){ .mode = DEDUP_OFF });
+	run_gen(&r);
+	run_feed(&r, false);
 	ck_assert_uint_eq(r.st.emitted_packets, r.all.n);
 	ck_assert_uint_eq(r.st.dropped_packets, 0);
 	ck_assert_uint_eq(r.s.cnt[0][0][0], 2);
 	ck_assert_uint_eq(r.s.fin[0][1], 2);
 	/* Still accounted per flow, and ended with the connection (skew after its FINs). */
-	dedup_expire(r.d, r.all.v[r.all.n - 1].ts + cfg.skew_ns + 1);
+	run_expire_past_skew(&r);
 	ck_assert_uint_eq(r.s.nended, 1);
 	ck_assert_uint_eq(r.s.ended[0].pkts_in, r.all.n);
 	ck_assert_uint_eq(r.s.ended[0].pkts_out, r.all.n);
@@ -1986,20 +1912,14 @@ END_TEST
 /* An open flow expires after flow_timeout of silence with its counters reported. */
 START_TEST(test_expiry_reports_counters)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
 	struct run r;
 	uint64_t last;
 
-	a.fins = b.fins = false;
-	a.mtu = 1040;
-	run_conn(&r, &cfg, 40020, 7000, 11000, 24);
-	run_both(&r, &a, &b);
-	last = r.all.v[r.all.n - 1].ts;
-	dedup_expire(r.d, last + cfg.flow_timeout_ns - 1);
-	ck_assert_uint_eq(r.s.nended, 0);
-	dedup_expire(r.d, last + cfg.flow_timeout_ns + 1);
-	ck_assert_uint_eq(r.s.nended, 1);
+	run_setup(&r, 40020, 7000, 11000, 24, &(struct setup){ .mtu_a = 1040 });
+	r.a.fins = r.b.fins = false;
+	run_both(&r);
+	last = run_last_ts(&r);
+	assert_ends_at(&r, last + r.cfg.flow_timeout_ns);
 	{
 		const struct dedup_flow_info *f = &r.s.ended[0];
 
@@ -2018,9 +1938,7 @@ START_TEST(test_expiry_reports_counters)
 		ck_assert(!f->mid_stream);
 		ck_assert(!f->have_meta);
 	}
-	dedup_get_stats(r.d, &r.st);
-	ck_assert_uint_eq(r.st.flows_expired, 1);
-	ck_assert_uint_eq(r.st.flows_active, 0);
+	assert_expired(&r);
 	run_end(&r);
 }
 END_TEST
@@ -2029,16 +1947,12 @@ END_TEST
  * first frame seen. */
 START_TEST(test_orientation_from_syn)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a();
-	struct frl la = { 0 };
 	struct run r;
 
-	run_conn(&r, &cfg, 40021, 3000, 3000, 25);
-	gen_copy(&la, &r.c, &a);
-	la.v[1].ts = la.v[0].ts - 1; /* SYN-ACK first */
-	frl_merge(&r.all, &la);
-	feed(r.d, &r.s, &r.all, false);
+	run_setup(&r, 40021, 3000, 3000, 25, NULL);
+	run_gen_a(&r);
+	r.la.v[1].ts = r.la.v[0].ts - 1; /* SYN-ACK first */
+	run_feed(&r, false);
 	dedup_flush(r.d);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.s.nended, 1);
@@ -2058,20 +1972,16 @@ static int count_flows(void *ctx, const struct dedup_flow_info *f)
 
 START_TEST(test_foreach_and_flush)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a();
 	struct conn c[3];
 	struct run r;
 	unsigned i, n = 0;
 
-	a.fins = false;
-	run_start(&r, &cfg);
-	for (i = 0; i < 3; i++) {
-		conn_init4(&c[i], "10.0.0.1", (uint16_t)(43000 + i), "10.0.0.2", 443, 100, 100,
-			   40 + i);
-		run_copy(&r, &c[i], &a);
-	}
-	feed(r.d, &r.s, &r.all, false);
+	run_setup(&r, 0, 0, 0, 0, NULL);
+	r.a.fins = false;
+	run_conns(&r, c, 3, 43000, 100, 40);
+	for (i = 0; i < 3; i++)
+		run_copy(&r, &c[i], &r.a);
+	run_feed(&r, false);
 	ck_assert_int_eq(dedup_foreach(r.d, count_flows, &n), 7);
 	ck_assert_uint_eq(n, 2);
 	dedup_flush(r.d);
@@ -2082,9 +1992,7 @@ START_TEST(test_foreach_and_flush)
 	n = 0;
 	ck_assert_int_eq(dedup_foreach(r.d, count_flows, &n), 0);
 	ck_assert_uint_eq(n, 0);
-	run_free(&r);
-	for (i = 0; i < 3; i++)
-		conn_free(&c[i]);
+	run_end_conns(&r, c, 3);
 }
 END_TEST
 
@@ -2248,6 +2156,14 @@ static void lose_data(struct frl *l, size_t nth)
 	}
 }
 
+/* The run's output, frame by frame, reads as one clean TCP conversation: to our parser
+ * and to tshark. */
+static void assert_clean_conversation(const struct run *r)
+{
+	assert_tcp_order(&r->out, &r->c);
+	assert_tshark_clean(&r->out);
+}
+
 /* Two node copies of one conversation as the agents synthesize it (SYN, SYN-ACK, ACK,
  * data both ways, FIN/ACK from each side, last ACK), differently segmented, the second
  * `late` behind the first (late 0: one node's copy only), the first missing every
@@ -2257,31 +2173,22 @@ static void lose_data(struct frl *l, size_t nth)
 static void conversation_case(uint64_t late, uint64_t skew, unsigned mtu_a, unsigned mtu_b,
 			      bool live, uint16_t cport, size_t lose_a)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts a = copy_a(), b = copy_b();
-	struct frl out = { 0 };
 	struct run r;
 
-	cfg.skew_ns = skew;
-	a.mtu = mtu_a;
-	b.mtu = mtu_b;
-	b.msg = a.msg = 2500;
-	b.t0 = a.t0 + late;
-	run_conn(&r, &cfg, cport, 12000, 40000, cport);
-	r.s.log = &out;
-	if (lose_a) {
-		struct frl la = { 0 };
-
-		gen_copy(&la, &r.c, &a);
-		lose_data(&la, lose_a);
-		frl_merge(&r.all, &la);
-	} else {
-		run_copy(&r, &r.c, &a);
-	}
+	run_setup(&r, cport, 12000, 40000, cport,
+		  &(struct setup){ .skew = skew,
+				   .mtu_a = mtu_a,
+				   .mtu_b = mtu_b,
+				   .msg = 2500,
+				   .b_late = (int64_t)late,
+				   .log = true });
+	run_gen_a(&r);
+	lose_data(&r.la, lose_a);
 	if (late)
-		run_copy(&r, &r.c, &b);
+		run_gen_b(&r);
+	run_merge(&r);
 	if (live) {
-		feed_live(r.d, &r.s, &r.all, 100 * MS, r.all.v[r.all.n - 1].ts + skew + 5 * SEC);
+		feed_live(r.d, &r.s, &r.all, 100 * MS, run_last_ts(&r) + skew + 5 * SEC);
 	} else {
 		feed(r.d, &r.s, &r.all, false);
 		dedup_flush(r.d);
@@ -2291,9 +2198,7 @@ static void conversation_case(uint64_t late, uint64_t skew, unsigned mtu_a, unsi
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.flows_total, 1);
 	ck_assert_uint_eq(r.st.flows_active, 0); /* the flow ended (expiry or flush) */
-	assert_tcp_order(&out, &r.c);
-	assert_tshark_clean(&out);
-	frl_free(&out);
+	assert_clean_conversation(&r);
 	run_end(&r);
 }
 
@@ -2353,42 +2258,39 @@ END_TEST
  * (checksum fixed); the FINs and the last ACK follow in order. */
 START_TEST(test_conversation_clean_half_close)
 {
-	struct dedup_cfg cfg = default_cfg(DEDUP_BYTES);
-	struct copy_opts o = copy_a();
-	struct frl out = { 0 }, l = { 0 };
-	uint64_t ts = o.t0;
-	struct gen_ctx g = { .out = &l, .ts = &ts, .step = o.step, .src = o.src };
+	const struct copy_opts *o;
+	struct gen_ctx g;
 	uint16_t ip_id = 1;
-	struct dedup_stats st;
 	struct run r;
 	uint32_t c1, s1;
+	uint64_t ts;
 
-	run_conn(&r, &cfg, 41011, 3000, 8000, 11);
-	r.s.log = &out;
+	run_setup(&r, 41011, 3000, 8000, 11, &(struct setup){ .log = true });
+	o = &r.a;
+	ts = o->t0;
+	g = (struct gen_ctx){ .out = &r.la, .ts = &ts, .step = o->step, .src = o->src };
 	c1 = r.c.isn[0] + 1;
 	s1 = r.c.isn[1] + 1;
-	gen_seg(&g, &r.c, &o, 0, r.c.isn[0], 0, PKT_TCP_SYN, NULL, 0, &ip_id);
-	gen_seg(&g, &r.c, &o, 1, r.c.isn[1], c1, PKT_TCP_SYN | PKT_TCP_ACK, NULL, 0, &ip_id);
-	gen_seg(&g, &r.c, &o, 0, c1, s1, PKT_TCP_ACK, NULL, 0, &ip_id);
-	gen_seg(&g, &r.c, &o, 0, c1, s1, PKT_TCP_ACK | PKT_TCP_PSH, r.c.data[0], 3000, &ip_id);
-	gen_seg(&g, &r.c, &o, 1, s1, c1 + 3000, PKT_TCP_ACK | PKT_TCP_PSH, r.c.data[1], 5000,
+	gen_seg(&g, &r.c, o, 0, r.c.isn[0], 0, PKT_TCP_SYN, NULL, 0, &ip_id);
+	gen_seg(&g, &r.c, o, 1, r.c.isn[1], c1, PKT_TCP_SYN | PKT_TCP_ACK, NULL, 0, &ip_id);
+	gen_seg(&g, &r.c, o, 0, c1, s1, PKT_TCP_ACK, NULL, 0, &ip_id);
+	gen_seg(&g, &r.c, o, 0, c1, s1, PKT_TCP_ACK | PKT_TCP_PSH, r.c.data[0], 3000, &ip_id);
+	gen_seg(&g, &r.c, o, 1, s1, c1 + 3000, PKT_TCP_ACK | PKT_TCP_PSH, r.c.data[1], 5000,
 		&ip_id);
-	gen_seg(&g, &r.c, &o, 0, c1 + 3000, s1 + 5000, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0, &ip_id);
-	gen_seg(&g, &r.c, &o, 1, s1 + 5000, c1 + 3001, PKT_TCP_ACK | PKT_TCP_PSH,
-		r.c.data[1] + 5000, 3000, &ip_id);
-	gen_seg(&g, &r.c, &o, 1, s1 + 8000, c1 + 3001, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0, &ip_id);
-	gen_seg(&g, &r.c, &o, 0, c1 + 3001, s1 + 8001, PKT_TCP_ACK, NULL, 0, &ip_id);
-	frl_merge(&r.all, &l);
-	feed_live(r.d, &r.s, &r.all, 100 * MS, r.all.v[r.all.n - 1].ts + 5 * SEC);
-	dedup_get_stats(r.d, &st);
+	gen_seg(&g, &r.c, o, 0, c1 + 3000, s1 + 5000, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0, &ip_id);
+	gen_seg(&g, &r.c, o, 1, s1 + 5000, c1 + 3001, PKT_TCP_ACK | PKT_TCP_PSH, r.c.data[1] + 5000,
+		3000, &ip_id);
+	gen_seg(&g, &r.c, o, 1, s1 + 8000, c1 + 3001, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0, &ip_id);
+	gen_seg(&g, &r.c, o, 0, c1 + 3001, s1 + 8001, PKT_TCP_ACK, NULL, 0, &ip_id);
+	run_merge(&r);
+	feed_live(r.d, &r.s, &r.all, 100 * MS, run_last_ts(&r) + 5 * SEC);
+	run_finish(&r);
 
 	sink_assert_exact(&r.s, 0, true); /* includes: every checksum valid */
 	/* Every frame went out once: the cut ones too, nothing was dropped. */
-	ck_assert_uint_eq(st.emitted_packets, r.all.n);
-	ck_assert_uint_eq(st.dropped_packets, 0);
-	assert_tcp_order(&out, &r.c);
-	assert_tshark_clean(&out);
-	frl_free(&out);
+	ck_assert_uint_eq(r.st.emitted_packets, r.all.n);
+	ck_assert_uint_eq(r.st.dropped_packets, 0);
+	assert_clean_conversation(&r);
 	run_end(&r);
 }
 END_TEST
