@@ -1119,6 +1119,41 @@ START_TEST(test_hole_fill_conflict_first_copy_wins)
 }
 END_TEST
 
+/* Copy A lost a segment; copy B, segmented differently, fills the hole with a segment
+ * that starts 500 bytes before it, in bytes A already delivered, and disagrees with A
+ * there. Those covered bytes are checked against what went out: a conflict, counted
+ * once, A's bytes kept; the hole's bytes come from B; every byte once. */
+START_TEST(test_partial_overlap_conflict)
+{
+	size_t off = 0, n = 0, k;
+	struct run r;
+	int dir = 1;
+
+	/* B 100 ms late: A brings every byte it has first */
+	run_setup(&r, 40049, 30000, 1000, 68,
+		  &(struct setup){ .mtu_a = 1040, .mtu_b = 1540, .b_late = 100 * MS });
+	run_gen_a(&r);
+	/* An A segment [off, off + 1000) inside B's [off - 500, off + 1000) (1000 | 1500). */
+	for (k = 5; k < r.la.n; k++) {
+		off = frame_offset(&r.la, k, &r.c, &dir, &n);
+		if (dir == 0 && n == 1000 && off % 3000 == 2000 && off + 3000 < r.c.len[0])
+			break;
+	}
+	ck_assert_uint_lt(k, r.la.n);
+	run_flip_b(&r, off - 200); /* in B's filler, before the hole: A sent it already */
+	run_gen_b(&r);
+	frl_remove(&r.la, k);
+	run_feed(&r, true);
+	run_flush(&r);
+	sink_assert_exact(&r.s, 0, true);
+	assert_delivered(&r.s, 0, 0, r.c.len[0], 1);
+	ck_assert_uint_eq(r.st.overlap_conflicts, 1);
+	ck_assert_uint_eq(r.s.ended[0].overlap_conflicts, 1);
+	ck_assert_uint_eq(r.s.bad_csum, 0);
+	run_end(&r);
+}
+END_TEST
+
 /* Copy B stops after the handshake (its agent died) and copy A has a hole: A's data past
  * the hole is held for skew, then dedup_expire() delivers it, once. */
 START_TEST(test_hole_released_after_skew)
@@ -2316,6 +2351,7 @@ static Suite *dedup_suite(void)
 	tcase_add_test(b, test_hole_in_both_copies);
 	tcase_add_test(b, test_hole_released_after_skew);
 	tcase_add_test(b, test_hole_fill_conflict_first_copy_wins);
+	tcase_add_test(b, test_partial_overlap_conflict);
 	tcase_add_test(b, test_conflict_in_ring_window);
 	tcase_add_test(b, test_mid_stream_copy);
 	tcase_add_test(b, test_meta_from_start_is_absolute);
