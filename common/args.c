@@ -201,20 +201,6 @@ static int check_range(uint64_t v, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-int args_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	const char *end;
-	uint64_t v;
-	int err;
-
-	err = parse_number(s, &v, &end);
-	if (err)
-		return err;
-	if (*end)
-		return -EINVAL;
-	return check_range(v, min, max, out);
-}
-
 static int scale(uint64_t v, uint64_t mul, uint64_t *out)
 {
 	if (v && mul > UINT64_MAX / v)
@@ -223,63 +209,59 @@ static int scale(uint64_t v, uint64_t mul, uint64_t *out)
 	return 0;
 }
 
-int args_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+/* A suffix a number may carry and what it multiplies the number by; lists end with a
+ * NULL suffix. */
+struct unit {
+	const char *suffix;
+	uint64_t mul;
+};
+
+static const struct unit no_units[] = { { "", 1 }, { NULL, 0 } };
+static const struct unit size_units[] = {
+	{ "", 1 },	     { "k", 1ull << 10 }, { "K", 1ull << 10 }, { "m", 1ull << 20 },
+	{ "M", 1ull << 20 }, { "g", 1ull << 30 }, { "G", 1ull << 30 }, { NULL, 0 },
+};
+/* In milliseconds; a bare number is seconds. */
+static const struct unit duration_units[] = {
+	{ "ms", 1 },	    { "s", 1000 },	  { "", 1000 },
+	{ "m", 60 * 1000 }, { "h", 3600 * 1000 }, { NULL, 0 },
+};
+
+/* The whole of s: a number, then exactly one of the units' suffixes; the scaled value
+ * must lie in [min, max]. */
+static int parse_with_unit(const char *s, const struct unit *units, uint64_t min, uint64_t max,
+			   uint64_t *out)
 {
+	const struct unit *u;
 	const char *end;
-	uint64_t v, mul;
+	uint64_t v;
 	int err;
 
 	err = parse_number(s, &v, &end);
 	if (err)
 		return err;
-	switch (*end) {
-	case '\0':
-		mul = 1;
-		break;
-	case 'k':
-	case 'K':
-		mul = 1ull << 10;
-		break;
-	case 'm':
-	case 'M':
-		mul = 1ull << 20;
-		break;
-	case 'g':
-	case 'G':
-		mul = 1ull << 30;
-		break;
-	default:
+	for (u = units; u->suffix; u++)
+		if (!strcmp(end, u->suffix))
+			break;
+	if (!u->suffix)
 		return -EINVAL;
-	}
-	if (*end && end[1])
-		return -EINVAL;
-	err = scale(v, mul, &v);
+	err = scale(v, u->mul, &v);
 	if (err)
 		return err;
 	return check_range(v, min, max, out);
 }
 
+int args_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	return parse_with_unit(s, no_units, min, max, out);
+}
+
+int args_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	return parse_with_unit(s, size_units, min, max, out);
+}
+
 int args_parse_duration_ms(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-	const char *end;
-	uint64_t v, mul;
-	int err;
-
-	err = parse_number(s, &v, &end);
-	if (err)
-		return err;
-	if (!strcmp(end, "ms"))
-		mul = 1;
-	else if (!strcmp(end, "s") || !*end)
-		mul = 1000;
-	else if (!strcmp(end, "m"))
-		mul = 60 * 1000;
-	else if (!strcmp(end, "h"))
-		mul = 3600 * 1000;
-	else
-		return -EINVAL;
-	err = scale(v, mul, &v);
-	if (err)
-		return err;
-	return check_range(v, min, max, out);
+	return parse_with_unit(s, duration_units, min, max, out);
 }

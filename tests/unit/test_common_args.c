@@ -216,6 +216,14 @@ static const struct unit_case size_cases[] = {
 	{ "2t", 0, UINT64_MAX, -EINVAL, 0 },
 	{ "k", 0, UINT64_MAX, -EINVAL, 0 },
 	{ "-2k", 0, UINT64_MAX, -EINVAL, 0 },
+	{ "1K", 0, UINT64_MAX, 0, 1024 },
+	{ "3m", 0, UINT64_MAX, 0, 3ull << 20 },
+	{ "1G", 0, UINT64_MAX, 0, 1ull << 30 },
+	{ "0x10k", 0, UINT64_MAX, 0, 16384 },
+	{ "0k", 0, UINT64_MAX, 0, 0 },
+	{ "2kk", 0, UINT64_MAX, -EINVAL, 0 },
+	{ "1ms", 0, UINT64_MAX, -EINVAL, 0 }, /* a duration suffix is not a size */
+	{ "1k ", 0, UINT64_MAX, -EINVAL, 0 },
 };
 
 static const struct unit_case duration_cases[] = {
@@ -231,6 +239,11 @@ static const struct unit_case duration_cases[] = {
 	{ "s", 0, UINT64_MAX, -EINVAL, 0 },
 	{ "1 s", 0, UINT64_MAX, -EINVAL, 0 },
 	{ "1mss", 0, UINT64_MAX, -EINVAL, 0 },
+	{ "0x10ms", 0, UINT64_MAX, 0, 16 },
+	{ "1ms", 2, 10, -ERANGE, 0 },
+	{ "1S", 0, UINT64_MAX, -EINVAL, 0 }, /* units are lower case */
+	{ "1H", 0, UINT64_MAX, -EINVAL, 0 },
+	{ "1k", 0, UINT64_MAX, -EINVAL, 0 }, /* a size suffix is not a duration */
 };
 
 static void check_unit_case(int (*parse)(const char *, uint64_t, uint64_t, uint64_t *),
