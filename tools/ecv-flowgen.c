@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "args.h"
+#include "cli.h"
 #include "isn.h"
 #include "log.h"
 #include "meta.h"
@@ -590,22 +591,14 @@ int main(int argc, char **argv)
 			g.o.quiet = true;
 			break;
 		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			return cli_help_or_usage_error(opt, usage);
 		}
-		if (bad) {
-			fprintf(stderr, "ecv-flowgen: invalid value '%s'\n", optarg);
-			usage(stderr);
-			return 2;
-		}
+		if (bad)
+			return cli_invalid_value("ecv-flowgen", optarg, usage);
 	}
-	if (!g.o.dir || optind < argc || g.o.min_size > g.o.max_size) {
-		usage(stderr);
-		return 2;
-	}
+	if (!g.o.dir || optind < argc || g.o.min_size > g.o.max_size)
+		return cli_usage_error(usage);
 	g.rng = g.o.seed * 0x9e3779b97f4a7c15ull + 1;
 	snprintf(path, sizeof(path), "%s/expected", g.o.dir);
 	if ((mkdir(g.o.dir, 0755) && errno != EEXIST) || (mkdir(path, 0755) && errno != EEXIST)) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "cli.h"
 #include "isn.h"
 #include "log.h"
 
@@ -46,34 +47,30 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			return cli_help_or_usage_error(c, usage);
 		}
 	}
 	if (argc - optind != 4) {
 		log_err("expected 4 arguments (SRC SPORT DST DPORT), got %d", argc - optind);
-		usage(stderr);
-		return 2;
+		return cli_usage_error(usage);
 	}
 	argv += optind;
 	if (tuple_addr_parse(argv[0], saddr, &sfam)) {
 		log_err("invalid SRC '%s': expected a numeric IPv4 or IPv6 address", argv[0]);
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 	if (parse_port("SPORT", argv[1], &sport))
-		return 2;
+		return CLI_EXIT_USAGE;
 	if (tuple_addr_parse(argv[2], daddr, &dfam)) {
 		log_err("invalid DST '%s': expected a numeric IPv4 or IPv6 address", argv[2]);
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 	if (parse_port("DPORT", argv[3], &dport))
-		return 2;
+		return CLI_EXIT_USAGE;
 	if (sfam != dfam) {
 		log_err("invalid DST '%s': SRC and DST must be the same address family", argv[2]);
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 	tuple_init(&t, saddr, sport, daddr, dport, IPPROTO_TCP);
 	printf("dir=%d isn=0x%08x\n", isn_dir(&t), isn_compute(&t));

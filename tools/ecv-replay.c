@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "cli.h"
 #include "log.h"
 #include "pkt.h"
 #include "vxlan.h"
@@ -325,25 +326,17 @@ int main(int argc, char **argv)
 			quiet = true;
 			break;
 		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			return cli_help_or_usage_error(opt, usage);
 		}
-		if (bad) {
-			fprintf(stderr, "ecv-replay: invalid value '%s'\n", optarg);
-			usage(stderr);
-			return 2;
-		}
+		if (bad)
+			return cli_invalid_value("ecv-replay", optarg, usage);
 	}
-	if (!to || optind >= argc) {
-		usage(stderr);
-		return 2;
-	}
+	if (!to || optind >= argc)
+		return cli_usage_error(usage);
 	if (args_resolve(to, VXLAN_PORT, &dst, &dl)) {
 		fprintf(stderr, "ecv-replay: cannot resolve '%s'\n", to);
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 	r.fd = socket(dst.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (r.fd < 0) {
