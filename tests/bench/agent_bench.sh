@@ -16,15 +16,10 @@
 # Environment: BUILD, BENCH_SECONDS (10), BENCH_BULK_MB (200), BENCH_ROUNDS (3).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-. "$ROOT/tests/e2e/lib.sh"
-. "$ROOT/tests/e2e/lib_extra.sh"
-. "$ROOT/tests/bench/uprobe_floor_lib.sh"
-SECS=${BENCH_SECONDS:-10}
+. "$ROOT/tests/bench/bench_lib.bash"
 BULK_MB=${BENCH_BULK_MB:-200}
-ROUNDS=${BENCH_ROUNDS:-3}
 DOC=${BENCH_AGENT_DOC:-$ROOT/docs/bench-agent.md}
 
-command -v wrk >/dev/null || e2e_skip "wrk not installed"
 ecvx_net 10.78.8
 ecvx_init ecvx-bench agent
 e2e_web_nodes "4643 4644 4645" 1k.bin=1K bulk.bin="${BULK_MB}M"

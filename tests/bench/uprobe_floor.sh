@@ -19,17 +19,12 @@
 # BENCH_AGENT_BASE (unset: no "base" configuration), BENCH_AGENT_ARGS (extra agent flags).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-. "$ROOT/tests/e2e/lib.sh"
-. "$ROOT/tests/e2e/lib_extra.sh"
-. "$ROOT/tests/bench/uprobe_floor_lib.sh"
-SECS=${BENCH_SECONDS:-10}
-ROUNDS=${BENCH_ROUNDS:-3}
+. "$ROOT/tests/bench/bench_lib.bash"
 PERF=${BENCH_PERF:-0}
 BPF_STATS=${BENCH_BPF_STATS:-0}
 BASE=${BENCH_AGENT_BASE:-}
 read -r -a AGENT_ARGS <<<"${BENCH_AGENT_ARGS:-}"
 
-command -v wrk >/dev/null || e2e_skip "wrk not installed"
 [ "$PERF" = 0 ] || command -v perf >/dev/null || e2e_skip "perf not installed"
 ecvx_net 10.78.25
 ecvx_init ecva-floor bench

@@ -1,7 +1,8 @@
 # tests/bench/uprobe_floor_lib.sh - the uprobe floor for benchmarks: builds and runs
 # tests/bench/uprobe_floor.c (bpf/floor.bpf.c's return-at-once programs on the libssl
-# symbols the agent hooks). Sourced after tests/e2e/lib.sh by agent_bench.sh and
-# uprobe_floor.sh; needs $BUILD built (floor.skel.h) and libbpf's headers.
+# symbols the agent hooks). Sourced after tests/e2e/lib.sh by bench_lib.bash, for
+# agent_bench.sh and uprobe_floor.sh; needs $BUILD built (floor.skel.h) and libbpf's
+# headers.
 
 # floor_build: compiles the loader into $E2E_TMP/uprobe_floor.
 floor_build() {
