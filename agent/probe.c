@@ -565,7 +565,8 @@ static void scan_pid(struct probe *p, const char *pid, struct pid_seen *next, si
 
 	if (read_pid_stat(pid, &key.start, &key.vsize))
 		return; /* exited meanwhile */
-	old = bsearch(&key, p->seen, p->n_seen, sizeof(key), pid_seen_cmp);
+	/* The first scan has no table yet (bsearch() must not be given NULL). */
+	old = p->n_seen ? bsearch(&key, p->seen, p->n_seen, sizeof(key), pid_seen_cmp) : NULL;
 	if (!old || old->start != key.start || old->vsize != key.vsize)
 		scan_maps(p, pid);
 	if (next)

@@ -91,6 +91,8 @@ size_t reorder_drain(struct reorder *r, reorder_fn fn, void *ctx)
 {
 	size_t n = r->n;
 
+	if (!n)
+		return 0; /* refs may not be allocated yet: qsort() must not be given NULL */
 	qsort(r->refs, r->n, sizeof(*r->refs), ref_cmp);
 	for (size_t i = 0; i < r->n; i++)
 		fn(ctx, (const struct ecv_event *)(r->arena + r->refs[i].off), r->refs[i].size);
