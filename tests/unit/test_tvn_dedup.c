@@ -1075,33 +1075,44 @@ START_TEST(test_conflict_in_ring_window)
 }
 END_TEST
 
+/* B (1500-byte segments, 100 ms late: A brings every byte it has first) fills a hole
+ * in A (1000-byte segments): A loses its client data segment at an offset that is `at`
+ * modulo 3000 (0: B's filler starts with the hole; 2000: 500 bytes before it), and B's
+ * agent read the byte at that offset + flip differently. Fed and flushed. */
+static void filler_conflict_run(struct run *r, uint16_t cport, uint32_t seed, size_t at,
+				long flip)
+{
+	size_t off = 0, n = 0, k;
+	int dir = 1;
+
+	run_setup(r, cport, 30000, 1000, seed,
+		  &(struct setup){ .mtu_a = 1040, .mtu_b = 1540, .b_late = 100 * MS });
+	run_gen_a(r);
+	for (k = 5; k < r->la.n; k++) {
+		off = frame_offset(&r->la, k, &r->c, &dir, &n);
+		if (dir == 0 && n == 1000 && off % 3000 == at && off + 3000 < r->c.len[0])
+			break;
+	}
+	ck_assert_uint_lt(k, r->la.n);
+	run_flip_b(r, (size_t)((long)off + flip));
+	run_gen_b(r);
+	frl_remove(&r->la, k);
+	run_feed(r, true);
+	run_flush(r);
+}
+
 /* Copy A lost a segment and its data past the hole is held; copy B, segmented
  * differently, fills the hole with a segment that runs into A's held data and disagrees
  * with it there. A brought those bytes first, so A's bytes go out (DESIGN §4: the first
  * copy wins) and the conflict is counted, the hole's bytes come from B, all once. */
 START_TEST(test_hole_fill_conflict_first_copy_wins)
 {
-	size_t off = 0, n = 0, k;
 	uint64_t in_bytes = 0;
 	struct run r;
-	int dir = 1;
+	size_t k;
 
-	/* B 100 ms late: A brings every byte it has first */
-	run_setup(&r, 40047, 30000, 1000, 66,
-		  &(struct setup){ .mtu_a = 1040, .mtu_b = 1540, .b_late = 100 * MS });
-	run_gen_a(&r);
-	/* A data segment of A's that starts where one of B's does (1000 | 1500). */
-	for (k = 5; k < r.la.n; k++) {
-		off = frame_offset(&r.la, k, &r.c, &dir, &n);
-		if (dir == 0 && n == 1000 && off % 3000 == 0 && off + 3000 < r.c.len[0])
-			break;
-	}
-	ck_assert_uint_lt(k, r.la.n);
-	run_flip_b(&r, off + n + 100); /* in A's held segment and B's filler */
-	run_gen_b(&r);
-	frl_remove(&r.la, k);
-	run_feed(&r, true);
-	run_flush(&r);
+	/* The filler starts with the hole; the flip is in A's held segment after it. */
+	filler_conflict_run(&r, 40047, 66, 0, 1000 + 100);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.overlap_conflicts, 1);
 	ck_assert_uint_eq(r.s.bad_csum, 0);
@@ -1125,26 +1136,10 @@ END_TEST
  * once, A's bytes kept; the hole's bytes come from B; every byte once. */
 START_TEST(test_partial_overlap_conflict)
 {
-	size_t off = 0, n = 0, k;
 	struct run r;
-	int dir = 1;
 
-	/* B 100 ms late: A brings every byte it has first */
-	run_setup(&r, 40049, 30000, 1000, 68,
-		  &(struct setup){ .mtu_a = 1040, .mtu_b = 1540, .b_late = 100 * MS });
-	run_gen_a(&r);
-	/* An A segment [off, off + 1000) inside B's [off - 500, off + 1000) (1000 | 1500). */
-	for (k = 5; k < r.la.n; k++) {
-		off = frame_offset(&r.la, k, &r.c, &dir, &n);
-		if (dir == 0 && n == 1000 && off % 3000 == 2000 && off + 3000 < r.c.len[0])
-			break;
-	}
-	ck_assert_uint_lt(k, r.la.n);
-	run_flip_b(&r, off - 200); /* in B's filler, before the hole: A sent it already */
-	run_gen_b(&r);
-	frl_remove(&r.la, k);
-	run_feed(&r, true);
-	run_flush(&r);
+	/* The filler starts 500 bytes early; the flip is 200 bytes before the hole. */
+	filler_conflict_run(&r, 40049, 68, 2000, -200);
 	sink_assert_exact(&r.s, 0, true);
 	assert_delivered(&r.s, 0, 0, r.c.len[0], 1);
 	ck_assert_uint_eq(r.st.overlap_conflicts, 1);
