@@ -3,9 +3,10 @@
 # Proof for refactors of the dedup engine or its tests: run it on the tree before and on
 # the tree after (each built with `make tests` in its own BUILD) and compare the logs:
 #   OUT/unit.log  the dedup unit suites (every $BUILD/obj/tests/unit/test_*.o that calls
-#                 dedup_new), relinked with tests/proof/dedup_calls.c and run without
-#                 fork; the calls of each test under "== test NAME", tests sorted by name,
-#                 so suites cut differently compare test by test
+#                 tvn/dedup.h, itself or through libtestsupport.a), relinked with
+#                 tests/proof/dedup_calls.c and run without fork; the calls of each
+#                 test under "== test NAME", tests sorted by name, so suites cut
+#                 differently compare test by test
 #   OUT/fuzz.log  fuzz_dedup built from ROOT's sources with the same wrappers, run once
 #                 on every file of CORPUS (default: this tree's tests/fuzz/corpus/dedup)
 # and OUT/counts: calls logged, bytes, tests run. PARTS="unit fuzz" (default) picks the
@@ -33,8 +34,18 @@ if [[ $PARTS == *unit* ]]; then
 rm -f "$OUT/unit.raw"
 gcc -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$ROOT/common" \
 	-c "$HERE/dedup_calls.c" -o "$OUT/bin/dedup_calls.o"
+# A dedup suite calls tvn/dedup.h, or the shared test code (libtestsupport.a) that does.
+uses=dedup_.*
+if [ -f "$BUILD/libtestsupport.a" ]; then
+	rm -rf "$OUT/ts" && mkdir "$OUT/ts"
+	(cd "$OUT/ts" && ar x "$BUILD/libtestsupport.a")
+	for m in "$OUT"/ts/*.o; do
+		nm -u "$m" | grep -q ' dedup_' || continue
+		for s in $(nm -g --defined-only "$m" | awk '{ print $3 }'); do uses="$uses|$s"; done
+	done
+fi
 for o in "$BUILD"/obj/tests/unit/test_*.o; do
-	nm -u "$o" | grep -qw dedup_new || continue
+	nm -u "$o" | awk '{ print $2 }' | grep -qxE "$uses" || continue
 	n=$(basename "$o" .o)
 	# shellcheck disable=SC2086
 	gcc -o "$OUT/bin/$n" "$o" "$OUT/bin/dedup_calls.o" "$WRAPS,--wrap=_tcase_add_test" \
