@@ -130,10 +130,10 @@ static void w_end(void *ctx, const struct dedup_flow_info *f)
 #define MAX_INST 64
 static struct wrapped *inst[MAX_INST];
 
-struct dedup *__real_dedup_new(const struct dedup_cfg *cfg, dedup_emit_fn emit,
-			       dedup_end_fn end, void *ctx);
-struct dedup *__wrap_dedup_new(const struct dedup_cfg *cfg, dedup_emit_fn emit,
-			       dedup_end_fn end, void *ctx)
+struct dedup *__real_dedup_new(const struct dedup_cfg *cfg, dedup_emit_fn emit, dedup_end_fn end,
+			       void *ctx);
+struct dedup *__wrap_dedup_new(const struct dedup_cfg *cfg, dedup_emit_fn emit, dedup_end_fn end,
+			       void *ctx)
 {
 	struct wrapped *w = calloc(1, sizeof(*w));
 	struct dedup *d;
@@ -286,7 +286,8 @@ int __wrap_dedup_mode_parse(const char *s, enum dedup_mode *mode)
 {
 	int r = __real_dedup_mode_parse(s, mode);
 
-	logf_("dedup_mode_parse %s -> %d %d\n", s ? s : "NULL", r, r == 0 && mode ? (int)*mode : -1);
+	logf_("dedup_mode_parse %s -> %d %d\n", s ? s : "NULL", r,
+	      r == 0 && mode ? (int)*mode : -1);
 	return r;
 }
 
@@ -321,20 +322,21 @@ static void named(unsigned k, int i)
 	tests[k]->fn(i);
 }
 
-#define T1(g, j)                         \
-	static void tr_##g##_##j(int i)  \
-	{                                \
-		named(g * 8 + j, i);     \
+#define T1(g, j)                                                                                   \
+	static void tr_##g##_##j(int i)                                                            \
+	{                                                                                          \
+		named(g * 8 + j, i);                                                               \
 	}
 #define T8(g) T1(g, 0) T1(g, 1) T1(g, 2) T1(g, 3) T1(g, 4) T1(g, 5) T1(g, 6) T1(g, 7)
-T8(0) T8(1) T8(2) T8(3) T8(4) T8(5) T8(6) T8(7) T8(8) T8(9) T8(10) T8(11) T8(12) T8(13) T8(14)
-	T8(15)
-#define R8(g) tr_##g##_0, tr_##g##_1, tr_##g##_2, tr_##g##_3, tr_##g##_4, tr_##g##_5, \
-	      tr_##g##_6, tr_##g##_7
-static void (*const tramps[MAX_TESTS])(int) = { R8(0),	R8(1),	R8(2),	R8(3),
-						R8(4),	R8(5),	R8(6),	R8(7),
-						R8(8),	R8(9),	R8(10), R8(11),
-						R8(12), R8(13), R8(14), R8(15) };
+T8(0)
+T8(1) T8(2) T8(3) T8(4) T8(5) T8(6) T8(7) T8(8) T8(9) T8(10) T8(11) T8(12) T8(13) T8(14) T8(15)
+#define R8(g)                                                                                      \
+	tr_##g##_0, tr_##g##_1, tr_##g##_2, tr_##g##_3, tr_##g##_4, tr_##g##_5, tr_##g##_6,        \
+		tr_##g##_7
+	static void (*const tramps[MAX_TESTS])(int) = { R8(0),	R8(1),	R8(2),	R8(3),
+							R8(4),	R8(5),	R8(6),	R8(7),
+							R8(8),	R8(9),	R8(10), R8(11),
+							R8(12), R8(13), R8(14), R8(15) };
 
 void __real__tcase_add_test(TCase *tc, const TTest *ttest, int _signal, int allowed_exit_value,
 			    int start, int end);
