@@ -6,7 +6,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/capability.h>
-#include <linux/perf_event.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include <bpf/libbpf.h>
 
 #include "ecv.skel.h"
+#include "evbuf.h"
 #include "log.h"
 #include "probe.h"
 
@@ -56,7 +56,7 @@ struct pid_seen {
 
 struct probe {
 	struct ecv_bpf *skel;
-	struct perf_buffer *pb;
+	struct evbuf *events;
 	enum probe_hook hook;
 	struct bpf_link **hook_links; /* socket hook + role tracepoint */
 	size_t n_hook_links;
@@ -69,10 +69,7 @@ struct probe {
 	uint64_t busy_calls;   /* BPF busy_calls already reported */
 	struct pid_seen *seen; /* sorted by pid */
 	size_t n_seen;
-	probe_event_fn on_event;
-	probe_lost_fn on_lost;
-	void *ctx;
-	int handled;
+	struct evbuf_sink sink;
 };
 
 /* An uprobe to place on every target: function, program, entry or return. */
@@ -621,88 +618,6 @@ static void scan_all(struct probe *p)
 	p->n_seen = next ? n_next : 0;
 }
 
-/* --- perf buffer -------------------------------------------------------------------- */
-
-/* Hands the sample on where it sits in the ring (no copy: the consumer copies it once,
- * to an aligned place, see probe_event_fn); only its length fields are checked. */
-static void on_sample(void *ctx, int cpu, void *data, __u32 size)
-{
-	struct probe *p = ctx;
-	__u32 len;
-
-	(void)cpu;
-	p->handled++;
-	if (size < ECV_EVENT_HDR_LEN) {
-		log_debug("dropping short perf sample (%u bytes)", size);
-		return;
-	}
-	/* Samples are padded to 8 bytes; anything past the struct is padding. */
-	if (size > sizeof(struct ecv_event))
-		size = sizeof(struct ecv_event);
-	memcpy(&len, (const char *)data + offsetof(struct ecv_event, len), sizeof(len));
-	if (len > size - ECV_EVENT_HDR_LEN) {
-		log_debug("dropping perf sample with len %u > %u", len,
-			  (unsigned)(size - ECV_EVENT_HDR_LEN));
-		return;
-	}
-	if (p->on_event)
-		p->on_event(p->ctx, data, size);
-}
-
-static void on_lost_sample(void *ctx, int cpu, __u64 count)
-{
-	struct probe *p = ctx;
-
-	if (p->on_lost)
-		p->on_lost(p->ctx, cpu, count);
-}
-
-/* A perf ring record as the kernel writes it (perf_event_open(2), PERF_SAMPLE_RAW). */
-struct perf_sample_raw {
-	struct perf_event_header hdr;
-	__u32 size;
-	char data[];
-};
-
-struct perf_lost {
-	struct perf_event_header hdr;
-	__u64 id;
-	__u64 lost;
-};
-
-static enum bpf_perf_event_ret on_record(void *ctx, int cpu, struct perf_event_header *h)
-{
-	if (h->type == PERF_RECORD_SAMPLE) {
-		struct perf_sample_raw *s = (struct perf_sample_raw *)h;
-
-		on_sample(ctx, cpu, s->data, s->size);
-	} else if (h->type == PERF_RECORD_LOST) {
-		struct perf_lost *l = (struct perf_lost *)h;
-
-		on_lost_sample(ctx, cpu, l->lost);
-	}
-	return LIBBPF_PERF_EVENT_CONT;
-}
-
-/* perf_buffer__new() asks for a wakeup per sample: at 10^4..10^5 samples a second the
- * writer's CPU pays a wakeup each and the agent runs one round per sample. Here a ring
- * wakes the agent once a quarter of it is filled; probe_poll() then drains every ring
- * (perf_buffer__consume()), so what sits below the mark waits at most one poll timeout. */
-static struct perf_buffer *perf_buffer_open(struct probe *p, unsigned pages)
-{
-	struct perf_event_attr attr;
-
-	memset(&attr, 0, sizeof(attr));
-	attr.type = PERF_TYPE_SOFTWARE;
-	attr.config = PERF_COUNT_SW_BPF_OUTPUT;
-	attr.sample_type = PERF_SAMPLE_RAW;
-	attr.sample_period = 1;
-	attr.watermark = 1;
-	attr.wakeup_watermark = (__u32)((uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE) / 4);
-	return perf_buffer__new_raw(bpf_map__fd(p->skel->maps.events), pages, &attr, on_record, p,
-				    NULL);
-}
-
 /* --- public ------------------------------------------------------------------------- */
 
 struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, probe_lost_fn on_lost,
@@ -758,15 +673,15 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 	p->auto_discover = cfg->auto_discover;
 	p->rescan_ms = cfg->rescan_ms ? cfg->rescan_ms : 1000;
 	p->pid = cfg->pid;
-	p->on_event = on_event;
-	p->on_lost = on_lost;
-	p->ctx = ctx;
+	p->sink.on_event = on_event;
+	p->sink.on_lost = on_lost;
+	p->sink.ctx = ctx;
 
 	err = load_bpf(p, cfg);
 	if (err)
 		goto cleanup;
-	p->pb = perf_buffer_open(p, pages);
-	if (!p->pb) {
+	p->events = evbuf_perf_new(bpf_map__fd(p->skel->maps.events), pages, &p->sink);
+	if (!p->events) {
 		err = -errno;
 		log_err("failed to create perf buffer (%u pages per CPU): %s", pages,
 			strerror(-err));
@@ -797,16 +712,10 @@ cleanup:
 
 int probe_poll(struct probe *p, int timeout_ms)
 {
-	int err;
+	int n = evbuf_poll(p->events, timeout_ms);
 
-	p->handled = 0;
-	err = perf_buffer__poll(p->pb, timeout_ms);
-	if (err < 0 && err != -EINTR)
-		return err;
-	/* Rings below their wakeup mark, and the rest of the ones that woke us. */
-	err = perf_buffer__consume(p->pb);
-	if (err < 0 && err != -EINTR)
-		return err;
+	if (n < 0)
+		return n;
 	if (now_ms() >= p->next_scan_ms) {
 		uint64_t busy = __atomic_load_n(&p->skel->bss->busy_calls, __ATOMIC_RELAXED);
 
@@ -821,7 +730,7 @@ int probe_poll(struct probe *p, int timeout_ms)
 			scan_all(p);
 		p->next_scan_ms = now_ms() + p->rescan_ms;
 	}
-	return p->handled;
+	return n;
 }
 
 void probe_free(struct probe *p)
@@ -835,7 +744,7 @@ void probe_free(struct probe *p)
 		target_release(&p->targets[i]);
 	free(p->targets);
 	free(p->seen);
-	perf_buffer__free(p->pb);
+	evbuf_free(p->events);
 	unload(p);
 	free(p);
 }

@@ -1,8 +1,8 @@
 /* agent/probe.h - the BPF side of the agent: load, attach, discover, poll.
  * Owns: the BPF skeleton, uprobes per target library/binary (deduplicated by device and
  * inode), the socket hook chosen by probing (kprobe -> fentry -> tp_btf -> syscalls),
- * automatic discovery of libssl in /proc/PID/maps (containers through /proc/PID/root),
- * the perf buffer and its lost-sample accounting.
+ * automatic discovery of libssl in /proc/PID/maps (containers through /proc/PID/root).
+ * The event transport itself is evbuf.h's.
  * Does not own: what events mean (conn.h) or where frames go (ship.h). */
 #ifndef AGENT_PROBE_H
 #define AGENT_PROBE_H
