@@ -83,6 +83,10 @@ const char *probe_events_name(const struct probe *p);
 int probe_events_parse(const char *s, enum probe_events *events);
 /* Number of distinct library/binary files hooked so far. */
 unsigned probe_targets(const struct probe *p);
+/* The verifier's verdict on one program from its statistics log (log level 4): the last
+ * message line before the statistics into msg ("" when there is none: the program
+ * verified), the instructions it processed into *insns (0 if not said). */
+void probe_verifier_verdict(const char *log, char *msg, size_t cap, unsigned long *insns);
 /* Calls truncated so far (events with ECV_F_TRUNCATED count once per call). */
 uint64_t probe_truncated(const struct probe *p);
 
