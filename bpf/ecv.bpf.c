@@ -287,8 +287,6 @@ static __always_inline void ring_emit(const struct ecv_event *hdr, __u64 buf, __
 				      __u64 captured, bool trunc)
 {
 	__u64 last = (captured - 1) / ECV_CHUNK_SIZE * ECV_CHUNK_SIZE; /* captured > 0 */
-	/* Fixed before the loop: what the loop learns of last must not split the
-	 * verifier's walk of the last record into one per iteration. */
 	__u64 last_len = captured - last, last_src = buf + last, last_off = base + last;
 	__u32 flags = hdr->flags, last_flags = trunc ? flags | ECV_F_TRUNCATED : flags;
 
