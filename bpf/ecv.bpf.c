@@ -33,7 +33,7 @@ const volatile __u32 use_ringbuf = 0;
 /* Ring buffer wake-ups: the consumer is woken once this many bytes wait, or when the
  * last wake-up is ring_wake_ns old; every other record is committed silently. */
 const volatile __u64 ring_wake_bytes = 1 << 20;
-const volatile __u64 ring_wake_ns = 5000000;
+const volatile __u64 ring_wake_ns = 20000000;
 
 /* SSL_* calls cut at max_chunks, calls not copied because this CPU's scratch buffer was
  * busy (perf path, preemption; their bytes are a sequence hole), and ring buffer records
