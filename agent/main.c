@@ -57,6 +57,7 @@ struct options {
 	const char *cgroup;
 	const char *netns;
 	enum probe_hook hook;
+	enum sites_mode sites;
 	unsigned perf_pages;
 	unsigned max_chunks;
 	char node[64];
@@ -100,10 +101,11 @@ struct agent {
 	uint64_t lost;
 	/* Last values read from the probe, still reported after it is freed at exit. */
 	unsigned n_targets;
+	unsigned n_sites[SITE_N][2]; /* hooked targets per data function, [1]: internal */
 	uint64_t n_truncated;
 	struct mirror events, bytes_w, bytes_r, lost_m, truncated, gaps, tx_packets, tx_bytes,
 		tx_errors, flows, backlog_dropped, invalid;
-	struct metric *flows_active, *targets;
+	struct metric *flows_active, *targets, *sites[SITE_N][2];
 };
 
 static void usage(FILE *f, const char *prog)
@@ -141,6 +143,11 @@ static void usage(FILE *f, const char *prog)
 		"  --socket-hook MODE       how SSL objects are tied to sockets: auto, kprobe,\n"
 		"                           fentry, tracepoint or syscalls (default auto: the\n"
 		"                           first that works, in that order)\n"
+		"  --probe-sites MODE       where SSL_read/SSL_write are probed: auto (default:\n"
+		"                           the internal function they call when its code proves\n"
+		"                           it has their arguments and its first instruction is\n"
+		"                           emulated by the kernel, several times cheaper) or\n"
+		"                           exported (always the exported symbols)\n"
 		"  --perf-pages N           perf buffer pages per CPU, a power of two (default\n"
 		"                           512: one 1 MiB SSL call fits without loss)\n"
 		"  --max-chunks N           16 KiB chunks captured per SSL call, 1..%d (default\n"
@@ -189,6 +196,7 @@ enum {
 	OPT_CONFIG,
 	OPT_GSO,
 	OPT_NICE,
+	OPT_PROBE_SITES,
 };
 
 static const struct option long_opts[] = {
@@ -213,6 +221,7 @@ static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "gso", required_argument, NULL, OPT_GSO },
 	{ "nice", required_argument, NULL, OPT_NICE },
+	{ "probe-sites", required_argument, NULL, OPT_PROBE_SITES },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -307,6 +316,11 @@ static int parse_args(int argc, char **argv, struct options *opt)
 				return bad_value(prog, "socket-hook", optarg,
 						 "expected auto, kprobe, fentry, tracepoint or "
 						 "syscalls");
+			break;
+		case OPT_PROBE_SITES:
+			if (sites_mode_parse(optarg, &opt->sites))
+				return bad_value(prog, "probe-sites", optarg,
+						 "expected auto or exported");
 			break;
 		case OPT_PERF_PAGES:
 			if (args_parse_u64(optarg, 1, 1u << 16, &v) || (v & (v - 1)))
@@ -546,6 +560,20 @@ static int metrics_setup(struct agent *a)
 				   "library and binary files hooked", NULL);
 	if (err || !a->flows_active || !a->targets)
 		return -ENOMEM;
+	for (int f = 0; f < SITE_N; f++) {
+		for (int in = 0; in < 2; in++) {
+			char labels[96];
+
+			snprintf(labels, sizeof(labels), "func=\"%s\",site=\"%s\"",
+				 sites_func_name(f), in ? "internal" : "exported");
+			a->sites[f][in] = metrics_gauge(a->metrics, "ecv_agent_probe_sites",
+							"hooked files whose data function is "
+							"probed at that site",
+							labels);
+			if (!a->sites[f][in])
+				return -ENOMEM;
+		}
+	}
 	return 0;
 }
 
@@ -562,6 +590,9 @@ static void probe_sync(struct agent *a)
 		return;
 	a->n_targets = probe_targets(a->probe);
 	a->n_truncated = probe_truncated(a->probe);
+	for (int f = 0; f < SITE_N; f++)
+		for (int in = 0; in < 2; in++)
+			a->n_sites[f][in] = probe_sites(a->probe, f, in);
 }
 
 static void metrics_sync(struct agent *a)
@@ -586,18 +617,25 @@ static void metrics_sync(struct agent *a)
 	mirror(&a->tx_errors, ss->tx_errors);
 	metric_set(a->flows_active, (int64_t)cs->flows_active);
 	metric_set(a->targets, a->n_targets);
+	for (int f = 0; f < SITE_N; f++)
+		for (int in = 0; in < 2; in++)
+			metric_set(a->sites[f][in], a->n_sites[f][in]);
 }
 
 static void print_stats(struct agent *a)
 {
 	const struct conn_stats *cs = conn_stats(a->conns);
 	const struct ship_stats *ss = ship_stats(a->ship);
+	json_int_t sites[2] = { 0, 0 };
 	json_t *o;
 	char *line;
 
 	probe_sync(a);
+	for (int f = 0; f < SITE_N; f++)
+		for (int in = 0; in < 2; in++)
+			sites[in] += a->n_sites[f][in];
 	o = json_pack("{s:s, s:I, s:s, s:I, s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		      "s:I, s:I, s:I}",
+		      "s:I, s:I, s:I, s:{s:I, s:I}}",
 		      "type", "stats", "ts", (json_int_t)time(NULL), "node", a->opt->node, "events",
 		      (json_int_t)cs->events, "bytes", "write",
 		      (json_int_t)cs->bytes[ECV_DIR_WRITE], "read",
@@ -606,7 +644,8 @@ static void print_stats(struct agent *a)
 		      (json_int_t)cs->flows_active, "flows", (json_int_t)cs->flows_started,
 		      "backlog_dropped", (json_int_t)cs->backlog_dropped, "tx_packets",
 		      (json_int_t)ss->tx_packets, "tx_bytes", (json_int_t)ss->tx_bytes, "tx_errors",
-		      (json_int_t)ss->tx_errors, "targets", (json_int_t)a->n_targets);
+		      (json_int_t)ss->tx_errors, "targets", (json_int_t)a->n_targets, "probe_sites",
+		      "internal", sites[1], "exported", sites[0]);
 	if (!o)
 		return;
 	line = json_dumps(o, JSON_COMPACT);
@@ -738,6 +777,7 @@ int main(int argc, char **argv)
 	pcfg.rescan_ms = 1000;
 	pcfg.pid = opt.pid;
 	pcfg.hook = opt.hook;
+	pcfg.sites = opt.sites;
 	pcfg.perf_pages = opt.perf_pages;
 	pcfg.max_chunks = opt.max_chunks;
 

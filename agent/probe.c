@@ -23,6 +23,7 @@
 #include "evbuf.h"
 #include "log.h"
 #include "probe.h"
+#include "sites.h"
 
 /* Pin the BPF <-> user ABI (common/ecv_event.h): a change here is a wire change. */
 _Static_assert(sizeof(struct ecv_event) == 112 + ECV_CHUNK_SIZE, "ecv_event size changed");
@@ -44,7 +45,8 @@ struct probe_target {
 	char *path;
 	struct bpf_link **links;
 	size_t n_links;
-	bool hooked; /* false: tried and refused (no symbols); not retried */
+	struct sites sites; /* where its data calls are probed */
+	bool hooked;	    /* false: tried and refused (no symbols); not retried */
 };
 
 /* A process as of the last discovery scan. */
@@ -63,6 +65,7 @@ struct probe {
 	struct probe_target *targets;
 	size_t n_targets;
 	bool auto_discover;
+	enum sites_mode sites_mode;
 	unsigned rescan_ms;
 	pid_t pid;
 	uint64_t next_scan_ms;
@@ -72,34 +75,38 @@ struct probe {
 	struct evbuf_sink sink;
 };
 
-/* An uprobe to place on every target: function, program, entry or return. */
+/* An uprobe to place on every target: function, program, entry or return. Data calls
+ * (site >= 0) go where sites_choose() says: at an internal callee, the plain variant's
+ * spec attaches internal_prog there and the _ex variant's, sharing that callee, none. */
 struct uprobe_spec {
 	const char *func;
 	const char *prog;
 	bool retprobe;
 	bool required; /* a target without it is not an SSL library */
+	int site;      /* enum site_func, or -1 */
+	const char *internal_prog;
 };
 
 static const struct uprobe_spec uprobe_specs[] = {
-	{ "SSL_write", "ssl_write_enter", false, true },
-	{ "SSL_write", "ssl_data_exit", true, true },
-	{ "SSL_read", "ssl_read_enter", false, true },
-	{ "SSL_read", "ssl_data_exit", true, true },
-	{ "SSL_write_ex", "ssl_write_ex_enter", false, false },
-	{ "SSL_write_ex", "ssl_data_exit", true, false },
-	{ "SSL_read_ex", "ssl_read_ex_enter", false, false },
-	{ "SSL_read_ex", "ssl_data_exit", true, false },
-	{ "SSL_new", "ssl_new_exit", true, false },
-	{ "SSL_set_connect_state", "ssl_set_state_enter", false, false },
-	{ "SSL_set_accept_state", "ssl_set_state_enter", false, false },
-	{ "SSL_do_handshake", "ssl_handshake_enter", false, false },
-	{ "SSL_do_handshake", "ssl_handshake_exit", true, false },
-	{ "SSL_connect", "ssl_handshake_enter", false, false },
-	{ "SSL_connect", "ssl_handshake_exit", true, false },
-	{ "SSL_accept", "ssl_handshake_enter", false, false },
-	{ "SSL_accept", "ssl_handshake_exit", true, false },
-	{ "SSL_shutdown", "ssl_shutdown_enter", false, false },
-	{ "SSL_free", "ssl_free_enter", false, false },
+	{ "SSL_write", "ssl_write_enter", false, true, SITE_SSL_WRITE, "ssl_write_ex_enter" },
+	{ "SSL_write", "ssl_data_exit", true, true, SITE_SSL_WRITE, "ssl_data_exit" },
+	{ "SSL_read", "ssl_read_enter", false, true, SITE_SSL_READ, "ssl_read_ex_enter" },
+	{ "SSL_read", "ssl_data_exit", true, true, SITE_SSL_READ, "ssl_data_exit" },
+	{ "SSL_write_ex", "ssl_write_ex_enter", false, false, SITE_SSL_WRITE_EX, NULL },
+	{ "SSL_write_ex", "ssl_data_exit", true, false, SITE_SSL_WRITE_EX, NULL },
+	{ "SSL_read_ex", "ssl_read_ex_enter", false, false, SITE_SSL_READ_EX, NULL },
+	{ "SSL_read_ex", "ssl_data_exit", true, false, SITE_SSL_READ_EX, NULL },
+	{ "SSL_new", "ssl_new_exit", true, false, -1, NULL },
+	{ "SSL_set_connect_state", "ssl_set_state_enter", false, false, -1, NULL },
+	{ "SSL_set_accept_state", "ssl_set_state_enter", false, false, -1, NULL },
+	{ "SSL_do_handshake", "ssl_handshake_enter", false, false, -1, NULL },
+	{ "SSL_do_handshake", "ssl_handshake_exit", true, false, -1, NULL },
+	{ "SSL_connect", "ssl_handshake_enter", false, false, -1, NULL },
+	{ "SSL_connect", "ssl_handshake_exit", true, false, -1, NULL },
+	{ "SSL_accept", "ssl_handshake_enter", false, false, -1, NULL },
+	{ "SSL_accept", "ssl_handshake_exit", true, false, -1, NULL },
+	{ "SSL_shutdown", "ssl_shutdown_enter", false, false, -1, NULL },
+	{ "SSL_free", "ssl_free_enter", false, false, -1, NULL },
 };
 
 static const char *const hook_names[] = {
@@ -158,6 +165,18 @@ unsigned probe_targets(const struct probe *p)
 
 	for (size_t i = 0; p && i < p->n_targets; i++)
 		n += p->targets[i].hooked;
+	return n;
+}
+
+unsigned probe_sites(const struct probe *p, int func, bool internal)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; p && func >= 0 && func < SITE_N && i < p->n_targets; i++) {
+		const struct site *s = &p->targets[i].sites.f[func];
+
+		n += p->targets[i].hooked && s->present && s->internal == internal;
+	}
 	return n;
 }
 
@@ -383,25 +402,57 @@ static void target_release(struct probe_target *t)
 	t->path = NULL;
 }
 
-/* Places every uprobe of uprobe_specs on path. On failure nothing stays attached.
- * Returns 0, -ENOENT when a required SSL symbol is missing, or another -errno. */
+/* Says where each data call of t is probed, one line per function. */
+static void log_sites(const struct probe_target *t)
+{
+	for (int f = 0; f < SITE_N; f++) {
+		const struct site *s = &t->sites.f[f];
+
+		if (!s->present)
+			continue;
+		if (s->internal)
+			log_info("%s: %s -> %s @0x%" PRIx64 " (%s)", t->path, sites_func_name(f),
+				 s->callee[0] ? s->callee : "internal function", s->offset, s->why);
+		else
+			log_info("%s: %s at the exported symbol (%s)", t->path, sites_func_name(f),
+				 s->why);
+	}
+}
+
+/* Places every uprobe of uprobe_specs on path, data calls at the sites chosen for it.
+ * On failure nothing stays attached. Returns 0, -ENOENT when a required SSL symbol is
+ * missing, or another -errno. */
 static int target_attach(struct probe *p, struct probe_target *t, const char *path)
 {
 	pid_t pid = p->pid > 0 ? p->pid : -1;
+	char why[128];
 	int err = 0;
 
+	if (sites_choose(path, p->sites_mode, &t->sites, why, sizeof(why)))
+		log_warn("%s: cannot choose probe sites: %s; probing the exported symbols", path,
+			 why);
 	for (size_t i = 0; i < sizeof(uprobe_specs) / sizeof(uprobe_specs[0]); i++) {
 		const struct uprobe_spec *s = &uprobe_specs[i];
 		LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = s->func, .retprobe = s->retprobe);
+		const struct site *site = s->site >= 0 ? &t->sites.f[s->site] : NULL;
+		const char *prog_name = s->prog;
+		size_t offset = 0;
 		struct bpf_program *prog;
 		struct bpf_link *l;
 
-		prog = bpf_object__find_program_by_name(p->skel->obj, s->prog);
+		if (site && site->internal) {
+			if (!s->internal_prog)
+				continue; /* the _ex variant: its callee is the plain one's */
+			prog_name = s->internal_prog;
+			opts.func_name = NULL;
+			offset = site->offset;
+		}
+		prog = bpf_object__find_program_by_name(p->skel->obj, prog_name);
 		if (!prog) {
 			err = -ENOENT;
 			goto fail;
 		}
-		l = bpf_program__attach_uprobe_opts(prog, pid, path, 0, &opts);
+		l = bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts);
 		if (!l) {
 			err = -errno;
 			if (!s->required) {
@@ -475,6 +526,7 @@ static int target_add(struct probe *p, const char *path, bool explicit)
 		return err;
 	}
 	t->hooked = true;
+	log_sites(t);
 	log_info("hooked %s (%zu probes)", path, t->n_links);
 	return 0;
 }
@@ -671,6 +723,7 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 		goto cleanup;
 	}
 	p->auto_discover = cfg->auto_discover;
+	p->sites_mode = cfg->sites;
 	p->rescan_ms = cfg->rescan_ms ? cfg->rescan_ms : 1000;
 	p->pid = cfg->pid;
 	p->sink.on_event = on_event;

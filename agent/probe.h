@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "ecv_event.h"
+#include "sites.h"
 
 /* Perf buffer pages per CPU: one SSL call's events (up to ECV_MAX_CHUNKS x 16 KiB, 1 MiB)
  * are written in a single BPF run, so one CPU's buffer must hold them all: 2 MiB. */
@@ -37,9 +38,10 @@ struct probe_cfg {
 	uint64_t cgroup_id; /* 0 = any (from --cgroup PATH: the directory's inode) */
 	uint32_t netns_ino; /* 0 = any (from --netns PATH: stat().st_ino) */
 	enum probe_hook hook;
-	unsigned perf_pages; /* per CPU, power of two; 0 = PROBE_PERF_PAGES_DEFAULT;
-			      * raised (logged) to hold one whole max_chunks call */
-	unsigned max_chunks; /* 16 KiB chunks per call, 1..ECV_MAX_CHUNKS */
+	enum sites_mode sites; /* data-call uprobe sites: auto (internal where proven) */
+	unsigned perf_pages;   /* per CPU, power of two; 0 = PROBE_PERF_PAGES_DEFAULT;
+				* raised (logged) to hold one whole max_chunks call */
+	unsigned max_chunks;   /* 16 KiB chunks per call, 1..ECV_MAX_CHUNKS */
 };
 
 /* One perf sample of size bytes (>= ECV_EVENT_HDR_LEN, and its len field fits: checked),
@@ -67,6 +69,9 @@ const char *probe_hook_name(const struct probe *p);
 int probe_hook_parse(const char *s, enum probe_hook *hook);
 /* Number of distinct library/binary files hooked so far. */
 unsigned probe_targets(const struct probe *p);
+/* Hooked targets whose data function func (enum site_func) is probed at an internal
+ * callee (internal) or at its exported symbol. */
+unsigned probe_sites(const struct probe *p, int func, bool internal);
 /* Calls truncated so far (events with ECV_F_TRUNCATED count once per call). */
 uint64_t probe_truncated(const struct probe *p);
 

@@ -306,7 +306,8 @@ int BPF_KPROBE(ssl_read_ex_enter, void *ssl, void *buf, size_t num, size_t *read
 }
 
 /* Attached as uretprobe of all four data calls: plain ones return the byte count,
- * the _ex ones 1 on success with the count in *written / *readbytes. */
+ * the _ex ones 1 on success with the count in *written / *readbytes; the internal
+ * functions they call (agent/sites.c), entered through the _ex programs, ret > 0. */
 SEC("uretprobe")
 int BPF_KRETPROBE(ssl_data_exit, long ret)
 {
@@ -322,7 +323,7 @@ int BPF_KRETPROBE(ssl_data_exit, long ret)
 	if (call.dir == SSL_CALL_HANDSHAKE)
 		return 0; /* the data call's entry was not seen (attached meanwhile) */
 	if (call.ex_len) {
-		if ((int)ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)call.ex_len))
+		if ((int)ret <= 0 || bpf_probe_read_user(&n, sizeof(n), (void *)call.ex_len))
 			return 0;
 	} else {
 		if ((int)ret <= 0)

@@ -5,7 +5,9 @@
 #     never captured and ports never collide;
 #   - ships to a tvn on 127.0.0.1 (root namespace) writing a pcap, read back by tshark;
 #   - cleans up on exit (processes it started, by pid; its namespace; its temp dir).
-# Environment: BUILD (default build), ECVB_AGENT / ECVB_TVN to override the binaries.
+# Environment: BUILD (default build), ECVB_AGENT / ECVB_TVN to override the binaries,
+# ECVB_PROBE_SITES=exported|auto to run every agent with that --probe-sites (e.g.
+# `ECVB_PROBE_SITES=exported ONLY='test_agent_*' bash tests/run.sh`).
 
 . "$(dirname "${BASH_SOURCE[0]}")/harness.bash"
 ECVB_ROOT=$HARNESS_ROOT
@@ -104,6 +106,7 @@ start_agent() {
 	METRICS_PORT=${METRICS_PORT:-0}
 	local extra=()
 	[ "$METRICS_PORT" != 0 ] && extra+=(--metrics 127.0.0.1:"$METRICS_PORT")
+	[ -n "${ECVB_PROBE_SITES:-}" ] && extra+=(--probe-sites "$ECVB_PROBE_SITES")
 	bg "$AGENT" --tvn 127.0.0.1:"$TVN_PORT" --netns /var/run/netns/"$NS" "${extra[@]}" \
 		"$@" >"$TMP/agent.log" 2>&1
 	AGENT_PID=$BG_PID

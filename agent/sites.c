@@ -1,0 +1,602 @@
+/* agent/sites.c - where the data-call uprobes of one library or binary go (sites.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <inttypes.h>
+#include <libelf.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <capstone/capstone.h>
+
+#include "sites.h"
+
+/* Instructions walked from a function's entry to its call: the known prologues are a
+ * handful; a longer one is not the wrapper this looks for. */
+#define SITES_MAX_INSNS 24
+/* Functions without a size in the symbol table are read this far, within their section. */
+#define SITES_DEFAULT_LEN 256
+
+static const char *const func_names[SITE_N] = {
+	[SITE_SSL_WRITE] = "SSL_write",
+	[SITE_SSL_READ] = "SSL_read",
+	[SITE_SSL_WRITE_EX] = "SSL_write_ex",
+	[SITE_SSL_READ_EX] = "SSL_read_ex",
+};
+
+static const char *const mode_names[] = {
+	[SITES_AUTO] = "auto",
+	[SITES_EXPORTED] = "exported",
+};
+
+const char *sites_func_name(enum site_func f)
+{
+	return f < SITE_N ? func_names[f] : "?";
+}
+
+const char *sites_mode_name(enum sites_mode mode)
+{
+	return mode == SITES_EXPORTED ? mode_names[SITES_EXPORTED] : mode_names[SITES_AUTO];
+}
+
+int sites_mode_parse(const char *s, enum sites_mode *mode)
+{
+	for (size_t i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++) {
+		if (s && !strcmp(s, mode_names[i])) {
+			*mode = (enum sites_mode)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static void why(struct site *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void why(struct site *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+}
+
+/* What x86 uprobes do with an instruction placed under a probe: the kernel emulates
+ * push of a register (optionally REX.B), nop, and relative jmp/call/jcc; it single-steps
+ * everything else out of line (arch/x86/kernel/uprobes.c). Returns "push", "nop",
+ * "branch", or NULL for single-stepped. */
+static const char *emulated_kind(const cs_insn *in)
+{
+	const uint8_t *b = in->bytes;
+
+	if ((in->size == 1 && b[0] >= 0x50 && b[0] <= 0x57) ||
+	    (in->size == 2 && b[0] == 0x41 && b[1] >= 0x50 && b[1] <= 0x57))
+		return "push";
+	if (in->id == X86_INS_NOP)
+		return "nop";
+	if ((in->size == 5 && (b[0] == 0xe8 || b[0] == 0xe9)) ||
+	    (in->size == 2 && (b[0] == 0xeb || (b[0] >= 0x70 && b[0] <= 0x7f))) ||
+	    (in->size == 6 && b[0] == 0x0f && b[1] >= 0x80 && b[1] <= 0x8f))
+		return "branch";
+	return NULL;
+}
+
+/* The 64-bit register a register id is part of (for the four argument registers
+ * checked), or X86_REG_INVALID. */
+static x86_reg arg_reg(uint16_t r)
+{
+	switch (r) {
+	case X86_REG_RDI:
+	case X86_REG_EDI:
+	case X86_REG_DI:
+	case X86_REG_DIL:
+		return X86_REG_RDI;
+	case X86_REG_RSI:
+	case X86_REG_ESI:
+	case X86_REG_SI:
+	case X86_REG_SIL:
+		return X86_REG_RSI;
+	case X86_REG_RDX:
+	case X86_REG_EDX:
+	case X86_REG_DX:
+	case X86_REG_DL:
+	case X86_REG_DH:
+		return X86_REG_RDX;
+	case X86_REG_RCX:
+	case X86_REG_ECX:
+	case X86_REG_CX:
+	case X86_REG_CL:
+	case X86_REG_CH:
+		return X86_REG_RCX;
+	default:
+		return X86_REG_INVALID;
+	}
+}
+
+static bool is_reg(const cs_x86_op *op, x86_reg r)
+{
+	return op->type == X86_OP_REG && op->reg == r;
+}
+
+/* rdx = the caller's num, widened: movslq %edx,%rdx or mov %edx,%edx. */
+static bool widens_num(const cs_insn *in)
+{
+	const cs_x86 *x = &in->detail->x86;
+
+	if (x->op_count != 2)
+		return false;
+	if (in->id == X86_INS_MOVSXD)
+		return is_reg(&x->operands[0], X86_REG_RDX) && is_reg(&x->operands[1], X86_REG_EDX);
+	if (in->id == X86_INS_MOV)
+		return is_reg(&x->operands[0], X86_REG_EDX) && is_reg(&x->operands[1], X86_REG_EDX);
+	return false;
+}
+
+/* rcx = a slot of the function's own frame: mov %rsp,%rcx or lea disp(%rsp),%rcx. */
+static bool frame_slot(const cs_insn *in)
+{
+	const cs_x86 *x = &in->detail->x86;
+
+	if (x->op_count != 2 || !is_reg(&x->operands[0], X86_REG_RCX))
+		return false;
+	if (in->id == X86_INS_MOV)
+		return is_reg(&x->operands[1], X86_REG_RSP);
+	if (in->id == X86_INS_LEA)
+		return x->operands[1].type == X86_OP_MEM &&
+		       x->operands[1].mem.base == X86_REG_RSP &&
+		       x->operands[1].mem.index == X86_REG_INVALID &&
+		       x->operands[1].mem.segment == X86_REG_INVALID;
+	return false;
+}
+
+static bool in_range(uint64_t a, uint64_t start, uint64_t len)
+{
+	return a >= start && a - start < len;
+}
+
+static bool is_call_rel(const cs_insn *in)
+{
+	return in->size == 5 && in->bytes[0] == 0xe8;
+}
+
+static bool is_jmp_rel(const cs_insn *in)
+{
+	return (in->size == 5 && in->bytes[0] == 0xe9) || (in->size == 2 && in->bytes[0] == 0xeb);
+}
+
+/* Branch target of a relative call/jmp (Capstone resolves it to an immediate). */
+static uint64_t rel_target(const cs_insn *in)
+{
+	const cs_x86 *x = &in->detail->x86;
+
+	return x->op_count == 1 && x->operands[0].type == X86_OP_IMM ? (uint64_t)x->operands[0].imm
+								     : 0;
+}
+
+/* The entry path up to the first call: every instruction must leave rdi and rsi alone,
+ * rdx alone or widened, rcx alone (ex) or pointed at the frame (plain). Returns the
+ * call, or NULL with s->why set. */
+static const cs_insn *entry_call(csh cs, cs_insn *const *insns, size_t n, bool ex, struct site *s)
+{
+	bool rcx_set = false;
+
+	for (size_t i = 0; i < n && i < SITES_MAX_INSNS; i++) {
+		const cs_insn *in = insns[i];
+		cs_regs rd, wr;
+		uint8_t n_rd = 0, n_wr = 0;
+
+		if (is_call_rel(in)) {
+			if (!ex && !rcx_set) {
+				why(s, "4th argument of the call at +0x%" PRIx64 " not set",
+				    in->address - insns[0]->address);
+				return NULL;
+			}
+			return in;
+		}
+		if (in->id == X86_INS_CALL || in->id == X86_INS_RET || in->id == X86_INS_JMP ||
+		    in->id == X86_INS_LJMP || in->id == X86_INS_LCALL) {
+			why(s, "%s %s at +0x%" PRIx64 " before any direct call", in->mnemonic,
+			    in->op_str, in->address - insns[0]->address);
+			return NULL;
+		}
+		if (cs_regs_access(cs, in, rd, &n_rd, wr, &n_wr)) {
+			why(s, "cannot tell the registers %s %s writes", in->mnemonic, in->op_str);
+			return NULL;
+		}
+		for (uint8_t k = 0; k < n_wr; k++) {
+			x86_reg r = arg_reg(wr[k]);
+			bool ok = r == X86_REG_INVALID || (r == X86_REG_RDX && widens_num(in)) ||
+				  (r == X86_REG_RCX && !ex && frame_slot(in));
+
+			if (!ok) {
+				why(s, "%s %s at +0x%" PRIx64 " changes an argument register",
+				    in->mnemonic, in->op_str, in->address - insns[0]->address);
+				return NULL;
+			}
+			if (r == X86_REG_RCX)
+				rcx_set = true;
+		}
+	}
+	why(s, "no direct call in the first %d instructions", SITES_MAX_INSNS);
+	return NULL;
+}
+
+int sites_follow(const struct sites_code *sec, uint64_t fn_addr, size_t fn_len, bool ex,
+		 struct site *s)
+{
+	cs_insn *insns[SITES_MAX_INSNS * 8] = { 0 }, *callee = NULL;
+	size_t n = 0, off, left;
+	const uint8_t *code;
+	const cs_insn *call;
+	uint64_t addr, target = 0;
+	const char *kind;
+	int n_targets = 0;
+	csh cs = 0;
+	int err = 0;
+
+	s->internal = false;
+	if (!in_range(fn_addr, sec->addr, sec->len)) {
+		why(s, "symbol outside its section");
+		return 0;
+	}
+	off = fn_addr - sec->addr;
+	if (!fn_len || fn_len > sec->len - off)
+		fn_len = sec->len - off < SITES_DEFAULT_LEN ? sec->len - off : SITES_DEFAULT_LEN;
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
+		return -ENOMEM;
+	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+
+	/* Decode the whole function body: every direct call leaving it is a candidate. */
+	code = sec->bytes + off;
+	left = fn_len;
+	addr = fn_addr;
+	while (left && n < sizeof(insns) / sizeof(insns[0])) {
+		insns[n] = cs_malloc(cs);
+		if (!insns[n]) {
+			err = -ENOMEM;
+			goto cleanup;
+		}
+		if (!cs_disasm_iter(cs, &code, &left, &addr, insns[n])) {
+			cs_free(insns[n], 1);
+			insns[n] = NULL;
+			break;
+		}
+		n++;
+	}
+	if (!n) {
+		why(s, "cannot decode the first instruction");
+		goto cleanup;
+	}
+	kind = emulated_kind(insns[0]);
+	if (kind) {
+		why(s, "%s %s, emulated already", insns[0]->mnemonic, insns[0]->op_str);
+		goto cleanup;
+	}
+	if (left && n < sizeof(insns) / sizeof(insns[0])) {
+		why(s, "%s %s single-stepped; undecodable bytes at +0x%" PRIx64, insns[0]->mnemonic,
+		    insns[0]->op_str, addr - fn_addr);
+		goto cleanup;
+	}
+	if (left) {
+		why(s, "%s %s single-stepped; function too long to follow", insns[0]->mnemonic,
+		    insns[0]->op_str);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t t;
+
+		if (!is_call_rel(insns[i]) && !is_jmp_rel(insns[i]))
+			continue;
+		t = rel_target(insns[i]);
+		if (in_range(t, fn_addr, fn_len))
+			continue; /* a branch inside the function */
+		if (!in_range(t, sec->addr, sec->len))
+			continue; /* through the PLT: an imported function, not ours */
+		if (is_jmp_rel(insns[i])) {
+			why(s, "%s %s single-stepped; tail jump at +0x%" PRIx64, insns[0]->mnemonic,
+			    insns[0]->op_str, insns[i]->address - fn_addr);
+			goto cleanup;
+		}
+		if (n_targets && t == target)
+			continue;
+		target = t;
+		n_targets++;
+	}
+	if (n_targets != 1) {
+		why(s, "%s %s single-stepped; %s", insns[0]->mnemonic, insns[0]->op_str,
+		    n_targets ? "more than one candidate callee" : "no call into its section");
+		goto cleanup;
+	}
+	call = entry_call(cs, insns, n, ex, s);
+	if (!call)
+		goto cleanup;
+	if (rel_target(call) != target) {
+		why(s, "%s %s single-stepped; the entry path's call is not the candidate",
+		    insns[0]->mnemonic, insns[0]->op_str);
+		goto cleanup;
+	}
+	/* The callee's first instruction decides whether moving the probe pays. */
+	code = sec->bytes + (target - sec->addr);
+	left = sec->len - (target - sec->addr);
+	addr = target;
+	callee = cs_malloc(cs);
+	if (!callee) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	if (!cs_disasm_iter(cs, &code, &left, &addr, callee)) {
+		why(s, "%s %s single-stepped; callee @0x%" PRIx64 " cannot be decoded",
+		    insns[0]->mnemonic, insns[0]->op_str, target);
+		goto cleanup;
+	}
+	kind = emulated_kind(callee);
+	if (!kind || !strcmp(kind, "branch")) {
+		why(s, "%s %s single-stepped; callee @0x%" PRIx64 " begins with %s %s",
+		    insns[0]->mnemonic, insns[0]->op_str, target, callee->mnemonic, callee->op_str);
+		goto cleanup;
+	}
+	s->internal = true;
+	s->addr = target;
+	why(s, "%s %s, emulated; the symbol's %s %s is single-stepped", callee->mnemonic,
+	    callee->op_str, insns[0]->mnemonic, insns[0]->op_str);
+cleanup:
+	if (callee)
+		cs_free(callee, 1);
+	for (size_t i = 0; i < n; i++)
+		cs_free(insns[i], 1);
+	cs_close(&cs);
+	return err;
+}
+
+/* --- the ELF side ------------------------------------------------------------------- */
+
+struct sym {
+	uint64_t addr, size;
+	size_t shndx;
+};
+
+/* A section's bytes, only when the file holds all of them (a cut file is bad input). */
+static Elf_Data *sec_data(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh)
+{
+	size_t size = 0;
+
+	if (!elf_rawfile(e, &size) || sh->sh_offset > size || sh->sh_size > size - sh->sh_offset)
+		return NULL;
+	return elf_getdata(scn, NULL);
+}
+
+/* The defined function symbol called name, from .symtab or else .dynsym. */
+static bool find_sym(Elf *e, const char *name, struct sym *out)
+{
+	Elf_Type types[] = { SHT_SYMTAB, SHT_DYNSYM };
+
+	for (size_t t = 0; t < 2; t++) {
+		for (Elf_Scn *scn = elf_nextscn(e, NULL); scn; scn = elf_nextscn(e, scn)) {
+			GElf_Shdr sh;
+			Elf_Data *d;
+
+			if (!gelf_getshdr(scn, &sh) || sh.sh_type != (GElf_Word)types[t] ||
+			    !sh.sh_entsize)
+				continue;
+			d = sec_data(e, scn, &sh);
+			if (!d)
+				continue;
+			for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
+				GElf_Sym sym;
+				const char *nm;
+
+				if (!gelf_getsym(d, (int)i, &sym) ||
+				    GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+				    sym.st_shndx == SHN_UNDEF || sym.st_shndx >= SHN_LORESERVE)
+					continue;
+				nm = elf_strptr(e, sh.sh_link, sym.st_name);
+				if (!nm || strcmp(nm, name))
+					continue;
+				out->addr = sym.st_value;
+				out->size = sym.st_size;
+				out->shndx = sym.st_shndx;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* The name of a function symbol at exactly addr, or "". */
+static void sym_name_at(Elf *e, uint64_t addr, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (Elf_Scn *scn = elf_nextscn(e, NULL); scn; scn = elf_nextscn(e, scn)) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) ||
+		    (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) || !sh.sh_entsize)
+			continue;
+		d = sec_data(e, scn, &sh);
+		for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *nm;
+
+			if (!gelf_getsym(d, (int)i, &sym) ||
+			    GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_value != addr ||
+			    sym.st_shndx == SHN_UNDEF)
+				continue;
+			nm = elf_strptr(e, sh.sh_link, sym.st_name);
+			if (nm && *nm) {
+				snprintf(buf, len, "%s", nm);
+				return;
+			}
+		}
+	}
+}
+
+static void exported_why(struct sites *out, const char *reason)
+{
+	for (int f = 0; f < SITE_N; f++) {
+		if (!out->f[f].present)
+			continue;
+		out->f[f].internal = false;
+		snprintf(out->f[f].why, sizeof(out->f[f].why), "%s", reason);
+	}
+}
+
+/* One internal site per direction or none: the plain and the _ex variant must both be
+ * present and proven to call the same function (the _ex one passing its own 4 arguments
+ * through proves the callee's shape), else both stay at their symbols, so no call is
+ * ever seen at two sites. */
+static void pair_up(struct sites *out, enum site_func plain, enum site_func ex)
+{
+	struct site *p = &out->f[plain], *x = &out->f[ex];
+	const char *reason = NULL;
+
+	if (!p->internal && !x->internal)
+		return;
+	if (!p->present || !x->present)
+		reason = "no _ex variant to prove the callee's arguments";
+	else if (!p->internal || !x->internal)
+		reason = "its sibling stays at its symbol";
+	else if (p->addr != x->addr)
+		reason = "plain and _ex variants call different functions";
+	if (!reason)
+		return;
+	for (struct site *s = p; s; s = s == p ? x : NULL) {
+		if (!s->internal)
+			continue;
+		s->internal = false;
+		snprintf(s->why, sizeof(s->why), "callee @0x%" PRIx64 " refused: %s", s->addr,
+			 reason);
+	}
+}
+
+static int choose(Elf *e, enum sites_mode mode, struct sites *out, char *err, size_t errlen)
+{
+	size_t shstrndx, size = 0;
+	GElf_Ehdr eh;
+
+	if (elf_kind(e) != ELF_K_ELF || !gelf_getehdr(e, &eh)) {
+		snprintf(err, errlen, "not an ELF object (%s)", elf_errmsg(-1));
+		return -ENOEXEC;
+	}
+	if (!elf_rawfile(e, &size) || eh.e_shoff > size ||
+	    (uint64_t)eh.e_shnum * eh.e_shentsize > size - eh.e_shoff) {
+		snprintf(err, errlen, "truncated ELF: section headers end past its %zu bytes",
+			 size);
+		return -ENOEXEC;
+	}
+	if (elf_getshdrstrndx(e, &shstrndx)) {
+		snprintf(err, errlen, "no section headers (%s)", elf_errmsg(-1));
+		return -ENOEXEC;
+	}
+	for (int f = 0; f < SITE_N; f++) {
+		struct site *s = &out->f[f];
+		struct sites_code sec;
+		struct sym sym;
+		Elf_Scn *scn;
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!find_sym(e, func_names[f], &sym)) {
+			snprintf(s->why, sizeof(s->why), "no symbol");
+			continue;
+		}
+		s->present = true;
+		s->sym_addr = sym.addr;
+		if (mode == SITES_EXPORTED) {
+			snprintf(s->why, sizeof(s->why), "exported sites forced");
+			continue;
+		}
+		if (eh.e_machine != EM_X86_64) {
+			snprintf(s->why, sizeof(s->why), "not x86-64 code");
+			continue;
+		}
+		scn = elf_getscn(e, sym.shndx);
+		if (!scn || !gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+		    !(sh.sh_flags & SHF_EXECINSTR)) {
+			snprintf(s->why, sizeof(s->why), "symbol not in an executable section");
+			continue;
+		}
+		d = sec_data(e, scn, &sh);
+		if (!d || !d->d_buf || d->d_size != sh.sh_size) {
+			snprintf(s->why, sizeof(s->why), "cannot read its section (%s)",
+				 elf_errmsg(-1));
+			continue;
+		}
+		sec.bytes = d->d_buf;
+		sec.len = d->d_size;
+		sec.addr = sh.sh_addr;
+		if (sites_follow(&sec, sym.addr, sym.size, f >= SITE_SSL_WRITE_EX, s)) {
+			snprintf(s->why, sizeof(s->why), "cannot run the decoder");
+			continue;
+		}
+		if (s->internal) {
+			s->offset = s->addr - sh.sh_addr + sh.sh_offset;
+			sym_name_at(e, s->addr, s->callee, sizeof(s->callee));
+		}
+	}
+	pair_up(out, SITE_SSL_READ, SITE_SSL_READ_EX);
+	pair_up(out, SITE_SSL_WRITE, SITE_SSL_WRITE_EX);
+	return 0;
+}
+
+int sites_choose_mem(const void *image, size_t size, enum sites_mode mode, struct sites *out,
+		     char *err, size_t errlen)
+{
+	Elf *e;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(err, errlen, "ok");
+	if (elf_version(EV_CURRENT) == EV_NONE) {
+		snprintf(err, errlen, "libelf too old");
+		return -ENOSYS;
+	}
+	e = elf_memory((char *)image, size);
+	if (!e) {
+		snprintf(err, errlen, "cannot read ELF (%s)", elf_errmsg(-1));
+		return -ENOEXEC;
+	}
+	rc = choose(e, mode, out, err, errlen);
+	elf_end(e);
+	if (rc)
+		exported_why(out, err);
+	return rc;
+}
+
+int sites_choose(const char *path, enum sites_mode mode, struct sites *out, char *err,
+		 size_t errlen)
+{
+	Elf *e = NULL;
+	int fd, rc;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(err, errlen, "ok");
+	if (elf_version(EV_CURRENT) == EV_NONE) {
+		snprintf(err, errlen, "libelf too old");
+		return -ENOSYS;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s", strerror(-rc));
+		return rc;
+	}
+	/* read(2), not mmap: a private executable mapping of a probed file shows the
+	 * breakpoints the kernel put there (int3), not the code. */
+	e = elf_begin(fd, ELF_C_READ, NULL);
+	if (!e) {
+		snprintf(err, errlen, "cannot read ELF (%s)", elf_errmsg(-1));
+		rc = -ENOEXEC;
+		goto cleanup;
+	}
+	rc = choose(e, mode, out, err, errlen);
+cleanup:
+	elf_end(e);
+	close(fd);
+	if (rc)
+		exported_why(out, err);
+	return rc;
+}

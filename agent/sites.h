@@ -1,0 +1,70 @@
+/* agent/sites.h - where the data-call uprobes of one library or binary go.
+ * Owns: reading the target's ELF (libelf) and decoding SSL_read/SSL_write and their _ex
+ * variants (Capstone) to choose, per function, the cheapest uprobe site that sees the
+ * same arguments: the exported symbol, or the internal function it calls as
+ * (SSL *, void *buf, size_t num, size_t *processed) when the symbol's first instruction
+ * is single-stepped by x86 uprobes and the callee's first instruction is emulated.
+ * Anything not proven falls back to the exported symbol.
+ * Does not own: attaching (probe.c) or logging. Pure: a path or bytes in, a table out. */
+#ifndef AGENT_SITES_H
+#define AGENT_SITES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum sites_mode {
+	SITES_AUTO = 0, /* internal sites where proven */
+	SITES_EXPORTED, /* always the exported symbols (the old way) */
+};
+
+/* The data functions, by index. Reads and writes each pair a plain and an _ex variant. */
+enum site_func { SITE_SSL_WRITE = 0, SITE_SSL_READ, SITE_SSL_WRITE_EX, SITE_SSL_READ_EX, SITE_N };
+
+#define SITE_NAME_LEN 64
+#define SITE_WHY_LEN 160
+
+struct site {
+	bool present;		    /* the exported symbol exists and has code */
+	bool internal;		    /* probe the callee below instead of the symbol */
+	uint64_t sym_addr;	    /* virtual address of the exported symbol */
+	uint64_t addr;		    /* internal: the callee's virtual address */
+	uint64_t offset;	    /* internal: its file offset (what a uprobe takes) */
+	char callee[SITE_NAME_LEN]; /* internal: its symbol name, "" when stripped */
+	char why[SITE_WHY_LEN];	    /* the first instruction and the reason of the choice */
+};
+
+struct sites {
+	struct site f[SITE_N];
+};
+
+/* The section a function lives in, as bytes at a virtual address. */
+struct sites_code {
+	const uint8_t *bytes;
+	size_t len;
+	uint64_t addr;
+};
+
+/* "SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex". */
+const char *sites_func_name(enum site_func f);
+int sites_mode_parse(const char *s, enum sites_mode *mode);
+const char *sites_mode_name(enum sites_mode mode);
+
+/* Chooses the sites of the ELF file at path (out is filled in any case: on error every
+ * present function is at its exported symbol). Returns 0, or -errno when the file
+ * cannot be read as an ELF object (err says why, in words). */
+int sites_choose(const char *path, enum sites_mode mode, struct sites *out, char *err,
+		 size_t errlen);
+
+/* The same on an ELF image in memory. */
+int sites_choose_mem(const void *image, size_t size, enum sites_mode mode, struct sites *out,
+		     char *err, size_t errlen);
+
+/* Decodes one function: fn_addr..fn_addr+fn_len inside sec. ex: the function is an _ex
+ * variant (its 4th argument must pass through unchanged); else the 4th argument must be
+ * set to a slot of its own frame. On success s->internal and s->addr say the proven
+ * callee; otherwise s->why says why not. Returns 0 or -errno (Capstone unusable). */
+int sites_follow(const struct sites_code *sec, uint64_t fn_addr, size_t fn_len, bool ex,
+		 struct site *s);
+
+#endif
