@@ -28,6 +28,7 @@
 #include "procinfo.h"
 #include "reorder.h"
 #include "ship.h"
+#include "targets.h"
 #include "vxlan.h"
 
 #define ECV_VERSION "0.1.0"
@@ -101,11 +102,12 @@ struct agent {
 	uint64_t lost;
 	/* Last values read from the probe, still reported after it is freed at exit. */
 	unsigned n_targets;
-	unsigned n_sites[SITE_N][2]; /* hooked targets per data function, [1]: internal */
+	unsigned n_kind[TARGET_KIND_N]; /* hooked targets per stack */
+	unsigned n_sites[SITE_N][2];	/* hooked targets per data function, [1]: internal */
 	uint64_t n_truncated;
 	struct mirror events, bytes_w, bytes_r, lost_m, truncated, gaps, tx_packets, tx_bytes,
 		tx_errors, flows, backlog_dropped, invalid;
-	struct metric *flows_active, *targets, *sites[SITE_N][2];
+	struct metric *flows_active, *targets[TARGET_KIND_N], *sites[SITE_N][2];
 };
 
 static void usage(FILE *f, const char *prog)
@@ -556,10 +558,18 @@ static int metrics_setup(struct agent *a)
 			      "datagrams not sent (send errors, oversized frames)", NULL);
 	a->flows_active = metrics_gauge(a->metrics, "ecv_agent_flows_active",
 					"connections in the table", NULL);
-	a->targets = metrics_gauge(a->metrics, "ecv_agent_targets",
-				   "library and binary files hooked", NULL);
-	if (err || !a->flows_active || !a->targets)
+	if (err || !a->flows_active)
 		return -ENOMEM;
+	for (int k = TARGET_NONE + 1; k < TARGET_KIND_N; k++) {
+		char labels[48];
+
+		snprintf(labels, sizeof(labels), "kind=\"%s\"", targets_kind_name(k));
+		a->targets[k] =
+			metrics_gauge(a->metrics, "ecv_agent_targets",
+				      "library and binary files hooked, per TLS stack", labels);
+		if (!a->targets[k])
+			return -ENOMEM;
+	}
 	for (int f = 0; f < SITE_N; f++) {
 		for (int in = 0; in < 2; in++) {
 			char labels[96];
@@ -589,6 +599,8 @@ static void probe_sync(struct agent *a)
 	if (!a->probe)
 		return;
 	a->n_targets = probe_targets(a->probe);
+	for (int k = 0; k < TARGET_KIND_N; k++)
+		a->n_kind[k] = probe_targets_kind(a->probe, k);
 	a->n_truncated = probe_truncated(a->probe);
 	for (int f = 0; f < SITE_N; f++)
 		for (int in = 0; in < 2; in++)
@@ -616,7 +628,8 @@ static void metrics_sync(struct agent *a)
 	mirror(&a->tx_bytes, ss->tx_bytes);
 	mirror(&a->tx_errors, ss->tx_errors);
 	metric_set(a->flows_active, (int64_t)cs->flows_active);
-	metric_set(a->targets, a->n_targets);
+	for (int k = TARGET_NONE + 1; k < TARGET_KIND_N; k++)
+		metric_set(a->targets[k], a->n_kind[k]);
 	for (int f = 0; f < SITE_N; f++)
 		for (int in = 0; in < 2; in++)
 			metric_set(a->sites[f][in], a->n_sites[f][in]);

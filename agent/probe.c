@@ -24,6 +24,7 @@
 #include "log.h"
 #include "probe.h"
 #include "sites.h"
+#include "targets.h"
 
 /* Pin the BPF <-> user ABI (common/ecv_event.h): a change here is a wire change. */
 _Static_assert(sizeof(struct ecv_event) == 112 + ECV_CHUNK_SIZE, "ecv_event size changed");
@@ -45,8 +46,9 @@ struct probe_target {
 	char *path;
 	struct bpf_link **links;
 	size_t n_links;
-	struct sites sites; /* where its data calls are probed */
-	bool hooked;	    /* false: tried and refused (no symbols); not retried */
+	struct sites sites; /* where its data calls are probed (OpenSSL) */
+	enum target_kind kind;
+	bool hooked; /* false: tried and refused (no symbols), or no TLS stack; not retried */
 };
 
 /* A process as of the last discovery scan. */
@@ -175,8 +177,18 @@ unsigned probe_sites(const struct probe *p, int func, bool internal)
 	for (size_t i = 0; p && func >= 0 && func < SITE_N && i < p->n_targets; i++) {
 		const struct site *s = &p->targets[i].sites.f[func];
 
-		n += p->targets[i].hooked && s->present && s->internal == internal;
+		n += p->targets[i].hooked && p->targets[i].kind == TARGET_OPENSSL && s->present &&
+		     s->internal == internal;
 	}
+	return n;
+}
+
+unsigned probe_targets_kind(const struct probe *p, int kind)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; p && i < p->n_targets; i++)
+		n += p->targets[i].hooked && (int)p->targets[i].kind == kind;
 	return n;
 }
 
@@ -419,6 +431,85 @@ static void log_sites(const struct probe_target *t)
 	}
 }
 
+/* Attaches program prog_name to path at func (or at the file offset when func is NULL)
+ * and keeps the link in t. Returns 0 or -errno. */
+static int attach_one(struct probe *p, struct probe_target *t, const char *path, const char *func,
+		      size_t offset, const char *prog_name, bool retprobe)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func, .retprobe = retprobe);
+	struct bpf_program *prog = bpf_object__find_program_by_name(p->skel->obj, prog_name);
+	struct bpf_link *l;
+	int err;
+
+	if (!prog)
+		return -ENOENT;
+	l = bpf_program__attach_uprobe_opts(prog, p->pid > 0 ? p->pid : -1, path, offset, &opts);
+	if (!l)
+		return -errno;
+	err = push_link(&t->links, &t->n_links, l);
+	if (err)
+		bpf_link__destroy(l);
+	return err;
+}
+
+/* GnuTLS: the data sites sites_gnutls() finds, the session's life through the OpenSSL
+ * programs (they take the session as they take the SSL object). On failure nothing
+ * stays attached. */
+static int gnutls_attach(struct probe *p, struct probe_target *t, const char *path, bool explicit)
+{
+	static const struct {
+		const char *func;
+		const char *prog;
+		bool retprobe;
+	} life[] = {
+		{ "gnutls_handshake", "ssl_handshake_enter", false },
+		{ "gnutls_handshake", "ssl_handshake_exit", true },
+		{ "gnutls_bye", "ssl_shutdown_enter", false },
+		{ "gnutls_deinit", "ssl_free_enter", false },
+	};
+	struct sites_gnutls g;
+	char why[128];
+	int err;
+
+	err = sites_gnutls(path, &g, why, sizeof(why));
+	if (err) {
+		if (explicit)
+			log_err("failed to hook %s: %s", path, why);
+		else
+			log_info("not hooking %s: %s", path, why);
+		return err;
+	}
+	err = attach_one(p, t, path, NULL, g.send_offset, "ssl_write_enter", false);
+	err = err ?: attach_one(p, t, path, NULL, g.send_offset, "ssl_data_exit", true);
+	err = err ?: attach_one(p, t, path, NULL, g.recv_offset, "gnutls_recv_enter", false);
+	err = err ?: attach_one(p, t, path, NULL, g.recv_offset, "gnutls_recv_exit", true);
+	if (err) {
+		log_err("failed to hook %s: cannot attach to its data functions: %s", path,
+			strerror(-err));
+		goto fail;
+	}
+	for (size_t i = 0; i < sizeof(life) / sizeof(life[0]); i++) {
+		err = attach_one(p, t, path, life[i].func, 0, life[i].prog, life[i].retprobe);
+		if (err) {
+			log_err("failed to hook %s: cannot attach to %s: %s", path, life[i].func,
+				strerror(-err));
+			goto fail;
+		}
+	}
+	log_info("%s: gnutls_record_send -> gnutls_record_send2 @0x%" PRIx64 " (%s)", path,
+		 g.send_offset, g.send_why);
+	log_info("%s: gnutls_record_recv -> receiver @0x%" PRIx64 " (%s)", path, g.recv_offset,
+		 g.recv_why);
+	if (g.fd_known)
+		log_info("%s: gnutls_transport_get_int reads 0x%x(session)", path, g.fd_disp);
+	return 0;
+fail:
+	destroy_links(t->links, t->n_links);
+	t->links = NULL;
+	t->n_links = 0;
+	return err;
+}
+
 /* Places every uprobe of uprobe_specs on path, data calls at the sites chosen for it.
  * On failure nothing stays attached. Returns 0, -ENOENT when a required SSL symbol is
  * missing, or another -errno. */
@@ -487,7 +578,7 @@ fail:
 /* Hooks the file at path unless its (device, inode) is known already. explicit: the
  * operator named it (--lib/--bin), so a missing file or missing symbols are logged
  * errors rather than a race with an exiting process (discovery). Returns 0 or -errno. */
-static int target_add(struct probe *p, const char *path, bool explicit)
+static int target_add(struct probe *p, const char *path, enum target_kind kind, bool explicit)
 {
 	struct probe_target *t, *grown;
 	struct stat st;
@@ -514,30 +605,59 @@ static int target_add(struct probe *p, const char *path, bool explicit)
 	memset(t, 0, sizeof(*t));
 	t->dev = st.st_dev;
 	t->ino = st.st_ino;
+	t->kind = kind;
 	t->path = strdup(path);
 	if (!t->path)
 		return -ENOMEM;
 	p->n_targets++;
-	err = target_attach(p, t, path);
-	if (err) {
-		/* Remembered as refused so discovery does not retry it every second. */
-		if (!explicit)
-			log_info("not hooking %s: no SSL_write/SSL_read", path);
-		return err;
+	/* Remembered as refused (or as no TLS stack) so discovery does not retry it every
+	 * second. */
+	if (kind == TARGET_NONE)
+		return 0;
+	if (kind == TARGET_GNUTLS) {
+		err = gnutls_attach(p, t, path, explicit);
+		if (err)
+			return err;
+	} else {
+		err = target_attach(p, t, path);
+		if (err) {
+			if (!explicit)
+				log_info("not hooking %s: no SSL_write/SSL_read", path);
+			return err;
+		}
+		log_sites(t);
 	}
 	t->hooked = true;
-	log_sites(t);
-	log_info("hooked %s (%zu probes)", path, t->n_links);
+	log_info("hooked %s (%s, %zu probes)", path, targets_kind_name(kind), t->n_links);
 	return 0;
 }
 
-/* True for the file name of an OpenSSL-compatible libssl (libssl.so, libssl.so.3...). */
-static bool is_libssl(const char *path)
+/* The process's main executable, when it carries a TLS stack of its own (statically
+ * linked OpenSSL/BoringSSL): read once per file, through the process's root so that
+ * binaries inside containers resolve. */
+static void scan_exe(struct probe *p, const char *pid)
 {
-	const char *base = strrchr(path, '/');
+	char link[64], exe[PATH_MAX], full[PATH_MAX + 64], why[128];
+	struct stat st;
+	ssize_t n;
+	int kind;
 
-	base = base ? base + 1 : path;
-	return !strncmp(base, "libssl.so", 9);
+	snprintf(link, sizeof(link), "/proc/%s/exe", pid);
+	n = readlink(link, exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return; /* a kernel thread, or exited meanwhile */
+	exe[n] = '\0';
+	if (n > 10 && !strcmp(exe + n - 10, " (deleted)"))
+		return;
+	snprintf(full, sizeof(full), "/proc/%s/root%s", pid, exe);
+	if (stat(full, &st) || !S_ISREG(st.st_mode) || target_find(p, st.st_dev, st.st_ino))
+		return;
+	kind = targets_exe_kind(full, why, sizeof(why));
+	if (kind < 0) {
+		log_debug("not hooking %s: %s", full, why);
+		kind = TARGET_NONE;
+	}
+	target_add(p, full, (enum target_kind)kind, false);
 }
 
 static void scan_maps(struct probe *p, const char *pid)
@@ -549,11 +669,13 @@ static void scan_maps(struct probe *p, const char *pid)
 	f = fopen(maps, "re");
 	if (!f)
 		return; /* exited meanwhile, or a kernel thread */
+	scan_exe(p, pid);
 	while (fgets(line, sizeof(line), f)) {
 		char *path = strchr(line, '/');
+		enum target_kind kind;
 		size_t n;
 
-		if (!path || !strstr(path, "libssl"))
+		if (!path || (!strstr(path, "libssl") && !strstr(path, "libgnutls")))
 			continue;
 		n = strcspn(path, "\n");
 		path[n] = '\0';
@@ -561,11 +683,12 @@ static void scan_maps(struct probe *p, const char *pid)
 		 * is found when a process maps it. */
 		if (n > 10 && !strcmp(path + n - 10, " (deleted)"))
 			continue;
-		if (!is_libssl(path))
+		kind = targets_lib_kind(path);
+		if (kind == TARGET_NONE)
 			continue;
 		/* Through the process's root, so libraries inside containers resolve. */
 		snprintf(full, sizeof(full), "/proc/%s/root%s", pid, path);
-		target_add(p, full, false);
+		target_add(p, full, kind, false);
 	}
 	fclose(f);
 }
@@ -670,6 +793,12 @@ static void scan_all(struct probe *p)
 	p->n_seen = next ? n_next : 0;
 }
 
+/* A --lib path: GnuTLS by its file name, else OpenSSL-compatible (any name, as before). */
+static enum target_kind libs_kind(const char *path)
+{
+	return targets_lib_kind(path) == TARGET_GNUTLS ? TARGET_GNUTLS : TARGET_OPENSSL;
+}
+
 /* --- public ------------------------------------------------------------------------- */
 
 struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, probe_lost_fn on_lost,
@@ -741,12 +870,12 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 		goto cleanup;
 	}
 	for (size_t i = 0; i < cfg->n_libs; i++) {
-		err = target_add(p, cfg->libs[i], true);
+		err = target_add(p, cfg->libs[i], libs_kind(cfg->libs[i]), true);
 		if (err)
 			goto cleanup;
 	}
 	for (size_t i = 0; i < cfg->n_bins; i++) {
-		err = target_add(p, cfg->bins[i], true);
+		err = target_add(p, cfg->bins[i], TARGET_OPENSSL, true);
 		if (err)
 			goto cleanup;
 	}

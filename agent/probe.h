@@ -1,7 +1,8 @@
 /* agent/probe.h - the BPF side of the agent: load, attach, discover, poll.
  * Owns: the BPF skeleton, uprobes per target library/binary (deduplicated by device and
  * inode), the socket hook chosen by probing (kprobe -> fentry -> tp_btf -> syscalls),
- * automatic discovery of libssl in /proc/PID/maps (containers through /proc/PID/root).
+ * automatic discovery of libssl and libgnutls in /proc/PID/maps and of executables
+ * carrying OpenSSL themselves (/proc/PID/exe; containers through /proc/PID/root).
  * The event transport itself is evbuf.h's.
  * Does not own: what events mean (conn.h) or where frames go (ship.h). */
 #ifndef AGENT_PROBE_H
@@ -72,6 +73,8 @@ unsigned probe_targets(const struct probe *p);
 /* Hooked targets whose data function func (enum site_func) is probed at an internal
  * callee (internal) or at its exported symbol. */
 unsigned probe_sites(const struct probe *p, int func, bool internal);
+/* Hooked targets of one kind (enum target_kind). */
+unsigned probe_targets_kind(const struct probe *p, int kind);
 /* Calls truncated so far (events with ECV_F_TRUNCATED count once per call). */
 uint64_t probe_truncated(const struct probe *p);
 

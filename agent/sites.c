@@ -600,3 +600,237 @@ cleanup:
 		exported_why(out, err);
 	return rc;
 }
+
+/* --- other stacks: symbol presence, GnuTLS --------------------------------------------- */
+
+/* Opens path for libelf (read(2), as sites_choose(): probed pages show int3). */
+static Elf *elf_open(const char *path, int *fd, char *err, size_t errlen)
+{
+	Elf *e;
+
+	if (elf_version(EV_CURRENT) == EV_NONE) {
+		snprintf(err, errlen, "libelf too old");
+		errno = ENOSYS;
+		return NULL;
+	}
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		int saved = errno;
+
+		snprintf(err, errlen, "%s", strerror(saved));
+		errno = saved;
+		return NULL;
+	}
+	e = elf_begin(*fd, ELF_C_READ, NULL);
+	if (!e || elf_kind(e) != ELF_K_ELF) {
+		snprintf(err, errlen, "not an ELF object (%s)", elf_errmsg(-1));
+		elf_end(e);
+		close(*fd);
+		*fd = -1;
+		errno = ENOEXEC;
+		return NULL;
+	}
+	return e;
+}
+
+int sites_find_funcs(const char *path, const char *const *names, size_t n, bool *found, char *err,
+		     size_t errlen)
+{
+	struct sym sym;
+	int fd = -1;
+	Elf *e;
+
+	for (size_t i = 0; i < n; i++)
+		found[i] = false;
+	e = elf_open(path, &fd, err, errlen);
+	if (!e)
+		return -errno;
+	for (size_t i = 0; i < n; i++)
+		found[i] = find_sym(e, names[i], &sym);
+	elf_end(e);
+	close(fd);
+	return 0;
+}
+
+/* The code of the section holding sym, and sym's file offset. */
+static int sym_code(Elf *e, const struct sym *sym, struct sites_code *sec, uint64_t *offset)
+{
+	Elf_Scn *scn = elf_getscn(e, sym->shndx);
+	GElf_Shdr sh;
+	Elf_Data *d;
+
+	if (!scn || !gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+	    !(sh.sh_flags & SHF_EXECINSTR))
+		return -ENOEXEC;
+	d = sec_data(e, scn, &sh);
+	if (!d || !d->d_buf || d->d_size != sh.sh_size ||
+	    !in_range(sym->addr, sh.sh_addr, sh.sh_size))
+		return -ENOEXEC;
+	sec->bytes = d->d_buf;
+	sec->len = d->d_size;
+	sec->addr = sh.sh_addr;
+	if (offset)
+		*offset = sym->addr - sh.sh_addr + sh.sh_offset;
+	return 0;
+}
+
+/* Decodes up to max instructions from addr (bounded by len and the section) into a
+ * Capstone array the caller frees with cs_free(). Returns the count (0: nothing). */
+static size_t decode(csh cs, const struct sites_code *sec, uint64_t addr, size_t len, cs_insn **out)
+{
+	uint64_t off = addr - sec->addr;
+
+	if (!in_range(addr, sec->addr, sec->len))
+		return 0;
+	if (!len || len > sec->len - off)
+		len = sec->len - off < SITES_DEFAULT_LEN ? sec->len - off : SITES_DEFAULT_LEN;
+	return cs_disasm(cs, sec->bytes + off, len, addr, 0, out);
+}
+
+int sites_tail_target(const struct sites_code *sec, uint64_t fn_addr, size_t fn_len,
+		      uint64_t *target)
+{
+	cs_insn *in = NULL;
+	size_t n, len;
+	int found = 0;
+	csh cs;
+
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
+		return -ENOMEM;
+	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+	n = decode(cs, sec, fn_addr, fn_len, &in);
+	len = fn_len ? fn_len : SITES_DEFAULT_LEN;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t t;
+
+		if (!is_jmp_rel(&in[i]))
+			continue;
+		t = rel_target(&in[i]);
+		if (in_range(t, fn_addr, len) || !in_range(t, sec->addr, sec->len))
+			continue;
+		if (found && t == *target)
+			continue;
+		*target = t;
+		found++;
+	}
+	if (in)
+		cs_free(in, n);
+	cs_close(&cs);
+	return found == 1 ? 0 : -ENOENT;
+}
+
+int sites_getter_disp(const struct sites_code *sec, uint64_t fn_addr, uint32_t *disp)
+{
+	cs_insn *in = NULL;
+	int err = -ENOENT;
+	size_t n;
+	csh cs;
+
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
+		return -ENOMEM;
+	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+	n = decode(cs, sec, fn_addr, 16, &in);
+	if (n >= 2 && in[0].id == X86_INS_MOV && in[1].id == X86_INS_RET) {
+		const cs_x86 *x = &in[0].detail->x86;
+		const cs_x86_op *src = &x->operands[1];
+
+		if (x->op_count == 2 && is_reg(&x->operands[0], X86_REG_EAX) &&
+		    src->type == X86_OP_MEM && src->mem.base == X86_REG_RDI &&
+		    src->mem.index == X86_REG_INVALID && src->mem.segment == X86_REG_INVALID &&
+		    src->mem.disp >= 0 && src->mem.disp < 1 << 20) {
+			*disp = (uint32_t)src->mem.disp;
+			err = 0;
+		}
+	}
+	if (in)
+		cs_free(in, n);
+	cs_close(&cs);
+	return err;
+}
+
+/* The first instruction at addr, named in buf; true when x86 uprobes emulate it. */
+static bool first_insn(const struct sites_code *sec, uint64_t addr, char *buf, size_t len)
+{
+	const char *kind = NULL;
+	cs_insn *in = NULL;
+	size_t n;
+	csh cs;
+
+	snprintf(buf, len, "undecodable");
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
+		return false;
+	n = decode(cs, sec, addr, 16, &in);
+	if (n) {
+		kind = emulated_kind(&in[0]);
+		snprintf(buf, len, "%.15s %.46s", in[0].mnemonic, in[0].op_str);
+		cs_free(in, n);
+	}
+	cs_close(&cs);
+	return kind != NULL;
+}
+
+int sites_gnutls(const char *path, struct sites_gnutls *out, char *err, size_t errlen)
+{
+	static const char *const recv_names[] = { "gnutls_record_recv", "gnutls_record_recv_seq" };
+	struct sym send, recv, get;
+	struct sites_code sec;
+	char insn[64];
+	int fd = -1, rc = -ENOENT;
+	bool emu;
+	Elf *e;
+
+	memset(out, 0, sizeof(*out));
+	e = elf_open(path, &fd, err, errlen);
+	if (!e)
+		return -errno;
+	if (!find_sym(e, "gnutls_record_send2", &send) ||
+	    sym_code(e, &send, &sec, &out->send_offset)) {
+		snprintf(err, errlen, "no gnutls_record_send2 with code");
+		goto cleanup;
+	}
+	emu = first_insn(&sec, send.addr, insn, sizeof(insn));
+	snprintf(out->send_why, sizeof(out->send_why), "%s, %s", insn,
+		 emu ? "emulated" : "single-stepped");
+	/* Both receive entry points must lead to the same internal function: that proves
+	 * it is the one record receiver they share, not a helper of one of them. */
+	for (size_t i = 0; i < 2; i++) {
+		uint64_t t = 0;
+
+		if (!find_sym(e, recv_names[i], &recv) || sym_code(e, &recv, &sec, NULL)) {
+			snprintf(err, errlen, "no %s with code", recv_names[i]);
+			goto cleanup;
+		}
+		rc = sites_tail_target(&sec, recv.addr, recv.size, &t);
+		if (rc == -ENOMEM)
+			goto cleanup;
+		if (rc || (i && t != out->recv_addr)) {
+			snprintf(err, errlen, "%s does not tail-jump to %s receiver", recv_names[i],
+				 i ? "the same" : "one");
+			rc = -ENOENT;
+			goto cleanup;
+		}
+		out->recv_addr = t;
+	}
+	{
+		struct sym r = { .addr = out->recv_addr, .shndx = recv.shndx };
+
+		if (sym_code(e, &r, &sec, &out->recv_offset)) {
+			snprintf(err, errlen, "receiver @0x%" PRIx64 " outside its section",
+				 out->recv_addr);
+			rc = -ENOENT;
+			goto cleanup;
+		}
+	}
+	emu = first_insn(&sec, out->recv_addr, insn, sizeof(insn));
+	snprintf(out->recv_why, sizeof(out->recv_why),
+		 "gnutls_record_recv and _recv_seq tail-jump to @0x%" PRIx64 " (%s, %s)",
+		 out->recv_addr, insn, emu ? "emulated" : "single-stepped");
+	if (find_sym(e, "gnutls_transport_get_int", &get) && !sym_code(e, &get, &sec, NULL) &&
+	    !sites_getter_disp(&sec, get.addr, &out->fd_disp))
+		out->fd_known = true;
+	rc = 0;
+cleanup:
+	elf_end(e);
+	close(fd);
+	return rc;
+}

@@ -67,4 +67,40 @@ int sites_choose_mem(const void *image, size_t size, enum sites_mode mode, struc
 int sites_follow(const struct sites_code *sec, uint64_t fn_addr, size_t fn_len, bool ex,
 		 struct site *s);
 
+/* Which of names[0..n) an ELF file defines as functions (.symtab or .dynsym): found[i]
+ * set for each. Returns 0, or -errno when the file cannot be read as an ELF object (err
+ * says why). Used to tell what TLS stack an executable carries. */
+int sites_find_funcs(const char *path, const char *const *names, size_t n, bool *found, char *err,
+		     size_t errlen);
+
+/* GnuTLS's data sites (libgnutls.so.30, 3.7): gnutls_record_send jumps to the exported
+ * gnutls_record_send2 (session, data, size, pad, flags), probed at its symbol;
+ * gnutls_record_recv and gnutls_record_recv_seq tail-jump to one internal
+ * _gnutls_recv_int (session, type, data, size, ...), found by decoding both and
+ * probed there (application data is type 23); gnutls_transport_get_int reads the
+ * session's transport int at fd_disp. */
+struct sites_gnutls {
+	uint64_t send_offset; /* file offset of gnutls_record_send2 */
+	uint64_t recv_offset; /* file offset of _gnutls_recv_int */
+	uint64_t recv_addr;   /* its virtual address */
+	uint32_t fd_disp;     /* displacement of gnutls_transport_get_int's load */
+	bool fd_known;	      /* fd_disp decoded */
+	char send_why[SITE_WHY_LEN];
+	char recv_why[SITE_WHY_LEN];
+};
+
+/* Finds the GnuTLS sites of the ELF file at path. Returns 0, -ENOENT when a function
+ * is missing or the receive path cannot be proven (err says which), or another -errno. */
+int sites_gnutls(const char *path, struct sites_gnutls *out, char *err, size_t errlen);
+
+/* Decodes a tail-jumping function fn_addr..fn_addr+fn_len inside sec: the one target of
+ * its relative jmps leaving the function (into sec), in *target. Returns 0, -ENOENT
+ * when there is no such target or more than one, -ENOMEM (Capstone unusable). */
+int sites_tail_target(const struct sites_code *sec, uint64_t fn_addr, size_t fn_len,
+		      uint64_t *target);
+
+/* Decodes `mov DISP(%rdi),%eax; ret` at fn_addr (a field getter): *disp. Returns 0,
+ * -ENOENT when the code is not that shape, -ENOMEM. */
+int sites_getter_disp(const struct sites_code *sec, uint64_t fn_addr, uint32_t *disp);
+
 #endif

@@ -626,3 +626,37 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	bpf_map_update_elem(&sock_roles, &sk, &role, BPF_ANY);
 	return 0;
 }
+
+/* --- GnuTLS (agent/sites.h: sites_gnutls) ------------------------------------------ */
+
+/* gnutls_record_send2 is entered through ssl_write_enter and left through ssl_data_exit
+ * (same argument order, ssize_t result). The session stands for the SSL object; the
+ * handshake, bye and deinit hooks are the OpenSSL ones on gnutls_handshake, gnutls_bye
+ * and gnutls_deinit. The receiver below also reads handshake and alert records. */
+#define GNUTLS_APPLICATION_DATA 23
+
+SEC("uprobe")
+int BPF_KPROBE(gnutls_recv_enter, void *session, int type, void *data)
+{
+	if (type != GNUTLS_APPLICATION_DATA)
+		return 0;
+	return call_enter((__u64)session, (__u64)data, 0, ECV_DIR_READ);
+}
+
+/* _gnutls_recv_int returned. A handshake record read inside gnutls_handshake leaves the
+ * handshake's entry alone: its socket I/O still teaches the socket hook the tuple. */
+SEC("uretprobe")
+int BPF_KRETPROBE(gnutls_recv_exit, long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_call *saved, call;
+
+	saved = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (!saved || saved->dir == SSL_CALL_HANDSHAKE)
+		return 0;
+	call = *saved;
+	bpf_map_delete_elem(&ssl_calls, &id);
+	if (ret > 0)
+		emit_data(ctx, &call, (__u64)ret);
+	return 0;
+}

@@ -1,0 +1,33 @@
+/* agent/targets.h - what TLS stack a file carries, for discovery.
+ * Owns: the stack kinds the agent hooks, telling a mapped library's kind from its file
+ * name (libssl.so*, libgnutls.so*) and an executable's from the data functions it
+ * defines (OpenSSL/BoringSSL linked statically: SSL_read and SSL_write in its own
+ * symbol table).
+ * Does not own: attaching (probe.c) or choosing probe sites (sites.c). */
+#ifndef AGENT_TARGETS_H
+#define AGENT_TARGETS_H
+
+#include <stddef.h>
+
+enum target_kind {
+	TARGET_NONE = 0, /* not a TLS stack the agent hooks */
+	TARGET_OPENSSL,	 /* OpenSSL 1.1/3.x or BoringSSL API: SSL_read/SSL_write */
+	TARGET_GNUTLS,	 /* GnuTLS 3.x: gnutls_record_send2 / _gnutls_recv_int */
+	TARGET_NSS,	 /* NSS (libssl3 + libnspr4): not hooked yet */
+	TARGET_GO,	 /* Go crypto/tls: not hooked yet */
+	TARGET_KIND_N
+};
+
+/* "none", "openssl", "gnutls", "nss", "go". */
+const char *targets_kind_name(enum target_kind kind);
+
+/* The kind of a shared library from its path's file name: libssl.so* is OpenSSL,
+ * libgnutls.so* GnuTLS; anything else TARGET_NONE (NSS's libssl3.so is not libssl.so). */
+enum target_kind targets_lib_kind(const char *path);
+
+/* The kind of the executable at path from the functions it defines itself: SSL_read and
+ * SSL_write (statically linked OpenSSL/BoringSSL). Returns the kind (TARGET_NONE when
+ * it defines none), or -errno when the file cannot be read as ELF (err says why). */
+int targets_exe_kind(const char *path, char *err, size_t errlen);
+
+#endif
