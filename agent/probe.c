@@ -482,7 +482,7 @@ static int gnutls_attach(struct probe *p, struct probe_target *t, const char *pa
 	err = attach_one(p, t, path, NULL, g.send_offset, "ssl_write_enter", false);
 	err = err ?: attach_one(p, t, path, NULL, g.send_offset, "ssl_data_exit", true);
 	err = err ?: attach_one(p, t, path, NULL, g.recv_offset, "gnutls_recv_enter", false);
-	err = err ?: attach_one(p, t, path, NULL, g.recv_offset, "gnutls_recv_exit", true);
+	err = err ?: attach_one(p, t, path, NULL, g.recv_offset, "lib_data_exit", true);
 	if (err) {
 		log_err("failed to hook %s: cannot attach to its data functions: %s", path,
 			strerror(-err));
@@ -508,6 +508,57 @@ fail:
 	t->links = NULL;
 	t->n_links = 0;
 	return err;
+}
+
+/* NSS: libssl3 tells which descriptors carry TLS (SSL_ImportFD's result) and when a
+ * handshake starts; libnspr4's exported I/O calls carry the data (the SSL layer's own
+ * methods are static). Each file gets its own list. */
+struct lib_spec {
+	const char *func;
+	const char *prog;
+	bool retprobe;
+};
+
+static const struct lib_spec nss_ssl3_specs[] = {
+	{ "SSL_ImportFD", "nss_import_exit", true },
+	{ "SSL_ResetHandshake", "ssl_set_state_enter", false },
+	{ "SSL_ForceHandshake", "ssl_handshake_enter", false },
+	{ "SSL_ForceHandshake", "ssl_handshake_exit", true },
+};
+
+static const struct lib_spec nss_nspr4_specs[] = {
+	{ "PR_Write", "nss_write_enter", false }, { "PR_Write", "lib_data_exit", true },
+	{ "PR_Send", "nss_write_enter", false },  { "PR_Send", "lib_data_exit", true },
+	{ "PR_Read", "nss_read_enter", false },	  { "PR_Read", "lib_data_exit", true },
+	{ "PR_Recv", "nss_read_enter", false },	  { "PR_Recv", "lib_data_exit", true },
+	{ "PR_Close", "nss_close_enter", false },
+};
+
+static int nss_attach(struct probe *p, struct probe_target *t, const char *path, bool explicit)
+{
+	const struct lib_spec *specs = nss_ssl3_specs;
+	size_t n = sizeof(nss_ssl3_specs) / sizeof(nss_ssl3_specs[0]);
+	int err = 0;
+
+	if (targets_is_nspr(path)) {
+		specs = nss_nspr4_specs;
+		n = sizeof(nss_nspr4_specs) / sizeof(nss_nspr4_specs[0]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		err = attach_one(p, t, path, specs[i].func, 0, specs[i].prog, specs[i].retprobe);
+		if (err) {
+			if (explicit || err != -ENOENT)
+				log_err("failed to hook %s: cannot attach to %s: %s", path,
+					specs[i].func, strerror(-err));
+			else
+				log_info("not hooking %s: no %s", path, specs[i].func);
+			destroy_links(t->links, t->n_links);
+			t->links = NULL;
+			t->n_links = 0;
+			return err;
+		}
+	}
+	return 0;
 }
 
 /* Places every uprobe of uprobe_specs on path, data calls at the sites chosen for it.
@@ -614,8 +665,9 @@ static int target_add(struct probe *p, const char *path, enum target_kind kind, 
 	 * second. */
 	if (kind == TARGET_NONE)
 		return 0;
-	if (kind == TARGET_GNUTLS) {
-		err = gnutls_attach(p, t, path, explicit);
+	if (kind == TARGET_GNUTLS || kind == TARGET_NSS) {
+		err = kind == TARGET_GNUTLS ? gnutls_attach(p, t, path, explicit)
+					    : nss_attach(p, t, path, explicit);
 		if (err)
 			return err;
 	} else {
@@ -662,7 +714,8 @@ static void scan_exe(struct probe *p, const char *pid)
 
 static void scan_maps(struct probe *p, const char *pid)
 {
-	char maps[64], line[PATH_MAX + 256], full[PATH_MAX + 64];
+	char maps[64], line[PATH_MAX + 256], full[PATH_MAX + 64], nspr[PATH_MAX + 64] = "";
+	bool nss = false;
 	FILE *f;
 
 	snprintf(maps, sizeof(maps), "/proc/%s/maps", pid);
@@ -675,7 +728,8 @@ static void scan_maps(struct probe *p, const char *pid)
 		enum target_kind kind;
 		size_t n;
 
-		if (!path || (!strstr(path, "libssl") && !strstr(path, "libgnutls")))
+		if (!path || (!strstr(path, "libssl") && !strstr(path, "libgnutls") &&
+			      !strstr(path, "libnspr4")))
 			continue;
 		n = strcspn(path, "\n");
 		path[n] = '\0';
@@ -688,8 +742,16 @@ static void scan_maps(struct probe *p, const char *pid)
 			continue;
 		/* Through the process's root, so libraries inside containers resolve. */
 		snprintf(full, sizeof(full), "/proc/%s/root%s", pid, path);
+		/* NSPR serves plain I/O too: hooked only in processes that map libssl3. */
+		if (targets_is_nspr(path)) {
+			snprintf(nspr, sizeof(nspr), "%s", full);
+			continue;
+		}
+		nss |= kind == TARGET_NSS;
 		target_add(p, full, kind, false);
 	}
+	if (nss && nspr[0])
+		target_add(p, nspr, TARGET_NSS, false);
 	fclose(f);
 }
 
@@ -796,7 +858,9 @@ static void scan_all(struct probe *p)
 /* A --lib path: GnuTLS by its file name, else OpenSSL-compatible (any name, as before). */
 static enum target_kind libs_kind(const char *path)
 {
-	return targets_lib_kind(path) == TARGET_GNUTLS ? TARGET_GNUTLS : TARGET_OPENSSL;
+	enum target_kind kind = targets_lib_kind(path);
+
+	return kind == TARGET_GNUTLS || kind == TARGET_NSS ? kind : TARGET_OPENSSL;
 }
 
 /* --- public ------------------------------------------------------------------------- */

@@ -24,7 +24,17 @@ enum target_kind targets_lib_kind(const char *path)
 		return TARGET_OPENSSL;
 	if (!strncmp(base, "libgnutls.so", 12))
 		return TARGET_GNUTLS;
+	if (!strncmp(base, "libssl3.so", 10) || targets_is_nspr(path))
+		return TARGET_NSS;
 	return TARGET_NONE;
+}
+
+bool targets_is_nspr(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	return !strncmp(base, "libnspr4.so", 11);
 }
 
 int targets_exe_kind(const char *path, char *err, size_t errlen)

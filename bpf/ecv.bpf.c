@@ -643,10 +643,12 @@ int BPF_KPROBE(gnutls_recv_enter, void *session, int type, void *data)
 	return call_enter((__u64)session, (__u64)data, 0, ECV_DIR_READ);
 }
 
-/* _gnutls_recv_int returned. A handshake record read inside gnutls_handshake leaves the
- * handshake's entry alone: its socket I/O still teaches the socket hook the tuple. */
+/* A data call of a stack whose hooked function also serves other work returned:
+ * _gnutls_recv_int reading a handshake record inside gnutls_handshake, PR_Read on a plain
+ * file inside SSL_ForceHandshake. Those leave the handshake's entry alone: its socket I/O
+ * still teaches the socket hook the tuple. Counts only the bytes the call returned. */
 SEC("uretprobe")
-int BPF_KRETPROBE(gnutls_recv_exit, long ret)
+int BPF_KRETPROBE(lib_data_exit, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct ssl_call *saved, call;
@@ -656,7 +658,73 @@ int BPF_KRETPROBE(gnutls_recv_exit, long ret)
 		return 0;
 	call = *saved;
 	bpf_map_delete_elem(&ssl_calls, &id);
-	if (ret > 0)
-		emit_data(ctx, &call, (__u64)ret);
+	if ((int)ret > 0)
+		emit_data(ctx, &call, (__u64)(int)ret);
+	return 0;
+}
+
+/* --- NSS (libssl3 + libnspr4) ------------------------------------------------------ */
+
+/* NSS's SSL layer methods are static: the data is taken at NSPR's PR_Read/PR_Write/
+ * PR_Recv/PR_Send, which dispatch through any file descriptor's method table. Only the
+ * descriptors SSL_ImportFD returned (the SSL layer on top of the socket) are followed;
+ * the PRFileDesc stands for the SSL object. */
+struct nss_fd_key {
+	__u64 fd;
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* (tgid, PRFileDesc *) of every SSL-layer descriptor, until PR_Close. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ECV_MAX_CONNS);
+	__type(key, struct nss_fd_key);
+	__type(value, __u32);
+} nss_fds SEC(".maps");
+
+SEC("uretprobe")
+int BPF_KRETPROBE(nss_import_exit, void *fd)
+{
+	struct nss_fd_key key = { .fd = (__u64)fd, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	__u32 one = 1;
+
+	if (!fd || !filter_pass())
+		return 0;
+	bpf_map_update_elem(&nss_fds, &key, &one, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int nss_enter(__u64 fd, __u64 buf, __u32 dir)
+{
+	struct nss_fd_key key = { .fd = fd, .tgid = bpf_get_current_pid_tgid() >> 32 };
+
+	/* Most NSPR I/O is on plain files and sockets: one lookup and out. */
+	if (!bpf_map_lookup_elem(&nss_fds, &key))
+		return 0;
+	return call_enter(fd, buf, 0, dir);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(nss_write_enter, void *fd, const void *buf)
+{
+	return nss_enter((__u64)fd, (__u64)buf, ECV_DIR_WRITE);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(nss_read_enter, void *fd, void *buf)
+{
+	return nss_enter((__u64)fd, (__u64)buf, ECV_DIR_READ);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(nss_close_enter, void *fd)
+{
+	struct nss_fd_key key = { .fd = (__u64)fd, .tgid = bpf_get_current_pid_tgid() >> 32 };
+
+	if (!bpf_map_lookup_elem(&nss_fds, &key))
+		return 0;
+	bpf_map_delete_elem(&nss_fds, &key);
+	conn_end(ctx, key.fd, true);
 	return 0;
 }
