@@ -12,12 +12,15 @@
 #include "log.h"
 
 struct evbuf {
-	struct perf_buffer *pb;
+	struct perf_buffer *pb; /* one of pb and rb */
+	struct ring_buffer *rb;
+	const volatile __u64 *ring_lost; /* BPF counter (rb only) */
+	uint64_t ring_lost_seen;
 	struct evbuf_sink sink;
 	int handled;
 };
 
-/* Hands the sample on where it sits in the ring (no copy: the consumer copies it once,
+/* Hands the record on where it sits in the ring (no copy: the consumer copies it once,
  * to an aligned place, see probe_event_fn); only its length fields are checked. */
 static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 {
@@ -27,15 +30,16 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 	(void)cpu;
 	e->handled++;
 	if (size < ECV_EVENT_HDR_LEN) {
-		log_debug("dropping short perf sample (%u bytes)", size);
+		log_debug("dropping short event record (%u bytes)", size);
 		return;
 	}
-	/* Samples are padded to 8 bytes; anything past the struct is padding. */
+	/* Perf samples are padded to 8 bytes, ring records to their size class: anything
+	 * past the struct is padding. */
 	if (size > sizeof(struct ecv_event))
 		size = sizeof(struct ecv_event);
 	memcpy(&len, (const char *)data + offsetof(struct ecv_event, len), sizeof(len));
 	if (len > size - ECV_EVENT_HDR_LEN) {
-		log_debug("dropping perf sample with len %u > %u", len,
+		log_debug("dropping event record with len %u > %u", len,
 			  (unsigned)(size - ECV_EVENT_HDR_LEN));
 		return;
 	}
@@ -108,11 +112,60 @@ struct evbuf *evbuf_perf_new(int map_fd, unsigned pages, const struct evbuf_sink
 	return e;
 }
 
+static int on_ring_record(void *ctx, void *data, size_t size)
+{
+	on_sample(ctx, -1, data, (__u32)size);
+	return 0;
+}
+
+/* The BPF side wakes the consumer per batch (a data mark or a time since the last
+ * wake-up, bpf/ecv.bpf.c), so one poll here drains many records. */
+struct evbuf *evbuf_ring_new(int map_fd, const volatile __u64 *lost, const struct evbuf_sink *sink)
+{
+	struct evbuf *e = calloc(1, sizeof(*e));
+	int err;
+
+	if (!e)
+		return NULL;
+	e->sink = *sink;
+	e->ring_lost = lost;
+	e->ring_lost_seen = __atomic_load_n(lost, __ATOMIC_RELAXED);
+	e->rb = ring_buffer__new(map_fd, on_ring_record, e, NULL);
+	if (!e->rb) {
+		err = errno;
+		free(e);
+		errno = err;
+		return NULL;
+	}
+	return e;
+}
+
+static int ring_poll(struct evbuf *e, int timeout_ms)
+{
+	uint64_t lost;
+	int err;
+
+	err = ring_buffer__poll(e->rb, timeout_ms);
+	if (err < 0 && err != -EINTR)
+		return err;
+	/* Records committed without a wake-up, when the timeout ended the wait. */
+	err = ring_buffer__consume(e->rb);
+	if (err < 0 && err != -EINTR)
+		return err;
+	lost = __atomic_load_n(e->ring_lost, __ATOMIC_RELAXED);
+	if (lost != e->ring_lost_seen && e->sink.on_lost)
+		e->sink.on_lost(e->sink.ctx, -1, lost - e->ring_lost_seen);
+	e->ring_lost_seen = lost;
+	return e->handled;
+}
+
 int evbuf_poll(struct evbuf *e, int timeout_ms)
 {
 	int err;
 
 	e->handled = 0;
+	if (e->rb)
+		return ring_poll(e, timeout_ms);
 	err = perf_buffer__poll(e->pb, timeout_ms);
 	if (err < 0 && err != -EINTR)
 		return err;
@@ -128,5 +181,6 @@ void evbuf_free(struct evbuf *e)
 	if (!e)
 		return;
 	perf_buffer__free(e->pb);
+	ring_buffer__free(e->rb);
 	free(e);
 }

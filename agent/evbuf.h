@@ -1,9 +1,12 @@
 /* agent/evbuf.h - the event transport from the BPF programs to the agent.
- * Owns: the perf event array's per-CPU rings (wake-up mark, draining, lost-record
- * reports) and the checks every record passes before it is handed on.
+ * Owns: the BPF ring buffer (one shared ring; its wake-ups are batched by the BPF side)
+ * and the perf event array's per-CPU rings (wake-up mark), their draining, lost-record
+ * reports, and the checks every record passes before it is handed on.
  * Does not own: the BPF object (probe.c) or what events mean (conn.h). */
 #ifndef AGENT_EVBUF_H
 #define AGENT_EVBUF_H
+
+#include <linux/types.h>
 
 #include "probe.h"
 
@@ -19,7 +22,12 @@ struct evbuf_sink {
 /* Opens pages (a power of two) per CPU on the perf event array map_fd. Returns NULL
  * with errno set. */
 struct evbuf *evbuf_perf_new(int map_fd, unsigned pages, const struct evbuf_sink *sink);
-/* Waits up to timeout_ms for records, then drains every ring. Returns the number of
+/* Opens the BPF ring buffer map_fd. *lost is the BPF side's count of records it could
+ * not reserve (ring full); its growth is reported through on_lost (cpu -1). Returns
+ * NULL with errno set. */
+struct evbuf *evbuf_ring_new(int map_fd, const volatile __u64 *lost, const struct evbuf_sink *sink);
+/* Waits up to timeout_ms for records, then drains every ring (what sits below a
+ * wake-up mark waits at most one timeout). Returns the number of
  * records handled or -errno. */
 int evbuf_poll(struct evbuf *e, int timeout_ms);
 void evbuf_free(struct evbuf *e);

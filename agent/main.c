@@ -59,6 +59,8 @@ struct options {
 	const char *netns;
 	enum probe_hook hook;
 	enum sites_mode sites;
+	enum probe_events events;
+	uint64_t ring_bytes;
 	unsigned perf_pages;
 	unsigned max_chunks;
 	char node[64];
@@ -150,6 +152,12 @@ static void usage(FILE *f, const char *prog)
 		"                           it has their arguments and its first instruction is\n"
 		"                           emulated by the kernel, several times cheaper) or\n"
 		"                           exported (always the exported symbols)\n"
+		"  --events MODE            how events reach the agent: auto (default: the BPF\n"
+		"                           ring buffer, or the perf buffer on kernels before\n"
+		"                           5.8), ringbuf, or perf\n"
+		"  --ring-size SIZE         ring buffer size, shared by all CPUs: a power of\n"
+		"                           two with an optional k/m/g suffix (default 16m;\n"
+		"                           raised to hold one whole SSL call)\n"
 		"  --perf-pages N           perf buffer pages per CPU, a power of two (default\n"
 		"                           512: one 1 MiB SSL call fits without loss)\n"
 		"  --max-chunks N           16 KiB chunks captured per SSL call, 1..%d (default\n"
@@ -166,7 +174,7 @@ static void usage(FILE *f, const char *prog)
 		"                           (default 0: never)\n"
 		"  --nice N                 scheduling priority (nice value) of the agent,\n"
 		"                           -20..19 (default: inherited). Negative values keep\n"
-		"                           the perf buffers drained when applications saturate\n"
+		"                           the event buffers drained when applications saturate\n"
 		"                           the node's CPUs, at their expense (CAP_SYS_NICE)\n"
 		"  -v, --verbose            debug logging, including libbpf's\n"
 		"  --version                print the version and exit\n"
@@ -188,6 +196,8 @@ enum {
 	OPT_CGROUP,
 	OPT_NETNS,
 	OPT_HOOK,
+	OPT_EVENTS,
+	OPT_RING_SIZE,
 	OPT_PERF_PAGES,
 	OPT_MAX_CHUNKS,
 	OPT_NODE,
@@ -212,6 +222,8 @@ static const struct option long_opts[] = {
 	{ "cgroup", required_argument, NULL, OPT_CGROUP },
 	{ "netns", required_argument, NULL, OPT_NETNS },
 	{ "socket-hook", required_argument, NULL, OPT_HOOK },
+	{ "events", required_argument, NULL, OPT_EVENTS },
+	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
 	{ "perf-pages", required_argument, NULL, OPT_PERF_PAGES },
 	{ "max-chunks", required_argument, NULL, OPT_MAX_CHUNKS },
 	{ "node", required_argument, NULL, OPT_NODE },
@@ -323,6 +335,17 @@ static int parse_args(int argc, char **argv, struct options *opt)
 			if (sites_mode_parse(optarg, &opt->sites))
 				return bad_value(prog, "probe-sites", optarg,
 						 "expected auto or exported");
+			break;
+		case OPT_EVENTS:
+			if (probe_events_parse(optarg, &opt->events))
+				return bad_value(prog, "events", optarg,
+						 "expected auto, ringbuf or perf");
+			break;
+		case OPT_RING_SIZE:
+			if (args_parse_size(optarg, 4096, 1u << 30, &v) || (v & (v - 1)))
+				return bad_value(prog, "ring-size", optarg,
+						 "expected a power of two, 4k..1g");
+			opt->ring_bytes = v;
 			break;
 		case OPT_PERF_PAGES:
 			if (args_parse_u64(optarg, 1, 1u << 16, &v) || (v & (v - 1)))
@@ -514,7 +537,11 @@ static void on_lost(void *ctx, int cpu, uint64_t count)
 {
 	struct agent *a = ctx;
 
-	log_debug("lost %llu samples on CPU %d", (unsigned long long)count, cpu);
+	if (cpu < 0)
+		log_debug("lost %llu events (ring buffer full)", (unsigned long long)count);
+	else
+		log_debug("lost %llu events on CPU %d (perf buffer full)",
+			  (unsigned long long)count, cpu);
 	a->lost += count;
 }
 
@@ -540,7 +567,7 @@ static int metrics_setup(struct agent *a)
 	err |= mirror_counter(a, &a->bytes_r, "ecv_agent_bytes_total", "plaintext bytes captured",
 			      "dir=\"read\"");
 	err |= mirror_counter(a, &a->lost_m, "ecv_agent_lost_events_total",
-			      "perf buffer samples lost", NULL);
+			      "events lost: ring or perf buffer full", NULL);
 	err |= mirror_counter(a, &a->truncated, "ecv_agent_truncated_total",
 			      "SSL calls longer than the capture limit", NULL);
 	err |= mirror_counter(a, &a->gaps, "ecv_agent_gaps_total",
@@ -740,7 +767,7 @@ static int run(struct agent *a)
 		n = poll_round(a, 100);
 		if (n < 0 && n != -EINTR) {
 			err = n;
-			log_err("failed to poll perf buffer: %s", strerror(-n));
+			log_err("failed to poll the event buffer: %s", strerror(-n));
 			break;
 		}
 		now = mono_ns();
@@ -791,6 +818,8 @@ int main(int argc, char **argv)
 	pcfg.pid = opt.pid;
 	pcfg.hook = opt.hook;
 	pcfg.sites = opt.sites;
+	pcfg.events = opt.events;
+	pcfg.ring_bytes = opt.ring_bytes;
 	pcfg.perf_pages = opt.perf_pages;
 	pcfg.max_chunks = opt.max_chunks;
 
@@ -891,12 +920,14 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 	}
-	log_info("capturing with socket hook %s, %u target(s), node %s, mtu %u, vni %u",
-		 probe_hook_name(a.probe), probe_targets(a.probe), opt.node, opt.mtu, opt.vni);
+	log_info("capturing with socket hook %s, events by %s, %u target(s), node %s, mtu %u, "
+		 "vni %u",
+		 probe_hook_name(a.probe), probe_events_name(a.probe), probe_targets(a.probe),
+		 opt.node, opt.mtu, opt.vni);
 
 	err = run(&a);
 
-	/* Orderly end: take what the perf buffer still holds, close every open flow so
+	/* Orderly end: take what the event buffer still holds, close every open flow so
 	 * the TVN sees FINs and end records, then detach. Detaching a few dozen uprobes
 	 * takes seconds on some kernels: FINs sent after it would reach the TVN later than
 	 * its skew allows after the other node's copy. Nothing is polled after the drain,

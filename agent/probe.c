@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "ecv.skel.h"
@@ -61,6 +62,8 @@ struct pid_seen {
 struct probe {
 	struct ecv_bpf *skel;
 	struct evbuf *events;
+	uint64_t ring_bytes; /* ring buffer size; 0: the perf buffer carries events */
+	bool have_ringbuf;   /* the kernel has BPF_MAP_TYPE_RINGBUF (>= 5.8) */
 	enum probe_hook hook;
 	struct bpf_link **hook_links; /* socket hook + role tracepoint */
 	size_t n_hook_links;
@@ -148,6 +151,28 @@ static uint64_t now_ms(void)
 const char *probe_hook_name(const struct probe *p)
 {
 	return p ? hook_names[p->hook] : "none";
+}
+
+static const char *const events_names[] = {
+	[PROBE_EVENTS_AUTO] = "auto",
+	[PROBE_EVENTS_RINGBUF] = "ringbuf",
+	[PROBE_EVENTS_PERF] = "perf",
+};
+
+const char *probe_events_name(const struct probe *p)
+{
+	return p ? events_names[p->ring_bytes ? PROBE_EVENTS_RINGBUF : PROBE_EVENTS_PERF] : "none";
+}
+
+int probe_events_parse(const char *s, enum probe_events *events)
+{
+	for (size_t i = 0; i < sizeof(events_names) / sizeof(events_names[0]); i++) {
+		if (s && !strcmp(s, events_names[i])) {
+			*events = (enum probe_events)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 int probe_hook_parse(const char *s, enum probe_hook *hook)
@@ -290,15 +315,150 @@ static void unload(struct probe *p)
 	p->skel = NULL;
 }
 
-/* Opens, configures, loads the object with only hook's socket programs and attaches
- * them. *stage says which step failed. Returns 0 or -errno (everything undone). */
-static int load_with_hook(struct probe *p, const struct probe_cfg *cfg, enum probe_hook hook,
-			  const char **stage)
+/* Sizes the ring buffer map: the configured ring, a page when the perf buffer carries
+ * the events, or on a kernel without ring buffers a one-slot array in its place (the
+ * programs' ring path is dead code then, never verified, but its map must exist). */
+static int ring_map_setup(struct probe *p)
+{
+	struct bpf_map *ring = p->skel->maps.ring;
+	int err;
+
+	p->skel->rodata->use_ringbuf = p->ring_bytes != 0;
+	if (p->ring_bytes) {
+		p->skel->rodata->ring_wake_bytes = p->ring_bytes / PROBE_RING_WAKE_DIV;
+		p->skel->rodata->ring_wake_ns = PROBE_RING_WAKE_MS * 1000000ull;
+		return bpf_map__set_max_entries(ring, (__u32)p->ring_bytes);
+	}
+	if (p->have_ringbuf)
+		return bpf_map__set_max_entries(ring, (__u32)sysconf(_SC_PAGESIZE));
+	err = bpf_map__set_type(ring, BPF_MAP_TYPE_ARRAY);
+	if (!err)
+		err = bpf_map__set_key_size(ring, sizeof(__u32));
+	if (!err)
+		err = bpf_map__set_value_size(ring, sizeof(__u32));
+	if (!err)
+		err = bpf_map__set_max_entries(ring, 1);
+	return err;
+}
+
+/* The verifier's verdict on one program, from its statistics log (log level 4): the
+ * last message before the statistics, and the instructions it processed. */
+static void verifier_summary(const char *log, char *msg, size_t cap, unsigned long *insns)
+{
+	const char *line = log, *end;
+
+	msg[0] = '\0';
+	*insns = 0;
+	for (; line && *line; line = *end ? end + 1 : end) {
+		size_t n;
+
+		end = strchrnul(line, '\n');
+		n = (size_t)(end - line);
+		if (!n || !strncmp(line, "verification time", 17) ||
+		    !strncmp(line, "stack depth", 11))
+			continue;
+		if (sscanf(line, "processed %lu insns", insns) == 1)
+			continue;
+		snprintf(msg, cap, "%.*s", (int)(n < cap ? n : cap - 1), line);
+	}
+}
+
+/* Per-program verifier logs of one load attempt (statistics level: cheap, and the
+ * verdict of a refused program survives whatever its size). */
+struct load_logs {
+	char *buf;
+	size_t n;
+};
+
+#define PROBE_LOG_SIZE 16384
+#define PROBE_NAME_MAX 64
+
+static int load_logs_set(struct load_logs *l, struct bpf_object *obj)
 {
 	struct bpf_program *prog;
+	size_t i = 0;
+
+	l->n = 0;
+	bpf_object__for_each_program(prog, obj) l->n++;
+	l->buf = calloc(l->n ? l->n : 1, PROBE_LOG_SIZE);
+	if (!l->buf)
+		return -ENOMEM;
+	bpf_object__for_each_program(prog, obj)
+	{
+		bpf_program__set_log_buf(prog, l->buf + i++ * PROBE_LOG_SIZE, PROBE_LOG_SIZE);
+		bpf_program__set_log_level(prog, 4); /* BPF_LOG_STATS */
+	}
+	return 0;
+}
+
+/* After a load: the refused program (with its verdict in why) or, after a success, the
+ * program that cost the verifier most. Programs load in order and a failed load closes
+ * them all: the refused one is the first whose log holds a message (a verified one's has
+ * statistics only), or the first with no log after verified ones (refused before
+ * verification). */
+static const char *load_logs_verdict(struct bpf_object *obj, bool failed, char *why, size_t cap,
+				     unsigned long *insns)
+{
+	struct bpf_program *prog;
+	const char *name = NULL, *first_empty = NULL;
+	bool verified_some = false;
+	char msg[256];
+	unsigned long n;
+
+	*insns = 0;
+	why[0] = '\0';
+	bpf_object__for_each_program(prog, obj)
+	{
+		size_t size;
+		const char *log = bpf_program__log_buf(prog, &size);
+
+		if (!bpf_program__autoload(prog))
+			continue;
+		if (!log || !*log) {
+			if (verified_some && !first_empty)
+				first_empty = bpf_program__name(prog);
+			continue;
+		}
+		verifier_summary(log, msg, sizeof(msg), &n);
+		if (failed && msg[0]) {
+			snprintf(why, cap, "%s", msg);
+			*insns = n;
+			return bpf_program__name(prog);
+		}
+		verified_some = true;
+		if (!failed && n >= *insns) {
+			*insns = n;
+			name = bpf_program__name(prog);
+		}
+	}
+	return failed ? first_empty : name;
+}
+
+static bool is_hook_prog(const char *name, enum probe_hook hook)
+{
+	for (size_t i = 0; i < HOOK_PROGS_MAX && hook_progs[hook][i]; i++)
+		if (!strcmp(name, hook_progs[hook][i]))
+			return true;
+	return false;
+}
+
+/* Opens, configures, loads the object with only hook's socket programs and attaches
+ * them. *stage says which step failed; a program the kernel refused is named in
+ * refused (else "") with the verifier's verdict in why. Returns 0 or -errno (everything
+ * undone). */
+static int load_with_hook(struct probe *p, const struct probe_cfg *cfg, enum probe_hook hook,
+			  const char **stage, char refused[PROBE_NAME_MAX], char *why,
+			  size_t why_cap)
+{
+	struct load_logs logs = { 0 };
+	struct bpf_program *prog;
+	unsigned long insns;
+	uint64_t t0;
+	const char *name;
 	int err;
 
 	*stage = "open";
+	refused[0] = '\0';
 	p->skel = ecv_bpf__open();
 	if (!p->skel)
 		return -errno;
@@ -306,36 +466,47 @@ static int load_with_hook(struct probe *p, const struct probe_cfg *cfg, enum pro
 	p->skel->rodata->filter_cgroup_id = cfg->cgroup_id;
 	p->skel->rodata->filter_netns = cfg->netns_ino;
 	p->skel->rodata->max_chunks = cfg->max_chunks;
+	err = ring_map_setup(p);
+	if (err)
+		goto fail;
 
 	for (prog = bpf_object__next_program(p->skel->obj, NULL); prog;
 	     prog = bpf_object__next_program(p->skel->obj, prog)) {
-		const char *name = bpf_program__name(prog);
-		bool is_hook = false, chosen = false;
+		const char *pname = bpf_program__name(prog);
+		bool is_hook = false;
 
-		for (int h = PROBE_HOOK_KPROBE; h <= PROBE_HOOK_SYSCALLS; h++) {
-			for (size_t i = 0; i < HOOK_PROGS_MAX && hook_progs[h][i]; i++) {
-				if (strcmp(name, hook_progs[h][i]))
-					continue;
-				is_hook = true;
-				chosen = h == (int)hook;
-			}
-		}
+		for (int h = PROBE_HOOK_KPROBE; h <= PROBE_HOOK_SYSCALLS; h++)
+			is_hook |= is_hook_prog(pname, (enum probe_hook)h);
 		if (is_hook)
-			bpf_program__set_autoload(prog, chosen);
+			bpf_program__set_autoload(prog, is_hook_prog(pname, hook));
 	}
-	*stage = "load";
-	err = ecv_bpf__load(p->skel);
+	err = load_logs_set(&logs, p->skel->obj);
 	if (err)
 		goto fail;
+	*stage = "load";
+	t0 = now_ms();
+	err = ecv_bpf__load(p->skel);
+	name = load_logs_verdict(p->skel->obj, err != 0, why, why_cap, &insns);
+	if (err) {
+		if (name)
+			snprintf(refused, PROBE_NAME_MAX, "%s", name);
+		goto fail;
+	}
+	t0 = now_ms() - t0;
 	*stage = "attach";
 	for (size_t i = 0; i < HOOK_PROGS_MAX && hook_progs[hook][i]; i++) {
 		err = attach_prog(p, hook_progs[hook][i]);
 		if (err)
 			goto fail;
 	}
+	log_info("BPF programs verified and loaded in %.1f s (most work: %s, %lu "
+		 "instructions processed)",
+		 (double)t0 / 1000.0, name ? name : "?", insns);
+	free(logs.buf);
 	return 0;
 fail:
 	unload(p);
+	free(logs.buf);
 	return err;
 }
 
@@ -346,9 +517,30 @@ static const char *hook_hint(enum probe_hook hook, int err)
 		return " (kernel without kprobes: CONFIG_KPROBES is not set)";
 	if (hook == PROBE_HOOK_FENTRY && err == -EPERM)
 		return " (BPF trampolines refused by this kernel)";
-	if (hook == PROBE_HOOK_TRACEPOINT && err == -EINVAL)
-		return " (tp_btf/sock_send_length needs Linux >= 6.3)";
+	/* libbpf finds no btf_trace_sock_send_length in the kernel's BTF. */
+	if (hook == PROBE_HOOK_TRACEPOINT && (err == -ESRCH || err == -EINVAL))
+		return " (kernel without tracepoint sock/sock_send_length: Linux >= 6.3 has it)";
 	return "";
+}
+
+/* Why hook cannot work on this kernel, found without loading anything (a load costs
+ * seconds under emulation); NULL when it may work. */
+static const char *hook_missing(enum probe_hook hook)
+{
+	struct btf *vmlinux;
+	bool found;
+
+	if (hook == PROBE_HOOK_KPROBE && access("/sys/bus/event_source/devices/kprobe", F_OK))
+		return "kernel without kprobes: CONFIG_KPROBES is not set";
+	if (hook != PROBE_HOOK_TRACEPOINT)
+		return NULL;
+	vmlinux = btf__load_vmlinux_btf();
+	if (!vmlinux)
+		return NULL; /* the load will say */
+	found = btf__find_by_name_kind(vmlinux, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF) > 0;
+	btf__free(vmlinux);
+	return found ? NULL
+		     : "kernel without tracepoint sock/sock_send_length (Linux >= 6.3 has it)";
 }
 
 static int load_bpf(struct probe *p, const struct probe_cfg *cfg)
@@ -356,6 +548,7 @@ static int load_bpf(struct probe *p, const struct probe_cfg *cfg)
 	enum probe_hook order[] = { PROBE_HOOK_KPROBE, PROBE_HOOK_FENTRY, PROBE_HOOK_TRACEPOINT,
 				    PROBE_HOOK_SYSCALLS };
 	size_t first = 0, last = 3;
+	char refused[PROBE_NAME_MAX], why[320];
 	const char *stage;
 	int err = -ENOENT;
 
@@ -365,21 +558,54 @@ static int load_bpf(struct probe *p, const struct probe_cfg *cfg)
 				first = last = i;
 	}
 	for (size_t i = first; i <= last; i++) {
-		err = load_with_hook(p, cfg, order[i], &stage);
+		const char *missing = hook_missing(order[i]);
+
+		if (missing && cfg->hook != PROBE_HOOK_AUTO) {
+			log_err("failed to load socket hook %s: %s", hook_names[order[i]], missing);
+			return -EOPNOTSUPP;
+		}
+		if (missing) {
+			err = -EOPNOTSUPP;
+			log_info("socket hook %s unavailable: %s; trying the next one",
+				 hook_names[order[i]], missing);
+			continue;
+		}
+		err = load_with_hook(p, cfg, order[i], &stage, refused, why, sizeof(why));
 		if (!err) {
 			p->hook = order[i];
 			log_info("socket hook: %s%s", hook_names[order[i]],
-				 cfg->hook == PROBE_HOOK_AUTO ? " (probed)" : " (forced)");
+				 cfg->hook == PROBE_HOOK_AUTO ? " (the first that works of kprobe, "
+								"fentry, tracepoint, syscalls)"
+							      : " (forced)");
 			break;
 		}
+		/* A capture program refused: no other socket hook can help. */
+		if (refused[0] && !is_hook_prog(refused, order[i])) {
+			log_err("failed to load BPF program %s: %s%s%s", refused, strerror(-err),
+				why[0] ? ": " : "", why);
+			return err;
+		}
 		if (cfg->hook != PROBE_HOOK_AUTO) {
-			log_err("failed to %s socket hook %s: %s%s", stage, hook_names[order[i]],
-				strerror(-err), hook_hint(order[i], err));
+			if (refused[0])
+				log_err("failed to load socket hook %s: program %s: %s%s%s%s",
+					hook_names[order[i]], refused, strerror(-err),
+					why[0] ? ": " : "", why, hook_hint(order[i], err));
+			else
+				log_err("failed to %s socket hook %s: %s%s", stage,
+					hook_names[order[i]], strerror(-err),
+					hook_hint(order[i], err));
 			return err;
 		}
 		/* Expected on kernels without kprobes or with trampolines refused. */
-		log_info("socket hook %s refused at %s: %s%s; trying the next one",
-			 hook_names[order[i]], stage, strerror(-err), hook_hint(order[i], err));
+		if (refused[0])
+			log_info("socket hook %s refused at load: program %s: %s%s%s%s; trying "
+				 "the next one",
+				 hook_names[order[i]], refused, strerror(-err), why[0] ? ": " : "",
+				 why, hook_hint(order[i], err));
+		else
+			log_info("socket hook %s refused at %s: %s%s; trying the next one",
+				 hook_names[order[i]], stage, strerror(-err),
+				 hook_hint(order[i], err));
 	}
 	if (err) {
 		log_err("failed to load BPF programs: no socket hook works on this kernel");
@@ -865,12 +1091,81 @@ static enum target_kind libs_kind(const char *path)
 
 /* --- public ------------------------------------------------------------------------- */
 
+/* Rounds *v up to a power of two that holds need bytes; true if it changed. */
+static bool raise_pow2(uint64_t *v, uint64_t need)
+{
+	uint64_t r = *v;
+
+	while (r < need)
+		r *= 2;
+	if (r == *v)
+		return false;
+	*v = r;
+	return true;
+}
+
+/* Picks the event transport and its size. One SSL call's events are written by a single
+ * BPF run, before user space can drain anything: a buffer smaller than one captured call
+ * loses every large call, so the size asked for is a floor raised to that (lower
+ * --max-chunks to shrink). Returns 0 or -errno (logged). */
+static int events_setup(struct probe *p, const struct probe_cfg *cfg, unsigned *pages)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), need, size;
+
+	p->have_ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) == 1;
+	if (cfg->events == PROBE_EVENTS_RINGBUF && !p->have_ringbuf) {
+		log_err("failed to create ring buffer: kernel without BPF ring buffers (Linux "
+			">= 5.8 has them); --events perf uses the perf buffer");
+		return -EOPNOTSUPP;
+	}
+	if (cfg->events == PROBE_EVENTS_PERF || !p->have_ringbuf) {
+		*pages = cfg->perf_pages ? cfg->perf_pages : PROBE_PERF_PAGES_DEFAULT;
+		if (*pages & (*pages - 1)) {
+			log_err("failed to create perf buffer: %u pages is not a power of two",
+				*pages);
+			return -EINVAL;
+		}
+		need = ((uint64_t)cfg->max_chunks * (sizeof(struct ecv_event) + 8) + page - 1) /
+		       page;
+		size = *pages;
+		if (raise_pow2(&size, need))
+			log_info("perf buffer raised from %u to %" PRIu64 " pages per CPU: one %u "
+				 "KiB SSL call must fit",
+				 *pages, size, cfg->max_chunks * ECV_CHUNK_SIZE / 1024);
+		*pages = (unsigned)size;
+		log_info("events: perf buffer, %u pages per CPU%s", *pages,
+			 cfg->events == PROBE_EVENTS_PERF
+				 ? " (forced)"
+				 : " (kernel without BPF ring buffers: Linux >= 5.8 has them)");
+		return 0;
+	}
+	size = cfg->ring_bytes ? cfg->ring_bytes : PROBE_RING_BYTES_DEFAULT;
+	if ((size & (size - 1)) || size < page || size > (1ull << 30)) {
+		log_err("failed to create ring buffer: %" PRIu64 " bytes is not a power of two "
+			"from a page to 1 GiB",
+			size);
+		return -EINVAL;
+	}
+	/* Each record: 8 bytes of ring header, then the event. */
+	need = (uint64_t)cfg->max_chunks * (sizeof(struct ecv_event) + 8);
+	p->ring_bytes = size;
+	if (raise_pow2(&p->ring_bytes, need))
+		log_info("ring buffer raised from %" PRIu64 " to %" PRIu64 " KiB: one %u KiB SSL "
+			 "call must fit",
+			 size / 1024, p->ring_bytes / 1024,
+			 cfg->max_chunks * ECV_CHUNK_SIZE / 1024);
+	log_info("events: ring buffer, %" PRIu64 " KiB, consumer woken per %" PRIu64
+		 " KiB or %u ms%s",
+		 p->ring_bytes / 1024, p->ring_bytes / PROBE_RING_WAKE_DIV / 1024,
+		 PROBE_RING_WAKE_MS, cfg->events == PROBE_EVENTS_RINGBUF ? " (forced)" : "");
+	return 0;
+}
+
 struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, probe_lost_fn on_lost,
 			void *ctx)
 {
 	struct probe *p = NULL;
-	unsigned pages;
-	uint64_t need;
+	unsigned pages = 0;
 	int err;
 
 	libbpf_set_print(libbpf_log);
@@ -888,28 +1183,6 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 		err = -EINVAL;
 		goto cleanup;
 	}
-	pages = cfg->perf_pages ? cfg->perf_pages : PROBE_PERF_PAGES_DEFAULT;
-	if (pages & (pages - 1)) {
-		log_err("failed to create perf buffer: %u pages is not a power of two", pages);
-		err = -EINVAL;
-		goto cleanup;
-	}
-	/* One SSL call's events are written by a single BPF run, before user space can
-	 * drain anything: a buffer smaller than one captured call loses every large call,
-	 * so the size asked for is a floor raised to that (lower --max-chunks to shrink). */
-	need = ((uint64_t)cfg->max_chunks * (sizeof(struct ecv_event) + 8) +
-		(uint64_t)sysconf(_SC_PAGESIZE) - 1) /
-	       (uint64_t)sysconf(_SC_PAGESIZE);
-	if (pages < need) {
-		unsigned raised = pages;
-
-		while (raised < need)
-			raised *= 2;
-		log_info("perf buffer raised from %u to %u pages per CPU: one %u KiB SSL call "
-			 "must fit",
-			 pages, raised, cfg->max_chunks * ECV_CHUNK_SIZE / 1024);
-		pages = raised;
-	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		err = -ENOMEM;
@@ -922,15 +1195,26 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 	p->sink.on_event = on_event;
 	p->sink.on_lost = on_lost;
 	p->sink.ctx = ctx;
+	err = events_setup(p, cfg, &pages);
+	if (err)
+		goto cleanup;
 
 	err = load_bpf(p, cfg);
 	if (err)
 		goto cleanup;
-	p->events = evbuf_perf_new(bpf_map__fd(p->skel->maps.events), pages, &p->sink);
+	if (p->ring_bytes)
+		p->events = evbuf_ring_new(bpf_map__fd(p->skel->maps.ring),
+					   &p->skel->bss->ring_lost, &p->sink);
+	else
+		p->events = evbuf_perf_new(bpf_map__fd(p->skel->maps.events), pages, &p->sink);
 	if (!p->events) {
 		err = -errno;
-		log_err("failed to create perf buffer (%u pages per CPU): %s", pages,
-			strerror(-err));
+		if (p->ring_bytes)
+			log_err("failed to create ring buffer (%" PRIu64 " KiB): %s",
+				p->ring_bytes / 1024, strerror(-err));
+		else
+			log_err("failed to create perf buffer (%u pages per CPU): %s", pages,
+				strerror(-err));
 		goto cleanup;
 	}
 	for (size_t i = 0; i < cfg->n_libs; i++) {

@@ -19,6 +19,16 @@
 /* Perf buffer pages per CPU: one SSL call's events (up to ECV_MAX_CHUNKS x 16 KiB, 1 MiB)
  * are written in a single BPF run, so one CPU's buffer must hold them all: 2 MiB. */
 #define PROBE_PERF_PAGES_DEFAULT 512
+/* The ring buffer, shared by all CPUs: room for the bursts of the benchmark workloads
+ * (tests/bench/agent_bench.sh) without loss. */
+#define PROBE_RING_BYTES_DEFAULT (16u << 20)
+/* Ring wake-ups: once a sixteenth of the ring waits, or the last wake-up is this old. */
+#define PROBE_RING_WAKE_DIV 16
+#define PROBE_RING_WAKE_MS 5
+
+/* How events reach user space: the BPF ring buffer where the kernel has it (>= 5.8),
+ * else the perf event array. */
+enum probe_events { PROBE_EVENTS_AUTO = 0, PROBE_EVENTS_RINGBUF, PROBE_EVENTS_PERF };
 
 enum probe_hook {
 	PROBE_HOOK_AUTO = 0,
@@ -40,17 +50,20 @@ struct probe_cfg {
 	uint32_t netns_ino; /* 0 = any (from --netns PATH: stat().st_ino) */
 	enum probe_hook hook;
 	enum sites_mode sites; /* data-call uprobe sites: auto (internal where proven) */
-	unsigned perf_pages;   /* per CPU, power of two; 0 = PROBE_PERF_PAGES_DEFAULT;
-				* raised (logged) to hold one whole max_chunks call */
-	unsigned max_chunks;   /* 16 KiB chunks per call, 1..ECV_MAX_CHUNKS */
+	enum probe_events events;
+	uint64_t ring_bytes; /* power of two; 0 = PROBE_RING_BYTES_DEFAULT; raised (logged)
+			      * to hold one whole max_chunks call */
+	unsigned perf_pages; /* per CPU, power of two; 0 = PROBE_PERF_PAGES_DEFAULT;
+			      * raised (logged) to hold one whole max_chunks call */
+	unsigned max_chunks; /* 16 KiB chunks per call, 1..ECV_MAX_CHUNKS */
 };
 
-/* One perf sample of size bytes (>= ECV_EVENT_HDR_LEN, and its len field fits: checked),
- * pointing into the perf ring: NOT aligned (perf samples are 4 bytes off) and valid during
- * the call only, so it is copied before its fields are read (reorder_add() does). Handing
- * it on uncopied saves one 16 KiB copy per event. Called from probe_poll(). */
+/* One event record of size bytes (>= ECV_EVENT_HDR_LEN, and its len field fits: checked),
+ * pointing into the ring: NOT aligned (perf samples are 4 bytes off) and valid during the
+ * call only, so it is copied before its fields are read (reorder_add() does). Handing it
+ * on uncopied saves one 16 KiB copy per event. Called from probe_poll(). */
 typedef void (*probe_event_fn)(void *ctx, const void *sample, size_t size);
-/* Samples lost on cpu. */
+/* Records lost on cpu (-1: the shared ring buffer). */
 typedef void (*probe_lost_fn)(void *ctx, int cpu, uint64_t count);
 
 /* Checks privileges and kernel features (one clear logged line each when missing),
@@ -58,7 +71,7 @@ typedef void (*probe_lost_fn)(void *ctx, int cpu, uint64_t count);
  * Returns NULL with errno set; nothing stays attached on failure. */
 struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, probe_lost_fn on_lost,
 			void *ctx);
-/* Polls the perf buffer up to timeout_ms and rescans for new libraries when due.
+/* Polls the event buffer up to timeout_ms and rescans for new libraries when due.
  * Returns the number of samples handled or -errno. */
 int probe_poll(struct probe *p, int timeout_ms);
 /* Detaches everything and frees (NULL-safe). Takes about 2 s per hooked library: the
@@ -68,6 +81,9 @@ void probe_free(struct probe *p);
 /* Name of the socket hook in use: "kprobe", "fentry", "tracepoint", "syscalls". */
 const char *probe_hook_name(const struct probe *p);
 int probe_hook_parse(const char *s, enum probe_hook *hook);
+/* Event transport in use: "ringbuf" or "perf". */
+const char *probe_events_name(const struct probe *p);
+int probe_events_parse(const char *s, enum probe_events *events);
 /* Number of distinct library/binary files hooked so far. */
 unsigned probe_targets(const struct probe *p);
 /* Hooked targets whose data function func (enum site_func) is probed at an internal

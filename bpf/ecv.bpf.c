@@ -6,7 +6,12 @@
  * here from per-(SSL, direction) counters. While a thread is inside an SSL_* call, a
  * socket hook (one of kprobe / fentry / tp_btf / syscall tracepoints, chosen by user
  * space with autoload) learns the struct sock under the SSL object: its 5-tuple, and
- * the role the kernel saw at connection open (sock/inet_sock_set_state). */
+ * the role the kernel saw at connection open (sock/inet_sock_set_state).
+ *
+ * Events leave through one shared BPF ring buffer (kernel >= 5.8) or, chosen by user
+ * space before load (use_ringbuf), the perf event array; the path not chosen is dead
+ * code the verifier never walks. Every program verifies on 5.10 and later: the copy
+ * loops move constant-size chunks, so the verifier follows one path per iteration. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
@@ -23,11 +28,20 @@ const volatile __u32 filter_tgid = 0;
 const volatile __u64 filter_cgroup_id = 0;
 const volatile __u32 filter_netns = 0;
 const volatile __u32 max_chunks = ECV_MAX_CHUNKS;
+/* Event transport: 1 = the ring buffer, 0 = the perf event array. */
+const volatile __u32 use_ringbuf = 0;
+/* Ring buffer wake-ups: the consumer is woken once this many bytes wait, or when the
+ * last wake-up is ring_wake_ns old; every other record is committed silently. */
+const volatile __u64 ring_wake_bytes = 1 << 20;
+const volatile __u64 ring_wake_ns = 5000000;
 
-/* SSL_* calls cut at max_chunks, and calls not copied because this CPU's scratch
- * buffer was busy (preemption; their bytes are a sequence hole). Read by user space. */
+/* SSL_* calls cut at max_chunks, calls not copied because this CPU's scratch buffer was
+ * busy (perf path, preemption; their bytes are a sequence hole), and ring buffer records
+ * not reserved (ring full: a hole too). Read by user space. */
 __u64 truncated_calls = 0;
 __u64 busy_calls = 0;
+__u64 ring_lost = 0;
+__u64 ring_last_wake_ns = 0;
 
 #define ECV_MAX_CONNS 65536
 #define ECV_MAX_THREADS 16384
@@ -92,7 +106,8 @@ struct {
 	__type(value, __u32);
 } sock_roles SEC(".maps");
 
-/* One DATA event under construction per CPU: 16 KiB does not fit the 512-byte stack. */
+/* Perf path: one DATA event under construction per CPU (16 KiB does not fit the
+ * 512-byte stack); the ring path reserves its records in the ring itself. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -107,7 +122,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64); /* 64-bit: BPF has no 32-bit atomic exchange before v3 */
+	__type(value, __u64); /* claimers; 64-bit: no 32-bit atomics before BPF v3 */
 } scratch_busy SEC(".maps");
 
 struct {
@@ -115,6 +130,12 @@ struct {
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, sizeof(__u32));
 } events SEC(".maps");
+
+/* Sized by user space before load (a page when the perf path is used). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24);
+} ring SEC(".maps");
 
 static __always_inline __u32 current_netns(void)
 {
@@ -186,6 +207,20 @@ static __always_inline void event_begin(struct ecv_event *ev, __u16 type, __u64 
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 }
 
+/* Commit flags of a ring record: wake the consumer per batch, not per record. */
+static __always_inline __u64 ring_wake_flags(void)
+{
+	__u64 now;
+
+	if (bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA) >= ring_wake_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	now = bpf_ktime_get_ns();
+	if (now - ring_last_wake_ns < ring_wake_ns)
+		return BPF_RB_NO_WAKEUP;
+	ring_last_wake_ns = now; /* racy across CPUs: at worst one extra wake-up */
+	return BPF_RB_FORCE_WAKEUP;
+}
+
 /* Emits a header-only event (START, CLOSE, SOCK). The header fits the stack, so these
  * never touch the shared scratch buffer. */
 static __always_inline void emit_meta(void *ctx, __u16 type, __u64 ssl, const struct conn_state *st)
@@ -195,35 +230,152 @@ static __always_inline void emit_meta(void *ctx, __u16 type, __u64 ssl, const st
 	struct ecv_event *ev = (struct ecv_event *)hdr;
 
 	event_begin(ev, type, ssl, 0, st);
+	if (use_ringbuf) {
+		if (bpf_ringbuf_output(&ring, hdr, sizeof(hdr), ring_wake_flags()))
+			__sync_fetch_and_add(&ring_lost, 1);
+		return;
+	}
 	bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, hdr, sizeof(hdr));
+}
+
+/* One DATA record of rec_size bytes (a constant once inlined: a reservation's size is
+ * fixed at verification) holding len <= rec_size - header bytes from user address src.
+ * A record the ring has no room for is counted; its bytes are a hole downstream. */
+static __always_inline void ring_data(const struct ecv_event *hdr, __u64 rec_size, __u64 offset,
+				      __u64 len, __u32 flags, __u64 src, __u64 wake)
+{
+	struct ecv_event *rec = bpf_ringbuf_reserve(&ring, rec_size, 0);
+
+	if (!rec) {
+		__sync_fetch_and_add(&ring_lost, 1);
+		return;
+	}
+	__builtin_memcpy(rec, hdr, ECV_EVENT_HDR_LEN);
+	rec->offset = offset;
+	rec->flags = flags;
+	if (len > rec_size - ECV_EVENT_HDR_LEN)
+		len = rec_size - ECV_EVENT_HDR_LEN;
+	/* Not resident (a uprobe cannot fault pages in): the header goes alone, so the
+	 * bytes are a counted hole rather than zeros. */
+	if (bpf_probe_read_user(rec->data, len, (const void *)src))
+		len = 0;
+	rec->len = len;
+	bpf_ringbuf_submit(rec, wake);
+}
+
+/* The last record of a call: a partial chunk in the smallest record class that holds
+ * it, or a whole one; it alone may wake the consumer. */
+static __always_inline void ring_last(const struct ecv_event *hdr, __u64 offset, __u64 len,
+				      __u32 flags, __u64 src)
+{
+	__u64 wake = ring_wake_flags();
+
+	if (len <= 512 - ECV_EVENT_HDR_LEN)
+		ring_data(hdr, 512, offset, len, flags, src, wake);
+	else if (len <= 2048 - ECV_EVENT_HDR_LEN)
+		ring_data(hdr, 2048, offset, len, flags, src, wake);
+	else if (len <= 8192 - ECV_EVENT_HDR_LEN)
+		ring_data(hdr, 8192, offset, len, flags, src, wake);
+	else
+		ring_data(hdr, sizeof(struct ecv_event), offset, len, flags, src, wake);
+}
+
+/* Ring path of emit_data: every chunk but the last in a loop whose body has constant
+ * sizes and no wake-up, so the verifier follows it quickly on every kernel; then the
+ * last one (partial, or the one a truncated call marks). */
+static __always_inline void ring_emit(const struct ecv_event *hdr, __u64 buf, __u64 base,
+				      __u64 captured, bool trunc)
+{
+	__u64 last = (captured - 1) / ECV_CHUNK_SIZE * ECV_CHUNK_SIZE; /* captured > 0 */
+	/* Fixed before the loop: what the loop learns of last must not split the
+	 * verifier's walk of the last record into one per iteration. */
+	__u64 last_len = captured - last, last_src = buf + last, last_off = base + last;
+	__u32 flags = hdr->flags, last_flags = trunc ? flags | ECV_F_TRUNCATED : flags;
+
+	/* Bounded loop (kernel >= 5.3): constant trip count, run-time end through last. */
+	for (__u32 i = 0; i < ECV_MAX_CHUNKS; i++) {
+		__u64 off = (__u64)i * ECV_CHUNK_SIZE;
+
+		if (off >= last)
+			break;
+		ring_data(hdr, sizeof(struct ecv_event), base + off, ECV_CHUNK_SIZE, flags,
+			  buf + off, BPF_RB_NO_WAKEUP);
+	}
+	ring_last(hdr, last_off, last_len, last_flags, last_src);
+}
+
+/* One chunk of the perf path from the per-CPU scratch event ev (header filled). */
+static __always_inline void perf_chunk(void *ctx, struct ecv_event *ev, __u64 offset, __u64 len,
+				       __u32 flags, __u64 src)
+{
+	ev->offset = offset;
+	ev->flags = flags;
+	if (len > ECV_CHUNK_SIZE)
+		len = ECV_CHUNK_SIZE;
+	if (bpf_probe_read_user(ev->data, len, (const void *)src)) {
+		ev->len = 0;
+		bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, ev, ECV_EVENT_HDR_LEN);
+		return;
+	}
+	ev->len = len;
+	bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, ev, ECV_EVENT_HDR_LEN + len);
+}
+
+/* Perf path of emit_data: the event is built in this CPU's scratch buffer, guarded by
+ * the busy flag; every chunk but the last in a loop of constant sizes, then the last. */
+static __always_inline void perf_emit(void *ctx, const struct ecv_event *hdr, __u64 buf, __u64 base,
+				      __u64 captured, bool trunc)
+{
+	__u64 last = (captured - 1) / ECV_CHUNK_SIZE * ECV_CHUNK_SIZE; /* captured > 0 */
+	__u32 zero = 0, flags = hdr->flags;
+	struct ecv_event *ev;
+	__u64 *busy;
+
+	ev = bpf_map_lookup_elem(&scratch, &zero);
+	busy = bpf_map_lookup_elem(&scratch_busy, &zero);
+	if (!ev || !busy)
+		return;
+	/* Claimed by add-then-look (an exchange or a fetching add needs kernel >= 5.12):
+	 * whoever sees more than its own 1 backs off, so two never both own it. */
+	__sync_fetch_and_add(busy, 1);
+	if (*busy != 1) {
+		__sync_fetch_and_add(busy, -1);
+		__sync_fetch_and_add(&busy_calls, 1);
+		return;
+	}
+	__builtin_memcpy(ev, hdr, ECV_EVENT_HDR_LEN);
+	for (__u32 i = 0; i < ECV_MAX_CHUNKS; i++) {
+		__u64 off = (__u64)i * ECV_CHUNK_SIZE;
+
+		if (off >= last)
+			break;
+		perf_chunk(ctx, ev, base + off, ECV_CHUNK_SIZE, flags, buf + off);
+	}
+	perf_chunk(ctx, ev, base + last, captured - last, trunc ? flags | ECV_F_TRUNCATED : flags,
+		   buf + last);
+	__sync_fetch_and_add(busy, -1);
 }
 
 /* Emits n bytes of plaintext at buf as ceil(n / 16 KiB) DATA events. */
 static __always_inline void emit_data(void *ctx, const struct ssl_call *call, __u64 n)
 {
+	__u64 hdr[ECV_EVENT_HDR_LEN / 8] = {};
+	struct ecv_event *ev = (struct ecv_event *)hdr;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct conn_state *st;
-	struct ecv_event *ev;
 	__u64 base, captured, limit;
-	__u32 zero = 0;
-	__u64 *busy;
 	bool created, trunc = false;
 
 	st = conn_get(call->ssl, tgid, false, &created);
 	if (!st)
 		return;
-	/* Offsets advance by the whole call, captured or not: a cut call or a lost sample
+	/* Offsets advance by the whole call, captured or not: a cut call or a lost record
 	 * is a visible hole in sequence space, never shifted data. "& 1": the verifier
-	 * wants the index into offsets[] provably in range. */
-	base = __sync_fetch_and_add(&st->offsets[call->dir & 1], n);
-	ev = bpf_map_lookup_elem(&scratch, &zero);
-	busy = bpf_map_lookup_elem(&scratch_busy, &zero);
-	if (!ev || !busy)
-		return;
-	if (__sync_lock_test_and_set(busy, 1)) {
-		__sync_fetch_and_add(&busy_calls, 1);
-		return;
-	}
+	 * wants the index into offsets[] provably in range. A plain read-modify-write:
+	 * OpenSSL forbids concurrent calls on one SSL object, and a fetching atomic add
+	 * needs kernel >= 5.12. */
+	base = st->offsets[call->dir & 1];
+	st->offsets[call->dir & 1] = base + n;
 	event_begin(ev, ECV_EV_DATA, call->ssl, call->dir & 1, st);
 	ev->call_len = n > 0xffffffffULL ? 0xffffffffU : (__u32)n;
 	limit = (__u64)max_chunks * ECV_CHUNK_SIZE;
@@ -233,32 +385,10 @@ static __always_inline void emit_data(void *ctx, const struct ssl_call *call, __
 		trunc = true;
 		__sync_fetch_and_add(&truncated_calls, 1);
 	}
-	/* Bounded loop (kernel >= 5.3): the verifier needs a constant trip count, the
-	 * run-time limit max_chunks is applied through captured. */
-	for (__u32 i = 0; i < ECV_MAX_CHUNKS; i++) {
-		__u64 off = (__u64)i * ECV_CHUNK_SIZE;
-		__u64 len;
-
-		if (off >= captured)
-			break;
-		len = captured - off;
-		/* Also the upper bound the verifier checks the helper sizes against. */
-		if (len > ECV_CHUNK_SIZE)
-			len = ECV_CHUNK_SIZE;
-		ev->offset = base + off;
-		ev->len = len;
-		ev->flags = st->flags;
-		if (trunc && off + len >= captured)
-			ev->flags |= ECV_F_TRUNCATED;
-		if (bpf_probe_read_user(ev->data, len, (const void *)(call->buf + off))) {
-			/* Not resident (a uprobe cannot fault pages in): send the header
-			 * alone, so the bytes are a counted hole rather than zeros. */
-			ev->len = 0;
-			len = 0;
-		}
-		bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, ev, ECV_EVENT_HDR_LEN + len);
-	}
-	*busy = 0; /* a plain store: only this CPU ever touches its slot */
+	if (use_ringbuf)
+		ring_emit(ev, call->buf, base, captured, trunc);
+	else
+		perf_emit(ctx, ev, call->buf, base, captured, trunc);
 }
 
 /* --- SSL data calls ---------------------------------------------------------------- */

@@ -8,6 +8,7 @@
 # Environment: BUILD (default build), ECVB_AGENT / ECVB_TVN to override the binaries,
 # ECVB_PROBE_SITES=exported|auto to run every agent with that --probe-sites (e.g.
 # `ECVB_PROBE_SITES=exported ONLY='test_agent_*' bash tests/run.sh`).
+# ECV_EVENTS (auto, ringbuf, perf) to run every agent with that --events transport.
 
 . "$(dirname "${BASH_SOURCE[0]}")/harness.bash"
 ECVB_ROOT=$HARNESS_ROOT
@@ -107,12 +108,13 @@ start_agent() {
 	local extra=()
 	[ "$METRICS_PORT" != 0 ] && extra+=(--metrics 127.0.0.1:"$METRICS_PORT")
 	[ -n "${ECVB_PROBE_SITES:-}" ] && extra+=(--probe-sites "$ECVB_PROBE_SITES")
+	[ -n "${ECV_EVENTS:-}" ] && extra+=(--events "$ECV_EVENTS")
 	bg "$AGENT" --tvn 127.0.0.1:"$TVN_PORT" --netns /var/run/netns/"$NS" "${extra[@]}" \
 		"$@" >"$TMP/agent.log" 2>&1
 	AGENT_PID=$BG_PID
 	started "$AGENT_PID" "$TMP/agent.log" 20 "agent (log line '${AGENT_READY:-hooked }')" \
 		grep -q "${AGENT_READY:-hooked }" "$TMP/agent.log"
-	note "agent: $(grep -o 'socket hook: .*' "$TMP/agent.log" | head -1)"
+	note "agent: $(grep -o 'socket hook: .*' "$TMP/agent.log" | head -1); $(grep -o 'events: .*' "$TMP/agent.log" | head -1)"
 }
 
 # stop_agent: SIGINT, the agent closes its flows and flushes; it must exit 0.
