@@ -15,6 +15,7 @@
 #      by a process (discovery: skipped, said); the agent keeps running and captures.
 . "$(dirname "$0")/lib/agent.bash"
 ecvb_init sites
+unset ECVB_PROBE_SITES # this test sets --probe-sites itself
 need cc
 METRICS_PORT=9494
 start_tvn 4490
