@@ -69,6 +69,8 @@ struct probe {
 	size_t n_hook_links;
 	struct probe_target *targets;
 	size_t n_targets;
+	uint32_t gnutls_disp; /* gnutls_fd_disp's value (0: not used) */
+	bool gnutls_disp_set; /* a GnuTLS library is hooked */
 	bool auto_discover;
 	enum sites_mode sites_mode;
 	unsigned rescan_ms;
@@ -678,6 +680,29 @@ static int attach_one(struct probe *p, struct probe_target *t, const char *path,
 	return err;
 }
 
+/* Tells BPF where a session keeps its transport fd. One value serves every hooked GnuTLS:
+ * two versions that disagree turn it off (the kernel socket hook still gives tuples). */
+static void gnutls_set_disp(struct probe *p, const char *path, const struct sites_gnutls *g)
+{
+	uint32_t zero = 0, disp = g->fd_known ? g->fd_disp : 0;
+	int fd = bpf_map__fd(p->skel->maps.gnutls_fd_disp);
+
+	if (p->gnutls_disp_set && p->gnutls_disp != disp) {
+		log_warn("%s: gnutls_transport_get_int reads 0x%x(session), another hooked GnuTLS "
+			 "0x%x: transport fds not used",
+			 path, disp, p->gnutls_disp);
+		disp = 0;
+	} else if (g->fd_known) {
+		log_info("%s: gnutls_transport_get_int reads 0x%x(session)", path, disp);
+	} else {
+		log_info("%s: gnutls_transport_get_int not decoded: transport fd not used", path);
+	}
+	p->gnutls_disp_set = true;
+	p->gnutls_disp = disp;
+	if (bpf_map_update_elem(fd, &zero, &disp, BPF_ANY))
+		log_warn("failed to set the GnuTLS transport field: %s", strerror(errno));
+}
+
 /* GnuTLS: the data sites sites_gnutls() finds, the session's life through the OpenSSL
  * programs (they take the session as they take the SSL object). On failure nothing
  * stays attached. */
@@ -705,8 +730,8 @@ static int gnutls_attach(struct probe *p, struct probe_target *t, const char *pa
 			log_info("not hooking %s: %s", path, why);
 		return err;
 	}
-	err = attach_one(p, t, path, NULL, g.send_offset, "ssl_write_enter", false);
-	err = err ?: attach_one(p, t, path, NULL, g.send_offset, "ssl_data_exit", true);
+	err = attach_one(p, t, path, NULL, g.send_offset, "gnutls_send_enter", false);
+	err = err ?: attach_one(p, t, path, NULL, g.send_offset, "lib_data_exit", true);
 	err = err ?: attach_one(p, t, path, NULL, g.recv_offset, "gnutls_recv_enter", false);
 	err = err ?: attach_one(p, t, path, NULL, g.recv_offset, "lib_data_exit", true);
 	if (err) {
@@ -726,8 +751,7 @@ static int gnutls_attach(struct probe *p, struct probe_target *t, const char *pa
 		 g.send_offset, g.send_why);
 	log_info("%s: gnutls_record_recv -> receiver @0x%" PRIx64 " (%s)", path, g.recv_offset,
 		 g.recv_why);
-	if (g.fd_known)
-		log_info("%s: gnutls_transport_get_int reads 0x%x(session)", path, g.fd_disp);
+	gnutls_set_disp(p, path, &g);
 	return 0;
 fail:
 	destroy_links(t->links, t->n_links);

@@ -759,18 +759,63 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 
 /* --- GnuTLS (agent/sites.h: sites_gnutls) ------------------------------------------ */
 
-/* gnutls_record_send2 is entered through ssl_write_enter and left through ssl_data_exit
- * (same argument order, ssize_t result). The session stands for the SSL object; the
+/* gnutls_record_send2 (session, data, size, pad, flags) returns the bytes sent (ssize_t).
+ * The session stands for the SSL object; the
  * handshake, bye and deinit hooks are the OpenSSL ones on gnutls_handshake, gnutls_bye
  * and gnutls_deinit. The receiver below also reads handshake and alert records. */
 #define GNUTLS_APPLICATION_DATA 23
+
+/* The session field gnutls_transport_get_int reads (agent/sites.c decodes it), written
+ * by user space when a GnuTLS library is hooked; 0 = unknown, or two hooked versions
+ * disagree. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} gnutls_fd_disp SEC(".maps");
+
+/* A session whose tuple is still unknown (its handshake ran before the agent) learns it
+ * from its transport fd, when that is a socket: with the default transport it is the
+ * connection's; with a custom one the value is no socket of this process or the kernel
+ * socket hook corrects it at the call's first socket I/O. */
+static __always_inline void gnutls_fd_learn(void *ctx, __u64 session)
+{
+	struct conn_key key = { .ssl = session, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct conn_state *st;
+	__u32 zero = 0, *disp;
+	struct sock *sk;
+	int fd;
+
+	disp = bpf_map_lookup_elem(&gnutls_fd_disp, &zero);
+	if (!disp || !*disp)
+		return;
+	st = bpf_map_lookup_elem(&ssl_conns, &key);
+	if (!st || (st->flags & ECV_F_TUPLE))
+		return;
+	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(session + *disp)))
+		return;
+	sk = sock_from_fd(fd);
+	if (sk)
+		sock_learn(ctx, sk);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(gnutls_send_enter, void *session, const void *data)
+{
+	call_enter((__u64)session, (__u64)data, 0, ECV_DIR_WRITE);
+	gnutls_fd_learn(ctx, (__u64)session);
+	return 0;
+}
 
 SEC("uprobe")
 int BPF_KPROBE(gnutls_recv_enter, void *session, int type, void *data)
 {
 	if (type != GNUTLS_APPLICATION_DATA)
 		return 0;
-	return call_enter((__u64)session, (__u64)data, 0, ECV_DIR_READ);
+	call_enter((__u64)session, (__u64)data, 0, ECV_DIR_READ);
+	gnutls_fd_learn(ctx, (__u64)session);
+	return 0;
 }
 
 /* A data call of a stack whose hooked function also serves other work returned:
@@ -813,15 +858,24 @@ struct {
 	__type(value, __u32);
 } nss_fds SEC(".maps");
 
+/* SSL_ImportFD returned a new SSL socket: followed from its very start, as an SSL object
+ * from SSL_new (its descriptor may sit at the plain socket's address). */
 SEC("uretprobe")
 int BPF_KRETPROBE(nss_import_exit, void *fd)
 {
 	struct nss_fd_key key = { .fd = (__u64)fd, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct conn_key ck = { .ssl = (__u64)fd, .tgid = key.tgid };
+	struct conn_state fresh = { .flags = ECV_F_FROM_START };
+	struct conn_state *st;
 	__u32 one = 1;
 
 	if (!fd || !filter_pass())
 		return 0;
 	bpf_map_update_elem(&nss_fds, &key, &one, BPF_ANY);
+	bpf_map_update_elem(&ssl_conns, &ck, &fresh, BPF_ANY);
+	st = bpf_map_lookup_elem(&ssl_conns, &ck);
+	if (st)
+		emit_meta(ctx, ECV_EV_START, ck.ssl, st);
 	return 0;
 }
 
