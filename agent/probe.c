@@ -811,6 +811,62 @@ static int nss_attach(struct probe *p, struct probe_target *t, const char *path,
 	return 0;
 }
 
+/* Go crypto/tls: Read/Write at the sites sites_go() decodes, a probe on every RET, the
+ * handshakes and Close; the executable's *net.TCPConn itab for the socket. On failure
+ * nothing stays attached. */
+static int go_attach(struct probe *p, struct probe_target *t, const char *path, bool explicit)
+{
+	static const char *const names[SITES_GO_N] = { "Write", "Read" };
+	static const char *const progs[SITES_GO_N][2] = {
+		{ "go_write_enter", "go_write_enter_jbe" },
+		{ "go_read_enter", "go_read_enter_jbe" },
+	};
+	struct sites_go g;
+	char why[160];
+	__u32 one = 1;
+	int err;
+
+	err = sites_go(path, &g, why, sizeof(why));
+	if (err) {
+		if (explicit)
+			log_err("failed to hook %s: %s", path, why);
+		else
+			log_info("not hooking %s: %s", path, why);
+		return err;
+	}
+	for (int f = 0; f < SITES_GO_N && !err; f++) {
+		const struct sites_go_func_site *s = &g.f[f];
+
+		err = attach_one(p, t, path, NULL, s->entry_offset, progs[f][s->entry_jbe], false);
+		for (size_t i = 0; i < s->n_rets && !err; i++)
+			err = attach_one(p, t, path, NULL, s->rets[i], "go_ret", false);
+		if (!err)
+			log_info("%s: crypto/tls.(*Conn).%s @0x%" PRIx64 " (%s), %zu RETs", path,
+				 names[f], s->entry_offset, s->why, s->n_rets);
+	}
+	for (int i = 0; i < 2 && !err; i++)
+		if (g.handshake[i])
+			err = attach_one(p, t, path, NULL, g.handshake[i], "go_handshake_enter",
+					 false);
+	if (!err && g.close)
+		err = attach_one(p, t, path, NULL, g.close, "go_close_enter", false);
+	if (err) {
+		log_err("failed to hook %s: cannot attach to crypto/tls: %s", path, strerror(-err));
+		destroy_links(t->links, t->n_links);
+		t->links = NULL;
+		t->n_links = 0;
+		return err;
+	}
+	if (g.tcpconn_itab && bpf_map_update_elem(bpf_map__fd(p->skel->maps.go_tcpconn_itabs),
+						  &g.tcpconn_itab, &one, BPF_ANY))
+		log_warn("%s: failed to record its net.TCPConn type: %s", path, strerror(errno));
+	if (!g.tcpconn_itab)
+		log_warn("%s: no fixed net.TCPConn type address (PIE or stripped of it): its "
+			 "connections have no 5-tuple",
+			 path);
+	return 0;
+}
+
 /* Places every uprobe of uprobe_specs on path, data calls at the sites chosen for it.
  * On failure nothing stays attached. Returns 0, -ENOENT when a required SSL symbol is
  * missing, or another -errno. */
@@ -915,9 +971,10 @@ static int target_add(struct probe *p, const char *path, enum target_kind kind, 
 	 * second. */
 	if (kind == TARGET_NONE)
 		return 0;
-	if (kind == TARGET_GNUTLS || kind == TARGET_NSS) {
+	if (kind == TARGET_GNUTLS || kind == TARGET_NSS || kind == TARGET_GO) {
 		err = kind == TARGET_GNUTLS ? gnutls_attach(p, t, path, explicit)
-					    : nss_attach(p, t, path, explicit);
+		      : kind == TARGET_NSS  ? nss_attach(p, t, path, explicit)
+					    : go_attach(p, t, path, explicit);
 		if (err)
 			return err;
 	} else {
@@ -1113,6 +1170,14 @@ static enum target_kind libs_kind(const char *path)
 	return kind == TARGET_GNUTLS || kind == TARGET_NSS ? kind : TARGET_OPENSSL;
 }
 
+/* A --bin path: a Go program by its symbols, else static OpenSSL/BoringSSL (as before). */
+static enum target_kind bins_kind(const char *path)
+{
+	char why[128];
+
+	return targets_exe_kind(path, why, sizeof(why)) == TARGET_GO ? TARGET_GO : TARGET_OPENSSL;
+}
+
 /* --- public ------------------------------------------------------------------------- */
 
 /* Rounds *v up to a power of two that holds need bytes; true if it changed. */
@@ -1247,7 +1312,7 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 			goto cleanup;
 	}
 	for (size_t i = 0; i < cfg->n_bins; i++) {
-		err = target_add(p, cfg->bins[i], TARGET_OPENSSL, true);
+		err = target_add(p, cfg->bins[i], bins_kind(cfg->bins[i]), true);
 		if (err)
 			goto cleanup;
 	}

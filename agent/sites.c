@@ -834,3 +834,156 @@ cleanup:
 	close(fd);
 	return rc;
 }
+
+/* --- Go crypto/tls ------------------------------------------------------------------- */
+
+static const char *const go_funcs[SITES_GO_N] = {
+	[SITES_GO_WRITE] = "crypto/tls.(*Conn).Write",
+	[SITES_GO_READ] = "crypto/tls.(*Conn).Read",
+};
+
+static bool is_jbe(const cs_insn *in)
+{
+	return (in->size == 2 && in->bytes[0] == 0x76) ||
+	       (in->size == 6 && in->bytes[0] == 0x0f && in->bytes[1] == 0x86);
+}
+
+/* The stack check (cmp 0x10(%r14),%rsp or lea/cmp, then jbe to morestack) leaves the
+ * argument registers alone; the cheapest site is the push after it (emulated, reached
+ * once per call: Go 1.21+), else the jbe itself (emulated; reached twice when the stack
+ * grows), else the entry. */
+static int go_func(csh cs, const struct sites_code *sec, const struct sym *sym, uint64_t sec_offset,
+		   struct sites_go_func_site *f)
+{
+	cs_insn *in = NULL;
+	size_t n, site = 0;
+	uint64_t len = sym->size;
+
+	if (!len || len > sec->len - (sym->addr - sec->addr))
+		return -ENOENT;
+	n = cs_disasm(cs, sec->bytes + (sym->addr - sec->addr), len, sym->addr, 0, &in);
+	if (!n)
+		return -ENOENT;
+	for (size_t i = 0; i < n && i < 4; i++) {
+		if (!is_jbe(&in[i]))
+			continue;
+		if (i + 1 < n && emulated_kind(&in[i + 1]) &&
+		    !strcmp(emulated_kind(&in[i + 1]), "push")) {
+			site = i + 1;
+			snprintf(f->why, sizeof(f->why),
+				 "%.15s %.60s after the stack check, emulated", in[site].mnemonic,
+				 in[site].op_str);
+		} else {
+			site = i;
+			f->entry_jbe = true;
+			snprintf(f->why, sizeof(f->why),
+				 "the stack check's %s, emulated (taken hits skipped)",
+				 in[site].mnemonic);
+		}
+		break;
+	}
+	if (!site)
+		snprintf(f->why, sizeof(f->why), "%.15s %.60s at the entry, single-stepped",
+			 in[0].mnemonic, in[0].op_str);
+	f->entry_offset = in[site].address - sec->addr + sec_offset;
+	for (size_t i = 0; i < n; i++) {
+		if (in[i].id != X86_INS_RET)
+			continue;
+		if (f->n_rets == SITES_GO_MAX_RETS) {
+			cs_free(in, n);
+			return -E2BIG;
+		}
+		f->rets[f->n_rets++] = in[i].address - sec->addr + sec_offset;
+	}
+	/* A function that decodes short of its end was not understood. */
+	if (in[n - 1].address + in[n - 1].size < sym->addr + len - 16 || !f->n_rets) {
+		cs_free(in, n);
+		return -ENOEXEC;
+	}
+	cs_free(in, n);
+	return 0;
+}
+
+/* The address of a data object symbol (the itab), or 0. */
+static uint64_t object_addr(Elf *e, const char *name)
+{
+	for (Elf_Scn *scn = elf_nextscn(e, NULL); scn; scn = elf_nextscn(e, scn)) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB || !sh.sh_entsize)
+			continue;
+		d = sec_data(e, scn, &sh);
+		for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *nm;
+
+			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
+				continue;
+			nm = elf_strptr(e, sh.sh_link, sym.st_name);
+			if (nm && !strcmp(nm, name))
+				return sym.st_value;
+		}
+	}
+	return 0;
+}
+
+int sites_go(const char *path, struct sites_go *out, char *err, size_t errlen)
+{
+	static const char *const hs[2] = { "crypto/tls.(*Conn).clientHandshake",
+					   "crypto/tls.(*Conn).serverHandshake" };
+	int fd = -1, rc = -ENOENT;
+	GElf_Ehdr eh;
+	csh cs = 0;
+	Elf *e;
+
+	memset(out, 0, sizeof(*out));
+	e = elf_open(path, &fd, err, errlen);
+	if (!e)
+		return -errno;
+	if (!gelf_getehdr(e, &eh) || eh.e_machine != EM_X86_64) {
+		snprintf(err, errlen, "not x86-64 code");
+		goto cleanup;
+	}
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK) {
+		rc = -ENOMEM;
+		goto cleanup;
+	}
+	for (int i = 0; i < SITES_GO_N; i++) {
+		struct sites_code sec;
+		uint64_t sec_offset;
+		struct sym sym;
+
+		if (!find_sym(e, go_funcs[i], &sym) || sym_code(e, &sym, &sec, &sec_offset)) {
+			snprintf(err, errlen, "no %s with code (stripped?)", go_funcs[i]);
+			rc = -ENOENT;
+			goto cleanup;
+		}
+		sec_offset -= sym.addr - sec.addr; /* the section's own file offset */
+		rc = go_func(cs, &sec, &sym, sec_offset, &out->f[i]);
+		if (rc) {
+			snprintf(err, errlen, "%s cannot be decoded (%s)", go_funcs[i],
+				 rc == -E2BIG ? "too many RETs" : "not all of it is code");
+			rc = -ENOENT;
+			goto cleanup;
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		struct sites_code sec;
+		struct sym sym;
+
+		if (find_sym(e, i < 2 ? hs[i] : "crypto/tls.(*Conn).Close", &sym))
+			sym_code(e, &sym, &sec, i < 2 ? &out->handshake[i] : &out->close);
+	}
+	/* Absolute only in a fixed-address executable (Go's default); a PIE's is not known
+	 * before it runs, so the socket comes from the struct path only there. */
+	if (eh.e_type == ET_EXEC)
+		out->tcpconn_itab = object_addr(e, "go.itab.*net.TCPConn,net.Conn");
+	rc = 0;
+cleanup:
+	if (cs)
+		cs_close(&cs);
+	elf_end(e);
+	close(fd);
+	return rc;
+}

@@ -103,4 +103,31 @@ int sites_tail_target(const struct sites_code *sec, uint64_t fn_addr, size_t fn_
  * -ENOENT when the code is not that shape, -ENOMEM. */
 int sites_getter_disp(const struct sites_code *sec, uint64_t fn_addr, uint32_t *disp);
 
+/* Go crypto/tls (ABIInternal, x86-64): where crypto/tls.(*Conn).Write and .Read are
+ * entered and every RET they leave by (never a uretprobe on Go: goroutine stacks move),
+ * and the handshakes that begin a connection. */
+#define SITES_GO_MAX_RETS 32
+
+enum sites_go_func { SITES_GO_WRITE = 0, SITES_GO_READ, SITES_GO_N };
+
+struct sites_go_func_site {
+	uint64_t entry_offset; /* file offset of the entry site */
+	bool entry_jbe;	       /* the site is the stack check's jbe: a hit whose branch to
+				* morestack is taken is not the call (it comes again) */
+	uint64_t rets[SITES_GO_MAX_RETS]; /* file offsets of its RET instructions */
+	size_t n_rets;
+	char why[SITE_WHY_LEN];
+};
+
+struct sites_go {
+	struct sites_go_func_site f[SITES_GO_N];
+	uint64_t handshake[2]; /* file offsets of clientHandshake, serverHandshake; 0 = absent */
+	uint64_t close;	       /* file offset of (*Conn).Close; 0 = absent */
+	uint64_t tcpconn_itab; /* address of go.itab.*net.TCPConn,net.Conn; 0 = unknown */
+};
+
+/* Finds the Go sites of the ELF executable at path (its symbol table). Returns 0, -ENOENT
+ * when a function is missing or cannot be decoded (err says which), or another -errno. */
+int sites_go(const char *path, struct sites_go *out, char *err, size_t errlen);
+
 #endif

@@ -40,11 +40,17 @@ bool targets_is_nspr(const char *path)
 int targets_exe_kind(const char *path, char *err, size_t errlen)
 {
 	static const char *const openssl[] = { "SSL_read", "SSL_write" };
+	static const char *const go[] = { "crypto/tls.(*Conn).Read", "crypto/tls.(*Conn).Write" };
 	bool found[2];
 	int rc;
 
 	rc = sites_find_funcs(path, openssl, 2, found, err, errlen);
 	if (rc)
 		return rc;
-	return found[0] && found[1] ? TARGET_OPENSSL : TARGET_NONE;
+	if (found[0] && found[1])
+		return TARGET_OPENSSL;
+	rc = sites_find_funcs(path, go, 2, found, err, errlen);
+	if (rc)
+		return rc;
+	return found[0] && found[1] ? TARGET_GO : TARGET_NONE;
 }

@@ -912,3 +912,160 @@ int BPF_KPROBE(nss_close_enter, void *fd)
 	conn_end(ctx, key.fd, true);
 	return 0;
 }
+
+/* --- Go crypto/tls (agent/sites.h: sites_go) --------------------------------------- */
+
+/* ABIInternal: at (*Conn).Read/Write's entry RAX = *Conn, RBX/RCX = b.ptr/len; at each
+ * RET RAX = n. A goroutine may return on another thread than it entered (and a thread
+ * runs many goroutines): calls are keyed by the goroutine, R14 = g. No uretprobes: the
+ * runtime moves goroutine stacks and would find the kernel's return trampoline. */
+struct go_key {
+	__u64 g;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ECV_MAX_THREADS);
+	__type(key, struct go_key);
+	__type(value, struct ssl_call);
+} go_calls SEC(".maps");
+
+/* Addresses of go.itab.*net.TCPConn,net.Conn in the hooked (fixed-address) Go
+ * executables, written by user space: a tls.Conn whose net.Conn has one of them holds a
+ * *net.TCPConn, whose socket fd is *(int64 *)(*(*(conn + 8)) + 16). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u32);
+} go_tcpconn_itabs SEC(".maps");
+
+#define X86_FLAGS_CF (1 << 0)
+#define X86_FLAGS_ZF (1 << 6)
+
+/* The tuple of a Go connection from its *net.TCPConn (the socket hook cannot help: the
+ * goroutine's socket I/O may run on any thread). */
+static __always_inline void go_learn(void *ctx, __u64 conn, struct conn_state *st)
+{
+	__u64 itab = 0, tcpconn = 0, netfd = 0, skp;
+	struct sock_tuple t = {};
+	struct sock *sk;
+	__s64 fd = -1;
+	__u32 *role;
+
+	if (bpf_probe_read_user(&itab, sizeof(itab), (void *)conn) ||
+	    !bpf_map_lookup_elem(&go_tcpconn_itabs, &itab))
+		return;
+	if (bpf_probe_read_user(&tcpconn, sizeof(tcpconn), (void *)(conn + 8)) || !tcpconn ||
+	    bpf_probe_read_user(&netfd, sizeof(netfd), (void *)tcpconn) || !netfd ||
+	    bpf_probe_read_user(&fd, sizeof(fd), (void *)(netfd + 16)))
+		return;
+	if (fd < 0 || fd > 0x7fffffff)
+		return;
+	sk = sock_from_fd((int)fd);
+	skp = (__u64)sk;
+	if (!sk || st->sk == skp || sock_read_tuple(sk, &t))
+		return;
+	st->tuple = t;
+	st->sk = skp;
+	st->flags &= ~(ECV_F_ROLE_CLIENT | ECV_F_ROLE_SERVER);
+	role = bpf_map_lookup_elem(&sock_roles, &skp);
+	if (role)
+		st->flags |= *role & (ECV_F_ROLE_CLIENT | ECV_F_ROLE_SERVER);
+	st->flags |= ECV_F_TUPLE;
+	emit_meta(ctx, ECV_EV_SOCK, conn, st);
+}
+
+static __always_inline int go_enter(struct pt_regs *ctx, __u32 dir, bool at_jbe)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct go_key key = { .g = ctx->r14, .tgid = tgid };
+	struct ssl_call call = { .ssl = ctx->ax, .buf = ctx->bx, .dir = dir };
+	struct conn_state *st;
+	bool created;
+
+	/* At the stack check's jbe: a taken branch goes to morestack, which comes back
+	 * to the entry; that second pass is the call. */
+	if (at_jbe && (ctx->flags & (X86_FLAGS_CF | X86_FLAGS_ZF)))
+		return 0;
+	if (!call.ssl || !filter_pass())
+		return 0;
+	st = conn_get(call.ssl, tgid, false, &created);
+	if (!st)
+		return 0;
+	if (!(st->flags & ECV_F_TUPLE))
+		go_learn(ctx, call.ssl, st);
+	bpf_map_update_elem(&go_calls, &key, &call, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int go_write_enter(struct pt_regs *ctx)
+{
+	return go_enter(ctx, ECV_DIR_WRITE, false);
+}
+
+SEC("uprobe")
+int go_write_enter_jbe(struct pt_regs *ctx)
+{
+	return go_enter(ctx, ECV_DIR_WRITE, true);
+}
+
+SEC("uprobe")
+int go_read_enter(struct pt_regs *ctx)
+{
+	return go_enter(ctx, ECV_DIR_READ, false);
+}
+
+SEC("uprobe")
+int go_read_enter_jbe(struct pt_regs *ctx)
+{
+	return go_enter(ctx, ECV_DIR_READ, true);
+}
+
+/* At every RET of Read/Write: n = RAX bytes moved, counted even with an error. */
+SEC("uprobe")
+int go_ret(struct pt_regs *ctx)
+{
+	struct go_key key = { .g = ctx->r14, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct ssl_call *saved, call;
+	__s64 n = (__s64)ctx->ax;
+
+	saved = bpf_map_lookup_elem(&go_calls, &key);
+	if (!saved)
+		return 0;
+	call = *saved;
+	bpf_map_delete_elem(&go_calls, &key);
+	if (n > 0)
+		emit_data(ctx, &call, (__u64)n);
+	return 0;
+}
+
+/* (*Conn).clientHandshake / serverHandshake: the connection is followed from its start
+ * (they run once per connection, before its first data). */
+SEC("uprobe")
+int go_handshake_enter(struct pt_regs *ctx)
+{
+	__u64 conn = ctx->ax;
+	struct conn_state *st;
+	bool created;
+
+	if (!conn || !filter_pass())
+		return 0;
+	st = conn_get(conn, bpf_get_current_pid_tgid() >> 32, true, &created);
+	if (st && (created || conn_restart(st)))
+		emit_meta(ctx, ECV_EV_START, conn, st);
+	if (st && !(st->flags & ECV_F_TUPLE))
+		go_learn(ctx, conn, st);
+	return 0;
+}
+
+/* (*Conn).Close: the connection ends. */
+SEC("uprobe")
+int go_close_enter(struct pt_regs *ctx)
+{
+	conn_end(ctx, ctx->ax, true);
+	return 0;
+}

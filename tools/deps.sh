@@ -9,7 +9,7 @@ PKGS=(
 	libclang-rt-14-dev
 	# tests and demo
 	tshark iproute2 nginx curl openssl python3 python3-yaml wrk gnutls-bin
-	libnss3-tools default-jdk-headless
+	libnss3-tools default-jdk-headless golang-go
 	procps psmisc
 	# benchmarks
 	hyperfine

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# test_agent_go.sh - Go crypto/tls programs (Debian's Go, built from source here with no
+# network) are found by discovery (their executables define crypto/tls.(*Conn).Read and
+# Write) and captured byte-exact: a Go client sending 1 MiB in one Write to openssl
+# s_server, and a Go client and a Go server exchanging 1 MiB the other way (both ends
+# hooked: two copies, deduplicated). Read/Write are entered at the stack check's jbe or
+# the push after it and left at every RET, keyed by goroutine.
+# Two namespaces joined by a veth pair: the Go programs in ecvb-go, which the agent is
+# scoped to, the OpenSSL server (libssl, hooked too) in ecvb-goc, which it does not see.
+. "$(dirname "$0")/lib/agent.bash"
+ecvb_init go
+command -v go >/dev/null || skip "no Go toolchain (golang-go)"
+CNS=ecvb-goc
+harness_ns $CNS
+harness_veth "$NS" ecvb-o0 10.48.48.1/24 $CNS ecvb-o1 10.48.48.2/24
+
+cp -r "$ECVB_ROOT/tests/integration/lib/gotls" "$TMP/src"
+(cd "$TMP/src" && GOPROXY=off GOFLAGS=-mod=mod GOCACHE="$TMP/gocache" GOPATH="$TMP/gopath" \
+	go build -o "$TMP/gotls" .) >"$TMP/go.log" 2>&1 || { cat "$TMP/go.log"; fail "go build failed"; }
+head -c 1048576 /dev/urandom >"$TMP/big"
+head -c 5000 /dev/urandom | base64 >"$TMP/s"
+head -c 70000 /dev/urandom >"$TMP/small"
+
+start_tvn 4500
+METRICS_PORT=4509
+AGENT_READY="socket hook:" start_agent
+
+note "Go server on 127.0.0.1:4502 (ecvb-go), waiting to be hooked"
+bg ip netns exec "$NS" env GOTLS_WAIT="$TMP/go" "$TMP/gotls" server 127.0.0.1:4502 \
+	"$TMP/cert.pem" "$TMP/key.pem" 70000 "$TMP/big"
+gspid=$BG_PID
+go_hooked() { grep -q "hooked /proc/[0-9]*/root$TMP/gotls (go" "$TMP/agent.log"; }
+# Discovery rescans every second; bounded wait, not a timing assertion.
+wait_for 15 go_hooked || { cat "$TMP/agent.log"; fail "Go program never hooked"; }
+grep -o "gotls: crypto/tls.*" "$TMP/agent.log" | sed 's/^/   /'
+n=$(metric 'ecv_agent_targets{kind="go"}')
+[ "${n:-0}" -ge 1 ] || fail "ecv_agent_targets{kind=\"go\"} is '${n:-}'"
+touch "$TMP/go"
+wait_for 20 tcp_listening 4502 || fail "Go server did not listen"
+
+note "Go client -> Go server: 70000 bytes up, 1 MiB down"
+ip netns exec "$NS" "$TMP/gotls" client 127.0.0.1:4502 "$TMP/small" 1048576 "$TMP/gg.out" ||
+	fail "Go client to the Go server failed"
+wait "$gspid" || fail "Go server failed"
+cmp -s "$TMP/gg.out" "$TMP/big" || fail "Go client received wrong bytes"
+
+note "Go client -> openssl s_server (other namespace) on 4501: 1 MiB up, s down"
+mkfifo "$TMP/sin"
+exec {sfd}<>"$TMP/sin"
+bg ip netns exec "$CNS" openssl s_server -accept 4501 -cert "$TMP/cert.pem" \
+	-key "$TMP/key.pem" -quiet -naccept 1 <"$TMP/sin" >"$TMP/sout" 2>&1
+spid=$BG_PID
+wait_for 10 bash -c "ip netns exec $CNS ss -Hltn 'sport = :4501' | grep -q ." ||
+	fail "s_server did not listen"
+bg ip netns exec "$NS" "$TMP/gotls" client 10.48.48.2:4501 "$TMP/big" \
+	"$(stat -c %s "$TMP/s")" "$TMP/gs.out"
+cpid=$BG_PID
+wait_for 30 cmp -s "$TMP/big" "$TMP/sout" || fail "s_server did not receive the client's bytes"
+cat "$TMP/s" >&$sfd
+wait "$cpid" || fail "Go client to s_server failed"
+cmp -s "$TMP/gs.out" "$TMP/s" || fail "Go client received wrong bytes from s_server"
+wait_for 10 exited "$spid" || kill -TERM "$spid"
+exec {sfd}>&-
+
+capture_done
+expect_pair 4502 "$TMP/small" "$TMP/big" "Go client -> Go server"
+expect_pair 4501 "$TMP/big" "$TMP/s" "Go client -> openssl server"
+echo "PASS: Go crypto/tls discovered; both directions captured exactly, both ends Go deduplicated"
