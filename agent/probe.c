@@ -987,7 +987,7 @@ static int target_add(struct probe *p, const char *path, enum target_kind kind, 
 		log_sites(t);
 	}
 	t->hooked = true;
-	log_info("hooked %s (%s, %zu probes)", path, targets_kind_name(kind), t->n_links);
+	log_info("hooked %s %s (%zu probes)", targets_kind_name(kind), path, t->n_links);
 	return 0;
 }
 

@@ -23,7 +23,7 @@ note "gnutls-serv --echo on 10.46.46.1:4462"
 bg ip netns exec "$NS" gnutls-serv --echo -p 4462 --x509certfile "$TMP/cert.pem" \
 	--x509keyfile "$TMP/key.pem" >"$TMP/gserv.log" 2>&1
 wait_for 10 tcp_listening 4462 || fail "gnutls-serv did not listen"
-gnutls_hooked() { grep -q "hooked /proc/[0-9]*/root/.*libgnutls\.so[^ ]* (gnutls" "$TMP/agent.log"; }
+gnutls_hooked() { grep -q "hooked gnutls /proc/[0-9]*/root/.*libgnutls\.so" "$TMP/agent.log"; }
 # Discovery rescans every second; bounded wait, not a timing assertion.
 wait_for 15 gnutls_hooked || { cat "$TMP/agent.log"; fail "libgnutls never hooked"; }
 note "agent: $(grep -o "hooked .*libgnutls.*" "$TMP/agent.log" | head -1)"

@@ -29,7 +29,7 @@ note "Go server on 127.0.0.1:4502 (ecvb-go), waiting to be hooked"
 bg ip netns exec "$NS" env GOTLS_WAIT="$TMP/go" "$TMP/gotls" server 127.0.0.1:4502 \
 	"$TMP/cert.pem" "$TMP/key.pem" 70000 "$TMP/big"
 gspid=$BG_PID
-go_hooked() { grep -q "hooked /proc/[0-9]*/root$TMP/gotls (go" "$TMP/agent.log"; }
+go_hooked() { grep -q "hooked go /proc/[0-9]*/root$TMP/gotls " "$TMP/agent.log"; }
 # Discovery rescans every second; bounded wait, not a timing assertion.
 wait_for 15 go_hooked || { cat "$TMP/agent.log"; fail "Go program never hooked"; }
 grep -o "gotls: crypto/tls.*" "$TMP/agent.log" | sed 's/^/   /'

@@ -30,8 +30,8 @@ bg ip netns exec "$NS" tstclnt -h 127.0.0.1 -p 4498 -o -d "sql:$TMP/db" </dev/nu
 	>/dev/null 2>&1
 stall=$BG_PID
 nss_hooked() {
-	grep -q "hooked /proc/[0-9]*/root/.*libssl3\.so[^ ]* (nss" "$TMP/agent.log" &&
-		grep -q "hooked /proc/[0-9]*/root/.*libnspr4\.so[^ ]* (nss" "$TMP/agent.log"
+	grep -q "hooked nss /proc/[0-9]*/root/.*libssl3\.so" "$TMP/agent.log" &&
+		grep -q "hooked nss /proc/[0-9]*/root/.*libnspr4\.so" "$TMP/agent.log"
 }
 # Discovery rescans every second; bounded wait, not a timing assertion.
 wait_for 15 nss_hooked || { cat "$TMP/agent.log"; fail "libssl3/libnspr4 never hooked"; }

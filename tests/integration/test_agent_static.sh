@@ -34,7 +34,7 @@ wait_for 10 bash -c "ip netns exec $CNS ss -Hltn 'sport = :4481' | grep -q ." ||
 bg ip netns exec "$NS" env STATIC_CLIENT_WAIT="$TMP/go" "$TMP/static_client" 10.45.45.2 4481 \
 	"$TMP/msg" "$TMP/rec"
 cpid=$BG_PID
-exe_hooked() { grep -q "hooked /proc/[0-9]*/root$TMP/static_client (openssl" "$TMP/agent.log"; }
+exe_hooked() { grep -q "hooked openssl /proc/[0-9]*/root$TMP/static_client " "$TMP/agent.log"; }
 # Bounded wait, not a timing assertion.
 wait_for 15 exe_hooked || { cat "$TMP/agent.log"; fail "static binary never hooked"; }
 note "agent: $(grep -o "hooked .*static_client.*" "$TMP/agent.log")"
