@@ -1,6 +1,7 @@
 /* tests/unit/test_agent_targets.c - telling a file's TLS stack (targets.c) and the GnuTLS
  * site decoders (sites.c): file names, real executables and libraries of this system,
- * and libgnutls30 3.7.9's own bytes placed at their addresses in a section of int3. */
+ * libgnutls30 3.7.9's own bytes placed at their addresses in a section of int3, and Go
+ * bad input. */
 #include <check.h>
 #include <errno.h>
 #include <stdint.h>
@@ -124,6 +125,20 @@ START_TEST(system_libgnutls_sites)
 }
 END_TEST
 
+START_TEST(go_bad_input_is_refused_in_words)
+{
+	struct sites_go g;
+	char err[160];
+
+	/* This test program holds "crypto/tls.(*Conn).Read" as a string, not as a
+	 * function: not Go. */
+	ck_assert_int_eq(targets_exe_kind("/proc/self/exe", err, sizeof(err)), TARGET_NONE);
+	ck_assert_int_eq(sites_go("/proc/self/exe", &g, err, sizeof(err)), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err, "crypto/tls.(*Conn).Write"));
+	ck_assert_int_eq(sites_go("/nonexistent/go", &g, err, sizeof(err)), -ENOENT);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("agent_targets");
@@ -133,6 +148,7 @@ int main(void)
 	tcase_add_test(tc, executable_kinds_from_their_symbols);
 	tcase_add_test(tc, gnutls_bytes_decode);
 	tcase_add_test(tc, system_libgnutls_sites);
+	tcase_add_test(tc, go_bad_input_is_refused_in_words);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
