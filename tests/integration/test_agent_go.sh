@@ -3,7 +3,8 @@
 # network) are found by discovery (their executables define crypto/tls.(*Conn).Read and
 # Write) and captured byte-exact: a Go client sending 1 MiB in one Write to openssl
 # s_server, and a Go client and a Go server exchanging 1 MiB the other way (both ends
-# hooked: two copies, deduplicated). Read/Write are entered at the stack check's jbe or
+# hooked: two copies, deduplicated), once and then over 8 concurrent TLS 1.2 connections
+# whose goroutines move between threads. Read/Write are entered at the stack check's jbe or
 # the push after it and left at every RET, keyed by goroutine.
 # Two namespaces joined by a veth pair: the Go programs in ecvb-go, which the agent is
 # scoped to, the OpenSSL server (libssl, hooked too) in ecvb-goc, which it does not see.
@@ -44,6 +45,15 @@ ip netns exec "$NS" "$TMP/gotls" client 127.0.0.1:4502 "$TMP/small" 1048576 "$TM
 wait "$gspid" || fail "Go server failed"
 cmp -s "$TMP/gg.out" "$TMP/big" || fail "Go client received wrong bytes"
 
+note "8 concurrent TLS 1.2 connections, Go client -> Go server on 4503 (goroutines move)"
+bg ip netns exec "$NS" env GOTLS_CONNS=8 "$TMP/gotls" server 127.0.0.1:4503 \
+	"$TMP/cert.pem" "$TMP/key.pem" 70000 "$TMP/big"
+gspid=$BG_PID
+wait_for 20 tcp_listening 4503 || fail "Go server did not listen on 4503"
+ip netns exec "$NS" env GOTLS_CONNS=8 GOTLS_TLS12=1 "$TMP/gotls" client 127.0.0.1:4503 \
+	"$TMP/small" 1048576 "$TMP/gc.out" || fail "concurrent Go clients failed"
+wait "$gspid" || fail "Go server on 4503 failed"
+
 note "Go client -> openssl s_server (other namespace) on 4501: 1 MiB up, s down"
 mkfifo "$TMP/sin"
 exec {sfd}<>"$TMP/sin"
@@ -65,4 +75,10 @@ exec {sfd}>&-
 capture_done
 expect_pair 4502 "$TMP/small" "$TMP/big" "Go client -> Go server"
 expect_pair 4501 "$TMP/big" "$TMP/s" "Go client -> openssl server"
+ports=$(awk '$4 == 4503 { print $2 }' "$TMP/streams.txt")
+[ "$(echo "$ports" | wc -w)" = 8 ] || fail "not 8 flows to 4503: $(echo $ports)"
+for cp in $ports; do
+	expect_exact "$cp" 4503 "$TMP/small" syn
+	expect_exact 4503 "$cp" "$TMP/big" syn
+done
 echo "PASS: Go crypto/tls discovered; both directions captured exactly, both ends Go deduplicated"

@@ -6,7 +6,9 @@
 //	                                       writes SENDFILE in one Write, closes
 //
 // With GOTLS_WAIT=PATH in the environment it first waits (up to 60 s) for PATH to
-// exist, so a test can let the agent's discovery find the program.
+// exist, so a test can let the agent's discovery find the program. GOTLS_CONNS=N runs N
+// connections at once (the client's OUTFILE is then OUTFILE.I); GOTLS_TLS12=1 caps the
+// client at TLS 1.2.
 package main
 
 import (
@@ -16,8 +18,17 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 )
+
+func conns() int {
+	n, err := strconv.Atoi(os.Getenv("GOTLS_CONNS"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
 
 func must(err error) {
 	if err != nil {
@@ -59,10 +70,26 @@ func main() {
 		must(err)
 		n, err := strconv.Atoi(os.Args[4])
 		must(err)
-		c, err := tls.Dial("tcp", os.Args[2], &tls.Config{InsecureSkipVerify: true})
-		must(err)
-		exchange(c, send, n, os.Args[5])
-		must(c.Close())
+		cfg := &tls.Config{InsecureSkipVerify: true}
+		if os.Getenv("GOTLS_TLS12") == "1" {
+			cfg.MaxVersion = tls.VersionTLS12
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < conns(); i++ {
+			out := os.Args[5]
+			if conns() > 1 {
+				out = fmt.Sprintf("%s.%d", out, i)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := tls.Dial("tcp", os.Args[2], cfg)
+				must(err)
+				exchange(c, send, n, out)
+				must(c.Close())
+			}()
+		}
+		wg.Wait()
 	case len(os.Args) == 7 && os.Args[1] == "server":
 		cert, err := tls.LoadX509KeyPair(os.Args[3], os.Args[4])
 		must(err)
@@ -72,12 +99,20 @@ func main() {
 		must(err)
 		ln, err := tls.Listen("tcp", os.Args[2], &tls.Config{Certificates: []tls.Certificate{cert}})
 		must(err)
-		c, err := ln.Accept()
-		must(err)
-		exchange(c, nil, n, "")
-		_, err = c.Write(send)
-		must(err)
-		must(c.Close())
+		var wg sync.WaitGroup
+		for i := 0; i < conns(); i++ {
+			c, err := ln.Accept()
+			must(err)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				exchange(c, nil, n, "")
+				_, err := c.Write(send)
+				must(err)
+				must(c.Close())
+			}()
+		}
+		wg.Wait()
 	default:
 		fmt.Fprintln(os.Stderr, "usage: client ADDR SENDFILE RECVLEN OUTFILE | server ADDR CERT KEY RECVLEN SENDFILE")
 		os.Exit(2)
