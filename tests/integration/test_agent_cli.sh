@@ -68,6 +68,10 @@ done <<'LIST'
 --mtu 100
 --mtu -5
 --perf-pages 3
+--events fast
+--ring-size 3000
+--ring-size 2g
+--ring-size 1k
 --max-chunks 65
 --socket-hook kretprobe
 --flow-timeout soon
@@ -87,7 +91,7 @@ LIST
 run_agent --help
 if [ "$rc" -eq 0 ]; then ok "--help exits 0"; else bad "--help exit $rc"; fi
 for flag in --tvn --vni --mtu --lib --bin --no-auto --pid --cgroup --netns --socket-hook \
-	--perf-pages --max-chunks --node --metrics --stats-interval --flow-timeout --verbose \
+	--events --ring-size --perf-pages --max-chunks --node --metrics --stats-interval --flow-timeout --verbose \
 	--version --help --config --gso --nice; do
 	grep -q -- "$flag" "$TMP/out" || bad "--help does not document $flag"
 done

@@ -6,7 +6,9 @@
 #   --socket-hook kprobe: on a kernel without kprobes the agent exits non-zero naming
 #   the cause; with kprobes it must capture like any other mode;
 #   --socket-hook fentry: the same (trampolines may be refused);
-#   auto: the mode probing picked is reported.
+#   --socket-hook tracepoint (tp_btf/sock_send_length): captures where the kernel has
+#   the tracepoint, else is refused with one line naming it;
+#   auto: picks the first that works of kprobe, fentry, tracepoint, syscalls, and says so.
 # Also: a --lib that does not exist or exports no SSL symbols, and a run without
 # CAP_BPF/CAP_PERFMON, are one clear error each.
 . "$(dirname "$0")/lib/agent.bash"
@@ -70,11 +72,25 @@ try_forced fentry
 fentry=$RESULT
 [ "$fentry" = ran ] && capture_with fentry
 
+note "--socket-hook tracepoint"
+try_forced tracepoint
+tracepoint=$RESULT
+if [ -d /sys/kernel/tracing/events/sock/sock_send_length ]; then
+	[ "$tracepoint" = ran ] || fail "tracepoint mode refused on a kernel with sock_send_length"
+	capture_with tracepoint
+else
+	[ "$tracepoint" = refused ] || fail "tracepoint mode ran on a kernel without sock_send_length"
+	grep -q 'sock_send_length' "$TMP/tracepoint.log" || fail "tracepoint refusal does not say why"
+fi
+
 note "auto"
 AGENT_READY='socket hook:' start_agent --lib "$LIBSSL"
 auto=$(grep -o 'socket hook: [a-z]*' "$TMP/agent.log" | head -1 | cut -d' ' -f3)
-grep 'refused' "$TMP/agent.log" | sed 's/^/   /'
+grep -E 'refused|unavailable|verified and loaded' "$TMP/agent.log" | sed 's/^/   /'
 stop_agent
+want=syscalls
+for m in tracepoint fentry kprobe; do [ "${!m}" = ran ] && want=$m; done
+[ "$auto" = "$want" ] || fail "auto picked $auto, the first that works is $want"
 
 note "bad --lib"
 "$AGENT" --tvn 127.0.0.1:$TVN_PORT --lib /nonexistent/libssl.so.3 --no-auto >"$TMP/e1" 2>&1
@@ -102,4 +118,5 @@ streams
 for ((p = 4461; p < port; p++)); do
 	expect_pair $p "$TMP/py$p.c2s" "$TMP/py$p.s2c"
 done
-echo "PASS: hooks on this kernel: syscalls=ran kprobe=$kprobe fentry=$fentry auto=$auto"
+echo "PASS: hooks on $(uname -r): syscalls=ran kprobe=$kprobe fentry=$fentry" \
+	"tracepoint=$tracepoint auto=$auto"
