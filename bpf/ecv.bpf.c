@@ -1055,10 +1055,18 @@ int go_handshake_enter(struct pt_regs *ctx)
 	if (!conn || !filter_pass())
 		return 0;
 	st = conn_get(conn, bpf_get_current_pid_tgid() >> 32, true, &created);
-	if (st && (created || conn_restart(st)))
-		emit_meta(ctx, ECV_EV_START, conn, st);
-	if (st && !(st->flags & ECV_F_TUPLE))
+	if (!st)
+		return 0;
+	if (!(st->flags & ECV_F_TUPLE))
 		go_learn(ctx, conn, st);
+	if (created || conn_restart(st)) {
+		emit_meta(ctx, ECV_EV_START, conn, st);
+	} else if (!(st->flags & ECV_F_FROM_START) && !st->offsets[0] && !st->offsets[1]) {
+		/* A server's first Read drives its handshake: the state that Read made
+		 * before it is this connection's from its start. */
+		st->flags |= ECV_F_FROM_START;
+		emit_meta(ctx, ECV_EV_START, conn, st);
+	}
 	return 0;
 }
 
