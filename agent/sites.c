@@ -977,8 +977,12 @@ int sites_go(const char *path, struct sites_go *out, char *err, size_t errlen)
 	}
 	/* Absolute only in a fixed-address executable (Go's default); a PIE's is not known
 	 * before it runs, so the socket comes from the struct path only there. */
-	if (eh.e_type == ET_EXEC)
-		out->tcpconn_itab = object_addr(e, "go.itab.*net.TCPConn,net.Conn");
+	if (eh.e_type == ET_EXEC) {
+		/* "go:itab." from Go 1.20, "go.itab." before. */
+		out->tcpconn_itab = object_addr(e, "go:itab.*net.TCPConn,net.Conn");
+		if (!out->tcpconn_itab)
+			out->tcpconn_itab = object_addr(e, "go.itab.*net.TCPConn,net.Conn");
+	}
 	rc = 0;
 cleanup:
 	if (cs)
