@@ -343,9 +343,7 @@ static int ring_map_setup(struct probe *p)
 	return err;
 }
 
-/* The verifier's verdict on one program, from its statistics log (log level 4): the
- * last message before the statistics, and the instructions it processed. */
-static void verifier_summary(const char *log, char *msg, size_t cap, unsigned long *insns)
+void probe_verifier_verdict(const char *log, char *msg, size_t cap, unsigned long *insns)
 {
 	const char *line = log, *end;
 
@@ -421,7 +419,7 @@ static const char *load_logs_verdict(struct bpf_object *obj, bool failed, char *
 				first_empty = bpf_program__name(prog);
 			continue;
 		}
-		verifier_summary(log, msg, sizeof(msg), &n);
+		probe_verifier_verdict(log, msg, sizeof(msg), &n);
 		if (failed && msg[0]) {
 			snprintf(why, cap, "%s", msg);
 			*insns = n;

@@ -91,6 +91,10 @@ unsigned probe_targets(const struct probe *p);
 unsigned probe_sites(const struct probe *p, int func, bool internal);
 /* Hooked targets of one kind (enum target_kind). */
 unsigned probe_targets_kind(const struct probe *p, int kind);
+/* The verifier's verdict on one program from its statistics log (log level 4): the last
+ * message line before the statistics into msg ("" when there is none: the program
+ * verified), the instructions it processed into *insns (0 if not said). */
+void probe_verifier_verdict(const char *log, char *msg, size_t cap, unsigned long *insns);
 /* Calls truncated so far (events with ECV_F_TRUNCATED count once per call). */
 uint64_t probe_truncated(const struct probe *p);
 
