@@ -264,7 +264,7 @@ struct ship *ship_new(const struct ship_cfg *cfg)
 					 "tvn)",
 					 dev,
 					 k == PEER_KERNEL ? "a socket no process holds"
-							  : "no socket found");
+							  : "no socket a process holds");
 			why = dev_why;
 		}
 		t->gso = cfg->gso == SHIP_GSO_ON ||
