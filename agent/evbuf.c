@@ -16,6 +16,7 @@ struct evbuf {
 	struct ring_buffer *rb;
 	const volatile __u64 *ring_lost; /* BPF counter (rb only) */
 	uint64_t ring_lost_seen;
+	size_t round_bytes, round_limit; /* bytes handed on this round, and the cap */
 	struct evbuf_sink sink;
 	int handled;
 };
@@ -112,15 +113,24 @@ struct evbuf *evbuf_perf_new(int map_fd, unsigned pages, const struct evbuf_sink
 	return e;
 }
 
+/* Returned by the record callback to end a round (libbpf then stops, the record
+ * consumed): a producer as fast as the agent would otherwise keep one round going, and
+ * nothing would be shipped while the reorder buffer grows. */
+#define ROUND_FULL (-ECANCELED)
+
 static int on_ring_record(void *ctx, void *data, size_t size)
 {
+	struct evbuf *e = ctx;
+
 	on_sample(ctx, -1, data, (__u32)size);
-	return 0;
+	e->round_bytes += size;
+	return e->round_bytes >= e->round_limit ? ROUND_FULL : 0;
 }
 
 /* The BPF side wakes the consumer per batch (a data mark or a time since the last
  * wake-up, bpf/ecv.bpf.c), so one poll here drains many records. */
-struct evbuf *evbuf_ring_new(int map_fd, const volatile __u64 *lost, const struct evbuf_sink *sink)
+struct evbuf *evbuf_ring_new(int map_fd, size_t ring_bytes, const volatile __u64 *lost,
+			     const struct evbuf_sink *sink)
 {
 	struct evbuf *e = calloc(1, sizeof(*e));
 	int err;
@@ -129,6 +139,9 @@ struct evbuf *evbuf_ring_new(int map_fd, const volatile __u64 *lost, const struc
 		return NULL;
 	e->sink = *sink;
 	e->ring_lost = lost;
+	/* A quarter of the ring per round: about what the perf buffers of a small node
+	 * hand over per round. */
+	e->round_limit = ring_bytes / 4;
 	e->ring_lost_seen = __atomic_load_n(lost, __ATOMIC_RELAXED);
 	e->rb = ring_buffer__new(map_fd, on_ring_record, e, NULL);
 	if (!e->rb) {
@@ -145,13 +158,16 @@ static int ring_poll(struct evbuf *e, int timeout_ms)
 	uint64_t lost;
 	int err;
 
+	e->round_bytes = 0;
 	err = ring_buffer__poll(e->rb, timeout_ms);
-	if (err < 0 && err != -EINTR)
+	if (err < 0 && err != -EINTR && err != ROUND_FULL)
 		return err;
 	/* Records committed without a wake-up, when the timeout ended the wait. */
-	err = ring_buffer__consume(e->rb);
-	if (err < 0 && err != -EINTR)
-		return err;
+	if (err != ROUND_FULL) {
+		err = ring_buffer__consume(e->rb);
+		if (err < 0 && err != -EINTR && err != ROUND_FULL)
+			return err;
+	}
 	lost = __atomic_load_n(e->ring_lost, __ATOMIC_RELAXED);
 	if (lost != e->ring_lost_seen && e->sink.on_lost)
 		e->sink.on_lost(e->sink.ctx, -1, lost - e->ring_lost_seen);

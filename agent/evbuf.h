@@ -7,6 +7,7 @@
 #define AGENT_EVBUF_H
 
 #include <linux/types.h>
+#include <stddef.h>
 
 #include "probe.h"
 
@@ -22,10 +23,12 @@ struct evbuf_sink {
 /* Opens pages (a power of two) per CPU on the perf event array map_fd. Returns NULL
  * with errno set. */
 struct evbuf *evbuf_perf_new(int map_fd, unsigned pages, const struct evbuf_sink *sink);
-/* Opens the BPF ring buffer map_fd. *lost is the BPF side's count of records it could
- * not reserve (ring full); its growth is reported through on_lost (cpu -1). Returns
- * NULL with errno set. */
-struct evbuf *evbuf_ring_new(int map_fd, const volatile __u64 *lost, const struct evbuf_sink *sink);
+/* Opens the BPF ring buffer map_fd of ring_bytes. *lost is the BPF side's count of
+ * records it could not reserve (ring full); its growth is reported through on_lost
+ * (cpu -1). One evbuf_poll() hands on about a quarter of the ring at most, so the agent
+ * ships between rounds however fast the producers are. Returns NULL with errno set. */
+struct evbuf *evbuf_ring_new(int map_fd, size_t ring_bytes, const volatile __u64 *lost,
+			     const struct evbuf_sink *sink);
 /* Waits up to timeout_ms for records, then drains every ring (what sits below a
  * wake-up mark waits at most one timeout). Returns the number of
  * records handled or -errno. */

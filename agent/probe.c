@@ -1290,7 +1290,7 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 	if (err)
 		goto cleanup;
 	if (p->ring_bytes)
-		p->events = evbuf_ring_new(bpf_map__fd(p->skel->maps.ring),
+		p->events = evbuf_ring_new(bpf_map__fd(p->skel->maps.ring), p->ring_bytes,
 					   &p->skel->bss->ring_lost, &p->sink);
 	else
 		p->events = evbuf_perf_new(bpf_map__fd(p->skel->maps.events), pages, &p->sink);

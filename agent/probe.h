@@ -24,7 +24,7 @@
 #define PROBE_RING_BYTES_DEFAULT (16u << 20)
 /* Ring wake-ups: once a sixteenth of the ring waits, or the last wake-up is this old. */
 #define PROBE_RING_WAKE_DIV 16
-#define PROBE_RING_WAKE_MS 5
+#define PROBE_RING_WAKE_MS 20
 
 /* How events reach user space: the BPF ring buffer where the kernel has it (>= 5.8),
  * else the perf event array. */

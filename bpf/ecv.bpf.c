@@ -33,7 +33,7 @@ const volatile __u32 use_ringbuf = 0;
 /* Ring buffer wake-ups: the consumer is woken once this many bytes wait, or when the
  * last wake-up is ring_wake_ns old; every other record is committed silently. */
 const volatile __u64 ring_wake_bytes = 1 << 20;
-const volatile __u64 ring_wake_ns = 5000000;
+const volatile __u64 ring_wake_ns = 20000000;
 
 /* SSL_* calls cut at max_chunks, calls not copied because this CPU's scratch buffer was
  * busy (perf path, preemption; their bytes are a sequence hole), and ring buffer records
@@ -287,8 +287,6 @@ static __always_inline void ring_emit(const struct ecv_event *hdr, __u64 buf, __
 				      __u64 captured, bool trunc)
 {
 	__u64 last = (captured - 1) / ECV_CHUNK_SIZE * ECV_CHUNK_SIZE; /* captured > 0 */
-	/* Fixed before the loop: what the loop learns of last must not split the
-	 * verifier's walk of the last record into one per iteration. */
 	__u64 last_len = captured - last, last_src = buf + last, last_off = base + last;
 	__u32 flags = hdr->flags, last_flags = trunc ? flags | ECV_F_TRUNCATED : flags;
 
