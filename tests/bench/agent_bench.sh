@@ -128,9 +128,9 @@ for ((i = 1; i <= ROUNDS; i++)); do
 			t2=$(agents_cpu_ms "$c")
 			c2=$(agents_bytes "$c")
 			CPU_KREQ[$c]="${CPU_KREQ[$c]:-} $(awk -v t=$((t1 - t0)) -v r="$r" -v s="$SECS" \
-				'BEGIN { printf "%.1f", r > 0 ? t * 1000 / (r * s) : 0 }')"
+				'BEGIN { printf "%.1f", (r > 0 ? t * 1000 / (r * s) : 0) }')"
 			CPU_MIB[$c]="${CPU_MIB[$c]:-} $(awk -v t=$((t2 - t1)) -v b=$((c2 - c1)) \
-				'BEGIN { printf "%.2f", b > 0 ? t * 1048576 / b : 0 }')"
+				'BEGIN { printf "%.2f", (b > 0 ? t * 1048576 / b : 0) }')"
 			;;
 		esac
 		[ "$c" = none ] || stop_ecv "$c"
