@@ -37,7 +37,7 @@ pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 
 COMMON_PKGS := jansson libcrypto libmicrohttpd
 TVN_PKGS    := $(COMMON_PKGS) libpcap
-AGENT_PKGS  := $(COMMON_PKGS) libbpf libelf zlib
+AGENT_PKGS  := $(COMMON_PKGS) libbpf libelf zlib capstone
 TEST_PKGS   := check libpcap
 
 SAN_FLAGS :=

@@ -28,6 +28,7 @@
 #include "procinfo.h"
 #include "reorder.h"
 #include "ship.h"
+#include "targets.h"
 #include "vxlan.h"
 
 #define ECV_VERSION "0.1.0"
@@ -57,6 +58,7 @@ struct options {
 	const char *cgroup;
 	const char *netns;
 	enum probe_hook hook;
+	enum sites_mode sites;
 	enum probe_events events;
 	uint64_t ring_bytes;
 	unsigned perf_pages;
@@ -102,10 +104,12 @@ struct agent {
 	uint64_t lost;
 	/* Last values read from the probe, still reported after it is freed at exit. */
 	unsigned n_targets;
+	unsigned n_kind[TARGET_KIND_N]; /* hooked targets per stack */
+	unsigned n_sites[SITE_N][2];	/* hooked targets per data function, [1]: internal */
 	uint64_t n_truncated;
 	struct mirror events, bytes_w, bytes_r, lost_m, truncated, gaps, tx_packets, tx_bytes,
 		tx_errors, flows, backlog_dropped, invalid;
-	struct metric *flows_active, *targets;
+	struct metric *flows_active, *targets[TARGET_KIND_N], *sites[SITE_N][2];
 };
 
 static void usage(FILE *f, const char *prog)
@@ -131,11 +135,17 @@ static void usage(FILE *f, const char *prog)
 		"\n"
 		"What to capture:\n"
 		"  --lib PATH               hook this TLS library (repeatable), e.g.\n"
-		"                           /usr/lib/x86_64-linux-gnu/libssl.so.3\n"
-		"  --bin PATH               hook a binary that links OpenSSL/BoringSSL statically\n"
+		"                           /usr/lib/x86_64-linux-gnu/libssl.so.3; libgnutls.so*,\n"
+		"                           libssl3.so and libnspr4.so are hooked as GnuTLS/NSS\n"
+		"  --bin PATH               hook a binary that links OpenSSL/BoringSSL "
+		"statically,\n"
+		"                           or a Go program (crypto/tls)\n"
 		"                           (repeatable)\n"
-		"  --no-auto                do not discover libssl.so* mapped by running and new\n"
-		"                           processes (discovery is on by default)\n"
+		"  --no-auto                do not discover TLS stacks in running and new\n"
+		"                           processes: libssl.so*, libgnutls.so*, libssl3.so +\n"
+		"                           libnspr4.so mapped, executables defining SSL_read/\n"
+		"                           SSL_write or Go's crypto/tls (discovery is on by\n"
+		"                           default)\n"
 		"  --pid PID                capture only this process\n"
 		"  --cgroup PATH            capture only processes in this cgroup v2 directory\n"
 		"  --netns PATH             capture only processes in this network namespace\n"
@@ -143,6 +153,11 @@ static void usage(FILE *f, const char *prog)
 		"  --socket-hook MODE       how SSL objects are tied to sockets: auto, kprobe,\n"
 		"                           fentry, tracepoint or syscalls (default auto: the\n"
 		"                           first that works, in that order)\n"
+		"  --probe-sites MODE       where SSL_read/SSL_write are probed: auto (default:\n"
+		"                           the internal function they call when its code proves\n"
+		"                           it has their arguments and its first instruction is\n"
+		"                           emulated by the kernel, several times cheaper) or\n"
+		"                           exported (always the exported symbols)\n"
 		"  --events MODE            how events reach the agent: auto (default: the BPF\n"
 		"                           ring buffer, or the perf buffer on kernels before\n"
 		"                           5.8), ringbuf, or perf\n"
@@ -199,6 +214,7 @@ enum {
 	OPT_CONFIG,
 	OPT_GSO,
 	OPT_NICE,
+	OPT_PROBE_SITES,
 };
 
 static const struct option long_opts[] = {
@@ -225,6 +241,7 @@ static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "gso", required_argument, NULL, OPT_GSO },
 	{ "nice", required_argument, NULL, OPT_NICE },
+	{ "probe-sites", required_argument, NULL, OPT_PROBE_SITES },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -319,6 +336,11 @@ static int parse_args(int argc, char **argv, struct options *opt)
 				return bad_value(prog, "socket-hook", optarg,
 						 "expected auto, kprobe, fentry, tracepoint or "
 						 "syscalls");
+			break;
+		case OPT_PROBE_SITES:
+			if (sites_mode_parse(optarg, &opt->sites))
+				return bad_value(prog, "probe-sites", optarg,
+						 "expected auto or exported");
 			break;
 		case OPT_EVENTS:
 			if (probe_events_parse(optarg, &opt->events))
@@ -569,10 +591,32 @@ static int metrics_setup(struct agent *a)
 			      "datagrams not sent (send errors, oversized frames)", NULL);
 	a->flows_active = metrics_gauge(a->metrics, "ecv_agent_flows_active",
 					"connections in the table", NULL);
-	a->targets = metrics_gauge(a->metrics, "ecv_agent_targets",
-				   "library and binary files hooked", NULL);
-	if (err || !a->flows_active || !a->targets)
+	if (err || !a->flows_active)
 		return -ENOMEM;
+	for (int k = TARGET_NONE + 1; k < TARGET_KIND_N; k++) {
+		char labels[48];
+
+		snprintf(labels, sizeof(labels), "kind=\"%s\"", targets_kind_name(k));
+		a->targets[k] =
+			metrics_gauge(a->metrics, "ecv_agent_targets",
+				      "library and binary files hooked, per TLS stack", labels);
+		if (!a->targets[k])
+			return -ENOMEM;
+	}
+	for (int f = 0; f < SITE_N; f++) {
+		for (int in = 0; in < 2; in++) {
+			char labels[96];
+
+			snprintf(labels, sizeof(labels), "func=\"%s\",site=\"%s\"",
+				 sites_func_name(f), in ? "internal" : "exported");
+			a->sites[f][in] = metrics_gauge(a->metrics, "ecv_agent_probe_sites",
+							"hooked files whose data function is "
+							"probed at that site",
+							labels);
+			if (!a->sites[f][in])
+				return -ENOMEM;
+		}
+	}
 	return 0;
 }
 
@@ -588,7 +632,12 @@ static void probe_sync(struct agent *a)
 	if (!a->probe)
 		return;
 	a->n_targets = probe_targets(a->probe);
+	for (int k = 0; k < TARGET_KIND_N; k++)
+		a->n_kind[k] = probe_targets_kind(a->probe, k);
 	a->n_truncated = probe_truncated(a->probe);
+	for (int f = 0; f < SITE_N; f++)
+		for (int in = 0; in < 2; in++)
+			a->n_sites[f][in] = probe_sites(a->probe, f, in);
 }
 
 static void metrics_sync(struct agent *a)
@@ -612,19 +661,27 @@ static void metrics_sync(struct agent *a)
 	mirror(&a->tx_bytes, ss->tx_bytes);
 	mirror(&a->tx_errors, ss->tx_errors);
 	metric_set(a->flows_active, (int64_t)cs->flows_active);
-	metric_set(a->targets, a->n_targets);
+	for (int k = TARGET_NONE + 1; k < TARGET_KIND_N; k++)
+		metric_set(a->targets[k], a->n_kind[k]);
+	for (int f = 0; f < SITE_N; f++)
+		for (int in = 0; in < 2; in++)
+			metric_set(a->sites[f][in], a->n_sites[f][in]);
 }
 
 static void print_stats(struct agent *a)
 {
 	const struct conn_stats *cs = conn_stats(a->conns);
 	const struct ship_stats *ss = ship_stats(a->ship);
+	json_int_t sites[2] = { 0, 0 };
 	json_t *o;
 	char *line;
 
 	probe_sync(a);
+	for (int f = 0; f < SITE_N; f++)
+		for (int in = 0; in < 2; in++)
+			sites[in] += a->n_sites[f][in];
 	o = json_pack("{s:s, s:I, s:s, s:I, s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		      "s:I, s:I, s:I}",
+		      "s:I, s:I, s:I, s:{s:I, s:I}}",
 		      "type", "stats", "ts", (json_int_t)time(NULL), "node", a->opt->node, "events",
 		      (json_int_t)cs->events, "bytes", "write",
 		      (json_int_t)cs->bytes[ECV_DIR_WRITE], "read",
@@ -633,7 +690,8 @@ static void print_stats(struct agent *a)
 		      (json_int_t)cs->flows_active, "flows", (json_int_t)cs->flows_started,
 		      "backlog_dropped", (json_int_t)cs->backlog_dropped, "tx_packets",
 		      (json_int_t)ss->tx_packets, "tx_bytes", (json_int_t)ss->tx_bytes, "tx_errors",
-		      (json_int_t)ss->tx_errors, "targets", (json_int_t)a->n_targets);
+		      (json_int_t)ss->tx_errors, "targets", (json_int_t)a->n_targets, "probe_sites",
+		      "internal", sites[1], "exported", sites[0]);
 	if (!o)
 		return;
 	line = json_dumps(o, JSON_COMPACT);
@@ -765,6 +823,7 @@ int main(int argc, char **argv)
 	pcfg.rescan_ms = 1000;
 	pcfg.pid = opt.pid;
 	pcfg.hook = opt.hook;
+	pcfg.sites = opt.sites;
 	pcfg.events = opt.events;
 	pcfg.ring_bytes = opt.ring_bytes;
 	pcfg.perf_pages = opt.perf_pages;

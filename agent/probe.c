@@ -24,6 +24,8 @@
 #include "evbuf.h"
 #include "log.h"
 #include "probe.h"
+#include "sites.h"
+#include "targets.h"
 
 /* Pin the BPF <-> user ABI (common/ecv_event.h): a change here is a wire change. */
 _Static_assert(sizeof(struct ecv_event) == 112 + ECV_CHUNK_SIZE, "ecv_event size changed");
@@ -45,7 +47,9 @@ struct probe_target {
 	char *path;
 	struct bpf_link **links;
 	size_t n_links;
-	bool hooked; /* false: tried and refused (no symbols); not retried */
+	struct sites sites; /* where its data calls are probed (OpenSSL) */
+	enum target_kind kind;
+	bool hooked; /* false: tried and refused (no symbols), or no TLS stack; not retried */
 };
 
 /* A process as of the last discovery scan. */
@@ -65,7 +69,10 @@ struct probe {
 	size_t n_hook_links;
 	struct probe_target *targets;
 	size_t n_targets;
+	uint32_t gnutls_disp; /* gnutls_fd_disp's value (0: not used) */
+	bool gnutls_disp_set; /* a GnuTLS library is hooked */
 	bool auto_discover;
+	enum sites_mode sites_mode;
 	unsigned rescan_ms;
 	pid_t pid;
 	uint64_t next_scan_ms;
@@ -75,34 +82,38 @@ struct probe {
 	struct evbuf_sink sink;
 };
 
-/* An uprobe to place on every target: function, program, entry or return. */
+/* An uprobe to place on every target: function, program, entry or return. Data calls
+ * (site >= 0) go where sites_choose() says: at an internal callee, the plain variant's
+ * spec attaches internal_prog there and the _ex variant's, sharing that callee, none. */
 struct uprobe_spec {
 	const char *func;
 	const char *prog;
 	bool retprobe;
 	bool required; /* a target without it is not an SSL library */
+	int site;      /* enum site_func, or -1 */
+	const char *internal_prog;
 };
 
 static const struct uprobe_spec uprobe_specs[] = {
-	{ "SSL_write", "ssl_write_enter", false, true },
-	{ "SSL_write", "ssl_data_exit", true, true },
-	{ "SSL_read", "ssl_read_enter", false, true },
-	{ "SSL_read", "ssl_data_exit", true, true },
-	{ "SSL_write_ex", "ssl_write_ex_enter", false, false },
-	{ "SSL_write_ex", "ssl_data_exit", true, false },
-	{ "SSL_read_ex", "ssl_read_ex_enter", false, false },
-	{ "SSL_read_ex", "ssl_data_exit", true, false },
-	{ "SSL_new", "ssl_new_exit", true, false },
-	{ "SSL_set_connect_state", "ssl_set_state_enter", false, false },
-	{ "SSL_set_accept_state", "ssl_set_state_enter", false, false },
-	{ "SSL_do_handshake", "ssl_handshake_enter", false, false },
-	{ "SSL_do_handshake", "ssl_handshake_exit", true, false },
-	{ "SSL_connect", "ssl_handshake_enter", false, false },
-	{ "SSL_connect", "ssl_handshake_exit", true, false },
-	{ "SSL_accept", "ssl_handshake_enter", false, false },
-	{ "SSL_accept", "ssl_handshake_exit", true, false },
-	{ "SSL_shutdown", "ssl_shutdown_enter", false, false },
-	{ "SSL_free", "ssl_free_enter", false, false },
+	{ "SSL_write", "ssl_write_enter", false, true, SITE_SSL_WRITE, "ssl_write_ex_enter" },
+	{ "SSL_write", "ssl_data_exit", true, true, SITE_SSL_WRITE, "ssl_data_exit" },
+	{ "SSL_read", "ssl_read_enter", false, true, SITE_SSL_READ, "ssl_read_ex_enter" },
+	{ "SSL_read", "ssl_data_exit", true, true, SITE_SSL_READ, "ssl_data_exit" },
+	{ "SSL_write_ex", "ssl_write_ex_enter", false, false, SITE_SSL_WRITE_EX, NULL },
+	{ "SSL_write_ex", "ssl_data_exit", true, false, SITE_SSL_WRITE_EX, NULL },
+	{ "SSL_read_ex", "ssl_read_ex_enter", false, false, SITE_SSL_READ_EX, NULL },
+	{ "SSL_read_ex", "ssl_data_exit", true, false, SITE_SSL_READ_EX, NULL },
+	{ "SSL_new", "ssl_new_exit", true, false, -1, NULL },
+	{ "SSL_set_connect_state", "ssl_set_state_enter", false, false, -1, NULL },
+	{ "SSL_set_accept_state", "ssl_set_state_enter", false, false, -1, NULL },
+	{ "SSL_do_handshake", "ssl_handshake_enter", false, false, -1, NULL },
+	{ "SSL_do_handshake", "ssl_handshake_exit", true, false, -1, NULL },
+	{ "SSL_connect", "ssl_handshake_enter", false, false, -1, NULL },
+	{ "SSL_connect", "ssl_handshake_exit", true, false, -1, NULL },
+	{ "SSL_accept", "ssl_handshake_enter", false, false, -1, NULL },
+	{ "SSL_accept", "ssl_handshake_exit", true, false, -1, NULL },
+	{ "SSL_shutdown", "ssl_shutdown_enter", false, false, -1, NULL },
+	{ "SSL_free", "ssl_free_enter", false, false, -1, NULL },
 };
 
 static const char *const hook_names[] = {
@@ -183,6 +194,28 @@ unsigned probe_targets(const struct probe *p)
 
 	for (size_t i = 0; p && i < p->n_targets; i++)
 		n += p->targets[i].hooked;
+	return n;
+}
+
+unsigned probe_sites(const struct probe *p, int func, bool internal)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; p && func >= 0 && func < SITE_N && i < p->n_targets; i++) {
+		const struct site *s = &p->targets[i].sites.f[func];
+
+		n += p->targets[i].hooked && p->targets[i].kind == TARGET_OPENSSL && s->present &&
+		     s->internal == internal;
+	}
+	return n;
+}
+
+unsigned probe_targets_kind(const struct probe *p, int kind)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; p && i < p->n_targets; i++)
+		n += p->targets[i].hooked && (int)p->targets[i].kind == kind;
 	return n;
 }
 
@@ -607,25 +640,265 @@ static void target_release(struct probe_target *t)
 	t->path = NULL;
 }
 
-/* Places every uprobe of uprobe_specs on path. On failure nothing stays attached.
- * Returns 0, -ENOENT when a required SSL symbol is missing, or another -errno. */
+/* Says where each data call of t is probed, one line per function. */
+static void log_sites(const struct probe_target *t)
+{
+	for (int f = 0; f < SITE_N; f++) {
+		const struct site *s = &t->sites.f[f];
+
+		if (!s->present)
+			continue;
+		if (s->internal)
+			log_info("%s: %s -> %s @0x%" PRIx64 " (%s)", t->path, sites_func_name(f),
+				 s->callee[0] ? s->callee : "internal function", s->offset, s->why);
+		else
+			log_info("%s: %s at the exported symbol (%s)", t->path, sites_func_name(f),
+				 s->why);
+	}
+}
+
+/* Attaches program prog_name to path at func (or at the file offset when func is NULL)
+ * and keeps the link in t. Returns 0 or -errno. */
+static int attach_one(struct probe *p, struct probe_target *t, const char *path, const char *func,
+		      size_t offset, const char *prog_name, bool retprobe)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func, .retprobe = retprobe);
+	struct bpf_program *prog = bpf_object__find_program_by_name(p->skel->obj, prog_name);
+	struct bpf_link *l;
+	int err;
+
+	if (!prog)
+		return -ENOENT;
+	l = bpf_program__attach_uprobe_opts(prog, p->pid > 0 ? p->pid : -1, path, offset, &opts);
+	if (!l)
+		return -errno;
+	err = push_link(&t->links, &t->n_links, l);
+	if (err)
+		bpf_link__destroy(l);
+	return err;
+}
+
+/* Tells BPF where a session keeps its transport fd. One value serves every hooked GnuTLS:
+ * two versions that disagree turn it off (the kernel socket hook still gives tuples). */
+static void gnutls_set_disp(struct probe *p, const char *path, const struct sites_gnutls *g)
+{
+	uint32_t zero = 0, disp = g->fd_known ? g->fd_disp : 0;
+	int fd = bpf_map__fd(p->skel->maps.gnutls_fd_disp);
+
+	if (p->gnutls_disp_set && p->gnutls_disp != disp) {
+		log_warn("%s: gnutls_transport_get_int reads 0x%x(session), another hooked GnuTLS "
+			 "0x%x: transport fds not used",
+			 path, disp, p->gnutls_disp);
+		disp = 0;
+	} else if (g->fd_known) {
+		log_info("%s: gnutls_transport_get_int reads 0x%x(session)", path, disp);
+	} else {
+		log_info("%s: gnutls_transport_get_int not decoded: transport fd not used", path);
+	}
+	p->gnutls_disp_set = true;
+	p->gnutls_disp = disp;
+	if (bpf_map_update_elem(fd, &zero, &disp, BPF_ANY))
+		log_warn("failed to set the GnuTLS transport field: %s", strerror(errno));
+}
+
+/* GnuTLS: the data sites sites_gnutls() finds, the session's life through the OpenSSL
+ * programs (they take the session as they take the SSL object). On failure nothing
+ * stays attached. */
+static int gnutls_attach(struct probe *p, struct probe_target *t, const char *path, bool explicit)
+{
+	static const struct {
+		const char *func;
+		const char *prog;
+		bool retprobe;
+	} life[] = {
+		{ "gnutls_handshake", "ssl_handshake_enter", false },
+		{ "gnutls_handshake", "ssl_handshake_exit", true },
+		{ "gnutls_bye", "ssl_shutdown_enter", false },
+		{ "gnutls_deinit", "ssl_free_enter", false },
+	};
+	struct sites_gnutls g;
+	char why[128];
+	int err;
+
+	err = sites_gnutls(path, &g, why, sizeof(why));
+	if (err) {
+		if (explicit)
+			log_err("failed to hook %s: %s", path, why);
+		else
+			log_info("not hooking %s: %s", path, why);
+		return err;
+	}
+	err = attach_one(p, t, path, NULL, g.send_offset, "gnutls_send_enter", false);
+	err = err ?: attach_one(p, t, path, NULL, g.send_offset, "lib_data_exit", true);
+	err = err ?: attach_one(p, t, path, NULL, g.recv_offset, "gnutls_recv_enter", false);
+	err = err ?: attach_one(p, t, path, NULL, g.recv_offset, "lib_data_exit", true);
+	if (err) {
+		log_err("failed to hook %s: cannot attach to its data functions: %s", path,
+			strerror(-err));
+		goto fail;
+	}
+	for (size_t i = 0; i < sizeof(life) / sizeof(life[0]); i++) {
+		err = attach_one(p, t, path, life[i].func, 0, life[i].prog, life[i].retprobe);
+		if (err) {
+			log_err("failed to hook %s: cannot attach to %s: %s", path, life[i].func,
+				strerror(-err));
+			goto fail;
+		}
+	}
+	log_info("%s: gnutls_record_send -> gnutls_record_send2 @0x%" PRIx64 " (%s)", path,
+		 g.send_offset, g.send_why);
+	log_info("%s: gnutls_record_recv -> receiver @0x%" PRIx64 " (%s)", path, g.recv_offset,
+		 g.recv_why);
+	gnutls_set_disp(p, path, &g);
+	return 0;
+fail:
+	destroy_links(t->links, t->n_links);
+	t->links = NULL;
+	t->n_links = 0;
+	return err;
+}
+
+/* NSS: libssl3 tells which descriptors carry TLS (SSL_ImportFD's result) and when a
+ * handshake starts; libnspr4's exported I/O calls carry the data (the SSL layer's own
+ * methods are static). Each file gets its own list. */
+struct lib_spec {
+	const char *func;
+	const char *prog;
+	bool retprobe;
+};
+
+static const struct lib_spec nss_ssl3_specs[] = {
+	{ "SSL_ImportFD", "nss_import_exit", true },
+	{ "SSL_ResetHandshake", "ssl_set_state_enter", false },
+	{ "SSL_ForceHandshake", "ssl_handshake_enter", false },
+	{ "SSL_ForceHandshake", "ssl_handshake_exit", true },
+};
+
+static const struct lib_spec nss_nspr4_specs[] = {
+	{ "PR_Write", "nss_write_enter", false }, { "PR_Write", "lib_data_exit", true },
+	{ "PR_Send", "nss_write_enter", false },  { "PR_Send", "lib_data_exit", true },
+	{ "PR_Read", "nss_read_enter", false },	  { "PR_Read", "lib_data_exit", true },
+	{ "PR_Recv", "nss_read_enter", false },	  { "PR_Recv", "lib_data_exit", true },
+	{ "PR_Close", "nss_close_enter", false },
+};
+
+static int nss_attach(struct probe *p, struct probe_target *t, const char *path, bool explicit)
+{
+	const struct lib_spec *specs = nss_ssl3_specs;
+	size_t n = sizeof(nss_ssl3_specs) / sizeof(nss_ssl3_specs[0]);
+	int err = 0;
+
+	if (targets_is_nspr(path)) {
+		specs = nss_nspr4_specs;
+		n = sizeof(nss_nspr4_specs) / sizeof(nss_nspr4_specs[0]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		err = attach_one(p, t, path, specs[i].func, 0, specs[i].prog, specs[i].retprobe);
+		if (err) {
+			if (explicit || err != -ENOENT)
+				log_err("failed to hook %s: cannot attach to %s: %s", path,
+					specs[i].func, strerror(-err));
+			else
+				log_info("not hooking %s: no %s", path, specs[i].func);
+			destroy_links(t->links, t->n_links);
+			t->links = NULL;
+			t->n_links = 0;
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* Go crypto/tls: Read/Write at the sites sites_go() decodes, a probe on every RET, the
+ * handshakes and Close; the executable's *net.TCPConn itab for the socket. On failure
+ * nothing stays attached. */
+static int go_attach(struct probe *p, struct probe_target *t, const char *path, bool explicit)
+{
+	static const char *const names[SITES_GO_N] = { "Write", "Read" };
+	static const char *const progs[SITES_GO_N][2] = {
+		{ "go_write_enter", "go_write_enter_jbe" },
+		{ "go_read_enter", "go_read_enter_jbe" },
+	};
+	struct sites_go g;
+	char why[160];
+	__u32 one = 1;
+	int err;
+
+	err = sites_go(path, &g, why, sizeof(why));
+	if (err) {
+		if (explicit)
+			log_err("failed to hook %s: %s", path, why);
+		else
+			log_info("not hooking %s: %s", path, why);
+		return err;
+	}
+	for (int f = 0; f < SITES_GO_N && !err; f++) {
+		const struct sites_go_func_site *s = &g.f[f];
+
+		err = attach_one(p, t, path, NULL, s->entry_offset, progs[f][s->entry_jbe], false);
+		for (size_t i = 0; i < s->n_rets && !err; i++)
+			err = attach_one(p, t, path, NULL, s->rets[i], "go_ret", false);
+		if (!err)
+			log_info("%s: crypto/tls.(*Conn).%s @0x%" PRIx64 " (%s), %zu RETs", path,
+				 names[f], s->entry_offset, s->why, s->n_rets);
+	}
+	for (int i = 0; i < 2 && !err; i++)
+		if (g.handshake[i])
+			err = attach_one(p, t, path, NULL, g.handshake[i], "go_handshake_enter",
+					 false);
+	if (!err && g.close)
+		err = attach_one(p, t, path, NULL, g.close, "go_close_enter", false);
+	if (err) {
+		log_err("failed to hook %s: cannot attach to crypto/tls: %s", path, strerror(-err));
+		destroy_links(t->links, t->n_links);
+		t->links = NULL;
+		t->n_links = 0;
+		return err;
+	}
+	if (g.tcpconn_itab && bpf_map_update_elem(bpf_map__fd(p->skel->maps.go_tcpconn_itabs),
+						  &g.tcpconn_itab, &one, BPF_ANY))
+		log_warn("%s: failed to record its net.TCPConn type: %s", path, strerror(errno));
+	if (!g.tcpconn_itab)
+		log_warn("%s: no fixed net.TCPConn type address (PIE or stripped of it): its "
+			 "connections have no 5-tuple",
+			 path);
+	return 0;
+}
+
+/* Places every uprobe of uprobe_specs on path, data calls at the sites chosen for it.
+ * On failure nothing stays attached. Returns 0, -ENOENT when a required SSL symbol is
+ * missing, or another -errno. */
 static int target_attach(struct probe *p, struct probe_target *t, const char *path)
 {
 	pid_t pid = p->pid > 0 ? p->pid : -1;
+	char why[128];
 	int err = 0;
 
+	if (sites_choose(path, p->sites_mode, &t->sites, why, sizeof(why)))
+		log_warn("%s: cannot choose probe sites: %s; probing the exported symbols", path,
+			 why);
 	for (size_t i = 0; i < sizeof(uprobe_specs) / sizeof(uprobe_specs[0]); i++) {
 		const struct uprobe_spec *s = &uprobe_specs[i];
 		LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = s->func, .retprobe = s->retprobe);
+		const struct site *site = s->site >= 0 ? &t->sites.f[s->site] : NULL;
+		const char *prog_name = s->prog;
+		size_t offset = 0;
 		struct bpf_program *prog;
 		struct bpf_link *l;
 
-		prog = bpf_object__find_program_by_name(p->skel->obj, s->prog);
+		if (site && site->internal) {
+			if (!s->internal_prog)
+				continue; /* the _ex variant: its callee is the plain one's */
+			prog_name = s->internal_prog;
+			opts.func_name = NULL;
+			offset = site->offset;
+		}
+		prog = bpf_object__find_program_by_name(p->skel->obj, prog_name);
 		if (!prog) {
 			err = -ENOENT;
 			goto fail;
 		}
-		l = bpf_program__attach_uprobe_opts(prog, pid, path, 0, &opts);
+		l = bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts);
 		if (!l) {
 			err = -errno;
 			if (!s->required) {
@@ -660,7 +933,7 @@ fail:
 /* Hooks the file at path unless its (device, inode) is known already. explicit: the
  * operator named it (--lib/--bin), so a missing file or missing symbols are logged
  * errors rather than a race with an exiting process (discovery). Returns 0 or -errno. */
-static int target_add(struct probe *p, const char *path, bool explicit)
+static int target_add(struct probe *p, const char *path, enum target_kind kind, bool explicit)
 {
 	struct probe_target *t, *grown;
 	struct stat st;
@@ -687,45 +960,81 @@ static int target_add(struct probe *p, const char *path, bool explicit)
 	memset(t, 0, sizeof(*t));
 	t->dev = st.st_dev;
 	t->ino = st.st_ino;
+	t->kind = kind;
 	t->path = strdup(path);
 	if (!t->path)
 		return -ENOMEM;
 	p->n_targets++;
-	err = target_attach(p, t, path);
-	if (err) {
-		/* Remembered as refused so discovery does not retry it every second. */
-		if (!explicit)
-			log_info("not hooking %s: no SSL_write/SSL_read", path);
-		return err;
+	/* Remembered as refused (or as no TLS stack) so discovery does not retry it every
+	 * second. */
+	if (kind == TARGET_NONE)
+		return 0;
+	if (kind == TARGET_GNUTLS || kind == TARGET_NSS || kind == TARGET_GO) {
+		err = kind == TARGET_GNUTLS ? gnutls_attach(p, t, path, explicit)
+		      : kind == TARGET_NSS  ? nss_attach(p, t, path, explicit)
+					    : go_attach(p, t, path, explicit);
+		if (err)
+			return err;
+	} else {
+		err = target_attach(p, t, path);
+		if (err) {
+			if (!explicit)
+				log_info("not hooking %s: no SSL_write/SSL_read", path);
+			return err;
+		}
+		log_sites(t);
 	}
 	t->hooked = true;
-	log_info("hooked %s (%zu probes)", path, t->n_links);
+	log_info("hooked %s %s (%zu probes)", targets_kind_name(kind), path, t->n_links);
 	return 0;
 }
 
-/* True for the file name of an OpenSSL-compatible libssl (libssl.so, libssl.so.3...). */
-static bool is_libssl(const char *path)
+/* The process's main executable, when it carries a TLS stack of its own (statically
+ * linked OpenSSL/BoringSSL): read once per file, through the process's root so that
+ * binaries inside containers resolve. */
+static void scan_exe(struct probe *p, const char *pid)
 {
-	const char *base = strrchr(path, '/');
+	char link[64], exe[PATH_MAX], full[PATH_MAX + 64], why[128];
+	struct stat st;
+	ssize_t n;
+	int kind;
 
-	base = base ? base + 1 : path;
-	return !strncmp(base, "libssl.so", 9);
+	snprintf(link, sizeof(link), "/proc/%s/exe", pid);
+	n = readlink(link, exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return; /* a kernel thread, or exited meanwhile */
+	exe[n] = '\0';
+	if (n > 10 && !strcmp(exe + n - 10, " (deleted)"))
+		return;
+	snprintf(full, sizeof(full), "/proc/%s/root%s", pid, exe);
+	if (stat(full, &st) || !S_ISREG(st.st_mode) || target_find(p, st.st_dev, st.st_ino))
+		return;
+	kind = targets_exe_kind(full, why, sizeof(why));
+	if (kind < 0) {
+		log_debug("not hooking %s: %s", full, why);
+		kind = TARGET_NONE;
+	}
+	target_add(p, full, (enum target_kind)kind, false);
 }
 
 static void scan_maps(struct probe *p, const char *pid)
 {
-	char maps[64], line[PATH_MAX + 256], full[PATH_MAX + 64];
+	char maps[64], line[PATH_MAX + 256], full[PATH_MAX + 64], nspr[PATH_MAX + 64] = "";
+	bool nss = false;
 	FILE *f;
 
 	snprintf(maps, sizeof(maps), "/proc/%s/maps", pid);
 	f = fopen(maps, "re");
 	if (!f)
 		return; /* exited meanwhile, or a kernel thread */
+	scan_exe(p, pid);
 	while (fgets(line, sizeof(line), f)) {
 		char *path = strchr(line, '/');
+		enum target_kind kind;
 		size_t n;
 
-		if (!path || !strstr(path, "libssl"))
+		if (!path || (!strstr(path, "libssl") && !strstr(path, "libgnutls") &&
+			      !strstr(path, "libnspr4")))
 			continue;
 		n = strcspn(path, "\n");
 		path[n] = '\0';
@@ -733,12 +1042,21 @@ static void scan_maps(struct probe *p, const char *pid)
 		 * is found when a process maps it. */
 		if (n > 10 && !strcmp(path + n - 10, " (deleted)"))
 			continue;
-		if (!is_libssl(path))
+		kind = targets_lib_kind(path);
+		if (kind == TARGET_NONE)
 			continue;
 		/* Through the process's root, so libraries inside containers resolve. */
 		snprintf(full, sizeof(full), "/proc/%s/root%s", pid, path);
-		target_add(p, full, false);
+		/* NSPR serves plain I/O too: hooked only in processes that map libssl3. */
+		if (targets_is_nspr(path)) {
+			snprintf(nspr, sizeof(nspr), "%s", full);
+			continue;
+		}
+		nss |= kind == TARGET_NSS;
+		target_add(p, full, kind, false);
 	}
+	if (nss && nspr[0])
+		target_add(p, nspr, TARGET_NSS, false);
 	fclose(f);
 }
 
@@ -842,6 +1160,22 @@ static void scan_all(struct probe *p)
 	p->n_seen = next ? n_next : 0;
 }
 
+/* A --lib path: GnuTLS by its file name, else OpenSSL-compatible (any name, as before). */
+static enum target_kind libs_kind(const char *path)
+{
+	enum target_kind kind = targets_lib_kind(path);
+
+	return kind == TARGET_GNUTLS || kind == TARGET_NSS ? kind : TARGET_OPENSSL;
+}
+
+/* A --bin path: a Go program by its symbols, else static OpenSSL/BoringSSL (as before). */
+static enum target_kind bins_kind(const char *path)
+{
+	char why[128];
+
+	return targets_exe_kind(path, why, sizeof(why)) == TARGET_GO ? TARGET_GO : TARGET_OPENSSL;
+}
+
 /* --- public ------------------------------------------------------------------------- */
 
 /* Rounds *v up to a power of two that holds need bytes; true if it changed. */
@@ -942,6 +1276,7 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 		goto cleanup;
 	}
 	p->auto_discover = cfg->auto_discover;
+	p->sites_mode = cfg->sites;
 	p->rescan_ms = cfg->rescan_ms ? cfg->rescan_ms : 1000;
 	p->pid = cfg->pid;
 	p->sink.on_event = on_event;
@@ -970,12 +1305,12 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 		goto cleanup;
 	}
 	for (size_t i = 0; i < cfg->n_libs; i++) {
-		err = target_add(p, cfg->libs[i], true);
+		err = target_add(p, cfg->libs[i], libs_kind(cfg->libs[i]), true);
 		if (err)
 			goto cleanup;
 	}
 	for (size_t i = 0; i < cfg->n_bins; i++) {
-		err = target_add(p, cfg->bins[i], true);
+		err = target_add(p, cfg->bins[i], bins_kind(cfg->bins[i]), true);
 		if (err)
 			goto cleanup;
 	}

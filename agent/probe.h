@@ -1,7 +1,8 @@
 /* agent/probe.h - the BPF side of the agent: load, attach, discover, poll.
  * Owns: the BPF skeleton, uprobes per target library/binary (deduplicated by device and
  * inode), the socket hook chosen by probing (kprobe -> fentry -> tp_btf -> syscalls),
- * automatic discovery of libssl in /proc/PID/maps (containers through /proc/PID/root).
+ * automatic discovery of libssl and libgnutls in /proc/PID/maps and of executables
+ * carrying OpenSSL themselves (/proc/PID/exe; containers through /proc/PID/root).
  * The event transport itself is evbuf.h's.
  * Does not own: what events mean (conn.h) or where frames go (ship.h). */
 #ifndef AGENT_PROBE_H
@@ -13,6 +14,7 @@
 #include <sys/types.h>
 
 #include "ecv_event.h"
+#include "sites.h"
 
 /* Perf buffer pages per CPU: one SSL call's events (up to ECV_MAX_CHUNKS x 16 KiB, 1 MiB)
  * are written in a single BPF run, so one CPU's buffer must hold them all: 2 MiB. */
@@ -47,6 +49,7 @@ struct probe_cfg {
 	uint64_t cgroup_id; /* 0 = any (from --cgroup PATH: the directory's inode) */
 	uint32_t netns_ino; /* 0 = any (from --netns PATH: stat().st_ino) */
 	enum probe_hook hook;
+	enum sites_mode sites; /* data-call uprobe sites: auto (internal where proven) */
 	enum probe_events events;
 	uint64_t ring_bytes; /* power of two; 0 = PROBE_RING_BYTES_DEFAULT; raised (logged)
 			      * to hold one whole max_chunks call */
@@ -83,6 +86,11 @@ const char *probe_events_name(const struct probe *p);
 int probe_events_parse(const char *s, enum probe_events *events);
 /* Number of distinct library/binary files hooked so far. */
 unsigned probe_targets(const struct probe *p);
+/* Hooked targets whose data function func (enum site_func) is probed at an internal
+ * callee (internal) or at its exported symbol. */
+unsigned probe_sites(const struct probe *p, int func, bool internal);
+/* Hooked targets of one kind (enum target_kind). */
+unsigned probe_targets_kind(const struct probe *p, int kind);
 /* The verifier's verdict on one program from its statistics log (log level 4): the last
  * message line before the statistics into msg ("" when there is none: the program
  * verified), the instructions it processed into *insns (0 if not said). */

@@ -229,7 +229,8 @@ int procinfo_ssl_lib(pid_t pid, char *out, size_t cap)
 			continue;
 		file[strcspn(file, "\n")] = '\0';
 		base = strrchr(file, '/') + 1;
-		if (!strncmp(base, "libssl", 6) && strstr(base, ".so")) {
+		if ((!strncmp(base, "libssl", 6) || !strncmp(base, "libgnutls", 9)) &&
+		    strstr(base, ".so")) {
 			snprintf(out, cap, "%s", file);
 			break;
 		}

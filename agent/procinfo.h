@@ -21,9 +21,9 @@ struct procinfo {
  * or -errno when the process is gone. */
 int procinfo_read(pid_t pid, struct procinfo *out);
 
-/* Path of the first libssl*.so* mapped by process pid (as /proc/PID/maps names it, so
- * a path inside the process's mount namespace), else its executable (statically linked
- * TLS). Returns 0, or -ENOENT with out = "". */
+/* Path of the first TLS library mapped by process pid (libssl*.so*, libgnutls*.so*; as
+ * /proc/PID/maps names it, so a path inside the process's mount namespace), else its
+ * executable (statically linked TLS). Returns 0, or -ENOENT with out = "". */
 int procinfo_ssl_lib(pid_t pid, char *out, size_t cap);
 
 /* Picks the cgroup path out of /proc/PID/cgroup text into out (cgroup v2 "0::" line

@@ -1,5 +1,6 @@
 /* agent/ship.c - VxLAN shipping with sendmmsg batches and a source-port pool. */
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include "args.h"
 #include "hash.h"
 #include "log.h"
+#include "peer.h"
 #include "ship.h"
 #include "vxlan.h"
 
@@ -224,7 +226,8 @@ struct ship *ship_new(const struct ship_cfg *cfg)
 
 	for (size_t i = 0; i < cfg->n_tvns; i++) {
 		struct ship_tvn *t = &s->tvns[i];
-		char addr_str[TUPLE_ADDR_STRLEN];
+		char addr_str[TUPLE_ADDR_STRLEN], dev[IF_NAMESIZE], dev_why[192];
+		const char *why;
 		uint8_t a16[16];
 		uint16_t port;
 
@@ -244,13 +247,33 @@ struct ship *ship_new(const struct ship_cfg *cfg)
 			goto fail;
 		}
 		t->family_idx = t->addr.ss_family == AF_INET6;
+		why = cfg->gso == SHIP_GSO_ON ? "forced" : "off";
+		if (cfg->gso == SHIP_GSO_AUTO && addr_is_loopback(a16)) {
+			why = "loopback";
+		} else if (cfg->gso == SHIP_GSO_AUTO) {
+			enum peer_kind k = peer_classify(&t->addr, dev);
+
+			if (k == PEER_HARDWARE || k == PEER_USER)
+				snprintf(dev_why, sizeof(dev_why), "on: through %s, %s", dev,
+					 k == PEER_HARDWARE ? "a hardware device"
+							    : "to a process's socket on this host");
+			else
+				snprintf(dev_why, sizeof(dev_why),
+					 "off: through %s to %s on this host (a kernel vxlan "
+					 "device keeps one frame of a run; --gso on if it is a "
+					 "tvn)",
+					 dev,
+					 k == PEER_KERNEL ? "a socket no process holds"
+							  : "no socket a process holds");
+			why = dev_why;
+		}
 		t->gso = cfg->gso == SHIP_GSO_ON ||
-			 (cfg->gso == SHIP_GSO_AUTO && addr_is_loopback(a16));
+			 (cfg->gso == SHIP_GSO_AUTO && strncmp(why, "off", 3) != 0);
 		need[t->family_idx] = true;
 		t->id = ship_tvn_id(a16, port);
 		s->ids[i] = t->id;
-		log_info("shipping to TVN %s (%s port %u%s)", t->name,
-			 tuple_addr_str(a16, addr_str), port, t->gso ? ", UDP GSO" : "");
+		log_info("shipping to TVN %s (%s port %u, UDP GSO %s)", t->name,
+			 tuple_addr_str(a16, addr_str), port, why);
 	}
 	for (int f = 0; f < 2; f++) {
 		if (!need[f])

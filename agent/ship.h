@@ -29,7 +29,10 @@
  * veth/bridge on the same host (a Linux vxlan device as the receiver) takes such a run
  * as one datagram and loses all but its first frame, hence the default: */
 enum ship_gso {
-	SHIP_GSO_AUTO = 0, /* on for loopback TVNs (always a user-space receiver), else off */
+	SHIP_GSO_AUTO = 0, /* on for a loopback TVN, a TVN reached through a hardware device,
+			    * or one whose socket on this host a process holds (peer.h);
+			    * off for a socket no process holds (a kernel vxlan device) or
+			    * none found */
 	SHIP_GSO_ON,
 	SHIP_GSO_OFF,
 };

@@ -434,7 +434,8 @@ int BPF_KPROBE(ssl_read_ex_enter, void *ssl, void *buf, size_t num, size_t *read
 }
 
 /* Attached as uretprobe of all four data calls: plain ones return the byte count,
- * the _ex ones 1 on success with the count in *written / *readbytes. */
+ * the _ex ones 1 on success with the count in *written / *readbytes; the internal
+ * functions they call (agent/sites.c), entered through the _ex programs, ret > 0. */
 SEC("uretprobe")
 int BPF_KRETPROBE(ssl_data_exit, long ret)
 {
@@ -450,7 +451,7 @@ int BPF_KRETPROBE(ssl_data_exit, long ret)
 	if (call.dir == SSL_CALL_HANDSHAKE)
 		return 0; /* the data call's entry was not seen (attached meanwhile) */
 	if (call.ex_len) {
-		if ((int)ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)call.ex_len))
+		if ((int)ret <= 0 || bpf_probe_read_user(&n, sizeof(n), (void *)call.ex_len))
 			return 0;
 	} else {
 		if ((int)ret <= 0)
@@ -751,5 +752,326 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	else
 		return 0;
 	bpf_map_update_elem(&sock_roles, &sk, &role, BPF_ANY);
+	return 0;
+}
+
+/* --- GnuTLS (agent/sites.h: sites_gnutls) ------------------------------------------ */
+
+/* gnutls_record_send2 (session, data, size, pad, flags) returns the bytes sent (ssize_t).
+ * The session stands for the SSL object; the
+ * handshake, bye and deinit hooks are the OpenSSL ones on gnutls_handshake, gnutls_bye
+ * and gnutls_deinit. The receiver below also reads handshake and alert records. */
+#define GNUTLS_APPLICATION_DATA 23
+
+/* The session field gnutls_transport_get_int reads (agent/sites.c decodes it), written
+ * by user space when a GnuTLS library is hooked; 0 = unknown, or two hooked versions
+ * disagree. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} gnutls_fd_disp SEC(".maps");
+
+/* A session whose tuple is still unknown (its handshake ran before the agent) learns it
+ * from its transport fd, when that is a socket: with the default transport it is the
+ * connection's; with a custom one the value is no socket of this process or the kernel
+ * socket hook corrects it at the call's first socket I/O. */
+static __always_inline void gnutls_fd_learn(void *ctx, __u64 session)
+{
+	struct conn_key key = { .ssl = session, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct conn_state *st;
+	__u32 zero = 0, *disp;
+	struct sock *sk;
+	int fd;
+
+	disp = bpf_map_lookup_elem(&gnutls_fd_disp, &zero);
+	if (!disp || !*disp)
+		return;
+	st = bpf_map_lookup_elem(&ssl_conns, &key);
+	if (!st || (st->flags & ECV_F_TUPLE))
+		return;
+	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(session + *disp)))
+		return;
+	sk = sock_from_fd(fd);
+	if (sk)
+		sock_learn(ctx, sk);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(gnutls_send_enter, void *session, const void *data)
+{
+	call_enter((__u64)session, (__u64)data, 0, ECV_DIR_WRITE);
+	gnutls_fd_learn(ctx, (__u64)session);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(gnutls_recv_enter, void *session, int type, void *data)
+{
+	if (type != GNUTLS_APPLICATION_DATA)
+		return 0;
+	call_enter((__u64)session, (__u64)data, 0, ECV_DIR_READ);
+	gnutls_fd_learn(ctx, (__u64)session);
+	return 0;
+}
+
+/* A data call of a stack whose hooked function also serves other work returned:
+ * _gnutls_recv_int reading a handshake record inside gnutls_handshake, PR_Read on a plain
+ * file inside SSL_ForceHandshake. Those leave the handshake's entry alone: its socket I/O
+ * still teaches the socket hook the tuple. Counts only the bytes the call returned. */
+SEC("uretprobe")
+int BPF_KRETPROBE(lib_data_exit, long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_call *saved, call;
+
+	saved = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (!saved || saved->dir == SSL_CALL_HANDSHAKE)
+		return 0;
+	call = *saved;
+	bpf_map_delete_elem(&ssl_calls, &id);
+	if ((int)ret > 0)
+		emit_data(ctx, &call, (__u64)(int)ret);
+	return 0;
+}
+
+/* --- NSS (libssl3 + libnspr4) ------------------------------------------------------ */
+
+/* NSS's SSL layer methods are static: the data is taken at NSPR's PR_Read/PR_Write/
+ * PR_Recv/PR_Send, which dispatch through any file descriptor's method table. Only the
+ * descriptors SSL_ImportFD returned (the SSL layer on top of the socket) are followed;
+ * the PRFileDesc stands for the SSL object. */
+struct nss_fd_key {
+	__u64 fd;
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* (tgid, PRFileDesc *) of every SSL-layer descriptor, until PR_Close. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ECV_MAX_CONNS);
+	__type(key, struct nss_fd_key);
+	__type(value, __u32);
+} nss_fds SEC(".maps");
+
+/* SSL_ImportFD returned a new SSL socket: followed from its very start, as an SSL object
+ * from SSL_new (its descriptor may sit at the plain socket's address). */
+SEC("uretprobe")
+int BPF_KRETPROBE(nss_import_exit, void *fd)
+{
+	struct nss_fd_key key = { .fd = (__u64)fd, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct conn_key ck = { .ssl = (__u64)fd, .tgid = key.tgid };
+	struct conn_state fresh = { .flags = ECV_F_FROM_START };
+	struct conn_state *st;
+	__u32 one = 1;
+
+	if (!fd || !filter_pass())
+		return 0;
+	bpf_map_update_elem(&nss_fds, &key, &one, BPF_ANY);
+	bpf_map_update_elem(&ssl_conns, &ck, &fresh, BPF_ANY);
+	st = bpf_map_lookup_elem(&ssl_conns, &ck);
+	if (st)
+		emit_meta(ctx, ECV_EV_START, ck.ssl, st);
+	return 0;
+}
+
+static __always_inline int nss_enter(__u64 fd, __u64 buf, __u32 dir)
+{
+	struct nss_fd_key key = { .fd = fd, .tgid = bpf_get_current_pid_tgid() >> 32 };
+
+	/* Most NSPR I/O is on plain files and sockets: one lookup and out. */
+	if (!bpf_map_lookup_elem(&nss_fds, &key))
+		return 0;
+	return call_enter(fd, buf, 0, dir);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(nss_write_enter, void *fd, const void *buf)
+{
+	return nss_enter((__u64)fd, (__u64)buf, ECV_DIR_WRITE);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(nss_read_enter, void *fd, void *buf)
+{
+	return nss_enter((__u64)fd, (__u64)buf, ECV_DIR_READ);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(nss_close_enter, void *fd)
+{
+	struct nss_fd_key key = { .fd = (__u64)fd, .tgid = bpf_get_current_pid_tgid() >> 32 };
+
+	if (!bpf_map_lookup_elem(&nss_fds, &key))
+		return 0;
+	bpf_map_delete_elem(&nss_fds, &key);
+	conn_end(ctx, key.fd, true);
+	return 0;
+}
+
+/* --- Go crypto/tls (agent/sites.h: sites_go) --------------------------------------- */
+
+/* ABIInternal: at (*Conn).Read/Write's entry RAX = *Conn, RBX/RCX = b.ptr/len; at each
+ * RET RAX = n. A goroutine may return on another thread than it entered (and a thread
+ * runs many goroutines): calls are keyed by the goroutine, R14 = g. No uretprobes: the
+ * runtime moves goroutine stacks and would find the kernel's return trampoline. */
+struct go_key {
+	__u64 g;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ECV_MAX_THREADS);
+	__type(key, struct go_key);
+	__type(value, struct ssl_call);
+} go_calls SEC(".maps");
+
+/* Addresses of go.itab.*net.TCPConn,net.Conn in the hooked (fixed-address) Go
+ * executables, written by user space: a tls.Conn whose net.Conn has one of them holds a
+ * *net.TCPConn, whose socket fd is *(int64 *)(*(*(conn + 8)) + 16). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u32);
+} go_tcpconn_itabs SEC(".maps");
+
+#define X86_FLAGS_CF (1 << 0)
+#define X86_FLAGS_ZF (1 << 6)
+
+/* The tuple of a Go connection from its *net.TCPConn (the socket hook cannot help: the
+ * goroutine's socket I/O may run on any thread). */
+static __always_inline void go_learn(void *ctx, __u64 conn, struct conn_state *st)
+{
+	__u64 itab = 0, tcpconn = 0, netfd = 0, skp;
+	struct sock_tuple t = {};
+	struct sock *sk;
+	__s64 fd = -1;
+	__u32 *role;
+
+	if (bpf_probe_read_user(&itab, sizeof(itab), (void *)conn) ||
+	    !bpf_map_lookup_elem(&go_tcpconn_itabs, &itab))
+		return;
+	if (bpf_probe_read_user(&tcpconn, sizeof(tcpconn), (void *)(conn + 8)) || !tcpconn ||
+	    bpf_probe_read_user(&netfd, sizeof(netfd), (void *)tcpconn) || !netfd ||
+	    bpf_probe_read_user(&fd, sizeof(fd), (void *)(netfd + 16)))
+		return;
+	if (fd < 0 || fd > 0x7fffffff)
+		return;
+	sk = sock_from_fd((int)fd);
+	skp = (__u64)sk;
+	if (!sk || st->sk == skp || sock_read_tuple(sk, &t))
+		return;
+	st->tuple = t;
+	st->sk = skp;
+	st->flags &= ~(ECV_F_ROLE_CLIENT | ECV_F_ROLE_SERVER);
+	role = bpf_map_lookup_elem(&sock_roles, &skp);
+	if (role)
+		st->flags |= *role & (ECV_F_ROLE_CLIENT | ECV_F_ROLE_SERVER);
+	st->flags |= ECV_F_TUPLE;
+	emit_meta(ctx, ECV_EV_SOCK, conn, st);
+}
+
+static __always_inline int go_enter(struct pt_regs *ctx, __u32 dir, bool at_jbe)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct go_key key = { .g = ctx->r14, .tgid = tgid };
+	struct ssl_call call = { .ssl = ctx->ax, .buf = ctx->bx, .dir = dir };
+	struct conn_state *st;
+	bool created;
+
+	/* At the stack check's jbe: a taken branch goes to morestack, which comes back
+	 * to the entry; that second pass is the call. */
+	if (at_jbe && (ctx->flags & (X86_FLAGS_CF | X86_FLAGS_ZF)))
+		return 0;
+	if (!call.ssl || !filter_pass())
+		return 0;
+	st = conn_get(call.ssl, tgid, false, &created);
+	if (!st)
+		return 0;
+	if (!(st->flags & ECV_F_TUPLE))
+		go_learn(ctx, call.ssl, st);
+	bpf_map_update_elem(&go_calls, &key, &call, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int go_write_enter(struct pt_regs *ctx)
+{
+	return go_enter(ctx, ECV_DIR_WRITE, false);
+}
+
+SEC("uprobe")
+int go_write_enter_jbe(struct pt_regs *ctx)
+{
+	return go_enter(ctx, ECV_DIR_WRITE, true);
+}
+
+SEC("uprobe")
+int go_read_enter(struct pt_regs *ctx)
+{
+	return go_enter(ctx, ECV_DIR_READ, false);
+}
+
+SEC("uprobe")
+int go_read_enter_jbe(struct pt_regs *ctx)
+{
+	return go_enter(ctx, ECV_DIR_READ, true);
+}
+
+/* At every RET of Read/Write: n = RAX bytes moved, counted even with an error. */
+SEC("uprobe")
+int go_ret(struct pt_regs *ctx)
+{
+	struct go_key key = { .g = ctx->r14, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct ssl_call *saved, call;
+	__s64 n = (__s64)ctx->ax;
+
+	saved = bpf_map_lookup_elem(&go_calls, &key);
+	if (!saved)
+		return 0;
+	call = *saved;
+	bpf_map_delete_elem(&go_calls, &key);
+	if (n > 0)
+		emit_data(ctx, &call, (__u64)n);
+	return 0;
+}
+
+/* (*Conn).clientHandshake / serverHandshake: the connection is followed from its start
+ * (they run once per connection, before its first data). */
+SEC("uprobe")
+int go_handshake_enter(struct pt_regs *ctx)
+{
+	__u64 conn = ctx->ax;
+	struct conn_state *st;
+	bool created;
+
+	if (!conn || !filter_pass())
+		return 0;
+	st = conn_get(conn, bpf_get_current_pid_tgid() >> 32, true, &created);
+	if (!st)
+		return 0;
+	if (!(st->flags & ECV_F_TUPLE))
+		go_learn(ctx, conn, st);
+	if (created || conn_restart(st)) {
+		emit_meta(ctx, ECV_EV_START, conn, st);
+	} else if (!(st->flags & ECV_F_FROM_START) && !st->offsets[0] && !st->offsets[1]) {
+		/* A server's first Read drives its handshake: the state that Read made
+		 * before it is this connection's from its start. */
+		st->flags |= ECV_F_FROM_START;
+		emit_meta(ctx, ECV_EV_START, conn, st);
+	}
+	return 0;
+}
+
+/* (*Conn).Close: the connection ends. */
+SEC("uprobe")
+int go_close_enter(struct pt_regs *ctx)
+{
+	conn_end(ctx, ctx->ax, true);
 	return 0;
 }

@@ -5,10 +5,11 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
-	libpcap-dev libjansson-dev libssl-dev libmicrohttpd-dev check
+	libpcap-dev libjansson-dev libssl-dev libmicrohttpd-dev check libcapstone-dev
 	libclang-rt-14-dev
 	# tests and demo
 	tshark iproute2 nginx curl openssl python3 python3-yaml wrk gnutls-bin
+	libnss3-tools default-jdk-headless golang-go
 	procps psmisc
 	# benchmarks
 	hyperfine

@@ -1,8 +1,10 @@
 /* tests/bench/uprobe_floor.c - attaches bpf/floor.bpf.c (programs that return at once)
- * to the libssl symbols the agent hooks, entry and return alike, and holds them until
+ * to the libssl points the agent hooks, entry and return alike, and holds them until
  * SIGINT/SIGTERM. Benchmark only (tests/bench/uprobe_floor.sh builds and runs it): the
- * request rate with this attached is the floor any uprobe capture pays on this kernel.
- * Usage: uprobe_floor LIBSSL_PATH */
+ * request rate with this attached is the floor a uprobe capture pays on this kernel.
+ * --sites exported (default): the exported symbols, as every tool that probes them;
+ * --sites auto: the data calls at the sites the agent picks (agent/sites.c).
+ * Usage: uprobe_floor [--sites exported|auto] LIBSSL_PATH */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,31 +14,33 @@
 #include <bpf/libbpf.h>
 
 #include "floor.skel.h"
+#include "sites.h"
 
 /* The agent's uprobe list (agent/probe.c uprobe_specs): symbol and entry/return. */
 static const struct {
 	const char *func;
 	int retprobe;
+	int site; /* enum site_func, or -1 */
 } floor_specs[] = {
-	{ "SSL_write", 0 },
-	{ "SSL_write", 1 },
-	{ "SSL_read", 0 },
-	{ "SSL_read", 1 },
-	{ "SSL_write_ex", 0 },
-	{ "SSL_write_ex", 1 },
-	{ "SSL_read_ex", 0 },
-	{ "SSL_read_ex", 1 },
-	{ "SSL_new", 1 },
-	{ "SSL_set_connect_state", 0 },
-	{ "SSL_set_accept_state", 0 },
-	{ "SSL_do_handshake", 0 },
-	{ "SSL_do_handshake", 1 },
-	{ "SSL_connect", 0 },
-	{ "SSL_connect", 1 },
-	{ "SSL_accept", 0 },
-	{ "SSL_accept", 1 },
-	{ "SSL_shutdown", 0 },
-	{ "SSL_free", 0 },
+	{ "SSL_write", 0, SITE_SSL_WRITE },
+	{ "SSL_write", 1, SITE_SSL_WRITE },
+	{ "SSL_read", 0, SITE_SSL_READ },
+	{ "SSL_read", 1, SITE_SSL_READ },
+	{ "SSL_write_ex", 0, SITE_SSL_WRITE_EX },
+	{ "SSL_write_ex", 1, SITE_SSL_WRITE_EX },
+	{ "SSL_read_ex", 0, SITE_SSL_READ_EX },
+	{ "SSL_read_ex", 1, SITE_SSL_READ_EX },
+	{ "SSL_new", 1, -1 },
+	{ "SSL_set_connect_state", 0, -1 },
+	{ "SSL_set_accept_state", 0, -1 },
+	{ "SSL_do_handshake", 0, -1 },
+	{ "SSL_do_handshake", 1, -1 },
+	{ "SSL_connect", 0, -1 },
+	{ "SSL_connect", 1, -1 },
+	{ "SSL_accept", 0, -1 },
+	{ "SSL_accept", 1, -1 },
+	{ "SSL_shutdown", 0, -1 },
+	{ "SSL_free", 0, -1 },
 };
 
 #define FLOOR_N_SPECS (sizeof(floor_specs) / sizeof(floor_specs[0]))
@@ -49,14 +53,24 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	struct bpf_link *links[FLOOR_N_SPECS] = { 0 };
+	enum sites_mode mode = SITES_EXPORTED;
 	struct floor_bpf *skel;
+	struct sites sites;
+	const char *lib;
+	char err[128];
 	size_t n = 0;
 	int rc = 1;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s LIBSSL_PATH\n", argv[0]);
+	if (argc == 4 && !strcmp(argv[1], "--sites") && !sites_mode_parse(argv[2], &mode))
+		lib = argv[3];
+	else if (argc == 2)
+		lib = argv[1];
+	else {
+		fprintf(stderr, "usage: %s [--sites exported|auto] LIBSSL_PATH\n", argv[0]);
 		return 2;
 	}
+	if (sites_choose(lib, mode, &sites, err, sizeof(err)))
+		fprintf(stderr, "uprobe_floor: %s: %s; exported symbols\n", lib, err);
 	skel = floor_bpf__open_and_load();
 	if (!skel) {
 		fprintf(stderr, "uprobe_floor: failed to load floor.bpf.o: %s\n", strerror(errno));
@@ -67,8 +81,19 @@ int main(int argc, char **argv)
 			    .retprobe = floor_specs[i].retprobe);
 		struct bpf_program *prog =
 			floor_specs[i].retprobe ? skel->progs.floor_exit : skel->progs.floor_enter;
+		int f = floor_specs[i].site;
+		size_t offset = 0;
 
-		links[n] = bpf_program__attach_uprobe_opts(prog, -1, argv[1], 0, &opts);
+		/* As the agent: one pair at an internal callee, shared by plain and _ex. */
+		if (f >= 0 && sites.f[f].internal) {
+			if (f >= SITE_SSL_WRITE_EX)
+				continue;
+			opts.func_name = NULL;
+			offset = sites.f[f].offset;
+			printf("uprobe_floor: %s -> @0x%zx (%s)\n", floor_specs[i].func, offset,
+			       sites.f[f].why);
+		}
+		links[n] = bpf_program__attach_uprobe_opts(prog, -1, lib, offset, &opts);
 		if (!links[n]) {
 			fprintf(stderr, "uprobe_floor: failed to attach %s: %s\n",
 				floor_specs[i].func, strerror(errno));
@@ -78,7 +103,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	printf("uprobe_floor: %zu probes on %s\n", n, argv[1]);
+	printf("uprobe_floor: %zu probes on %s (sites %s)\n", n, lib, sites_mode_name(mode));
 	fflush(stdout);
 	pause();
 	rc = 0;

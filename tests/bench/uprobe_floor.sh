@@ -6,7 +6,10 @@
 # wrk -t1 -c16 in turn with:
 #   none   nothing attached;
 #   floor  only the uprobe floor: bpf/floor.bpf.c, programs that return at once, on the
-#          same libssl symbols (entry and return) as the agent (tests/bench/uprobe_floor.c);
+#          libssl symbols (entry and return) the agent hooks, all at the exported
+#          symbols (tests/bench/uprobe_floor.c): what every tool probing them pays;
+#   floor_auto  the same with the data calls at the sites the agent picks
+#          (--probe-sites auto: internal callees beginning with an emulated instruction);
 #   agent  the server node's agent + a tvn (--out pcap:/dev/null), as agent_bench's "one";
 #   base   the same with another agent binary (BENCH_AGENT_BASE, e.g. the HEAD build).
 # With BENCH_PERF=1 the first round also runs `perf record -e cpu-clock -a -g` during
@@ -36,7 +39,7 @@ fi
 floor_build
 e2e_web_nodes "25443 25444" 1k.bin=1K
 
-CONFIGS=(none floor agent)
+CONFIGS=(none floor floor_auto agent)
 [ -z "$BASE" ] || CONFIGS+=(base)
 declare -A RATES=() LOST=() EVENTS=() PERF_REQS=() REQS=() ROLES=()
 
@@ -47,7 +50,8 @@ wrk_run() {
 }
 start() { # CONFIG
 	case $1 in
-	floor) floor_start ;;
+	floor) floor_start exported ;;
+	floor_auto) floor_start auto ;;
 	agent | base)
 		e2e_bg_in c tvn "$E2E_TVN" --listen "$E2E_TVN_IP:$E2E_TVN_PORT" \
 			--http 127.0.0.1:25480 --out pcap:/dev/null
@@ -66,7 +70,7 @@ start() { # CONFIG
 }
 stop() { # CONFIG
 	case $1 in
-	floor) floor_stop ;;
+	floor | floor_auto) floor_stop ;;
 	agent | base)
 		[ "$BPF_STATS" = 0 ] || bpf_stats "$1" "${E2E_AGENT_PID[b]}"
 		LOST[$1]=$((${LOST[$1]:-0} + $(ecvx_agent_sum b ecv_agent_lost_events_total)))

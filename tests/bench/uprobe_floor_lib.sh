@@ -8,14 +8,16 @@
 floor_build() {
 	FLOOR=$E2E_TMP/uprobe_floor
 	# shellcheck disable=SC2046 # pkg-config prints several words
-	gcc -O2 -Wall -Wextra -Werror -I"$BUILD" -o "$FLOOR" "$E2E_ROOT/tests/bench/uprobe_floor.c" \
-		$(pkg-config --cflags --libs libbpf) ||
+	gcc -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$BUILD" -I"$E2E_ROOT/agent" -o "$FLOOR" \
+		"$E2E_ROOT/tests/bench/uprobe_floor.c" "$E2E_ROOT/agent/sites.c" \
+		$(pkg-config --cflags --libs libbpf libelf capstone) ||
 		e2e_fail "cannot build uprobe_floor (make BUILD=$BUILD first)"
 }
 
-# floor_start: attaches the floor to $E2E_LIBSSL; its pid in FLOOR_PID.
+# floor_start [exported|auto]: attaches the floor to $E2E_LIBSSL at its exported symbols
+# (default) or at the sites the agent picks; its pid in FLOOR_PID.
 floor_start() {
-	e2e_bg floor "$FLOOR" "$E2E_LIBSSL"
+	e2e_bg floor "$FLOOR" --sites "${1:-exported}" "$E2E_LIBSSL"
 	FLOOR_PID=$E2E_PID
 	e2e_wait_for 30 grep -q 'probes on' "$E2E_TMP/floor.log" ||
 		{ cat "$E2E_TMP/floor.log"; e2e_fail "uprobe floor did not attach"; }

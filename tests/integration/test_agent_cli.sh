@@ -166,10 +166,10 @@ if [ "$up" -eq 1 ]; then
 	for m in ecv_agent_events_total 'ecv_agent_bytes_total{dir="write"}' \
 		'ecv_agent_bytes_total{dir="read"}' ecv_agent_lost_events_total \
 		ecv_agent_truncated_total ecv_agent_flows_active ecv_agent_tx_packets_total \
-		ecv_agent_tx_errors_total ecv_agent_gaps_total ecv_agent_targets; do
+		ecv_agent_tx_errors_total ecv_agent_gaps_total 'ecv_agent_targets{kind="openssl"}'; do
 		grep -q -F "$m " "$TMP/metrics" || bad "/metrics lacks $m"
 	done
-	if grep -q '^ecv_agent_targets 1$' "$TMP/metrics"; then
+	if grep -q '^ecv_agent_targets{kind="openssl"} 1$' "$TMP/metrics"; then
 		ok "/metrics: one target hooked"
 	else
 		bad "/metrics: ecv_agent_targets is not 1"

@@ -6,6 +6,8 @@
 #   - ships to a tvn on 127.0.0.1 (root namespace) writing a pcap, read back by tshark;
 #   - cleans up on exit (processes it started, by pid; its namespace; its temp dir).
 # Environment: BUILD (default build), ECVB_AGENT / ECVB_TVN to override the binaries,
+# ECVB_PROBE_SITES=exported|auto to run every agent with that --probe-sites (e.g.
+# `ECVB_PROBE_SITES=exported ONLY='test_agent_*' bash tests/run.sh`).
 # ECV_EVENTS (auto, ringbuf, perf) to run every agent with that --events transport.
 
 . "$(dirname "${BASH_SOURCE[0]}")/harness.bash"
@@ -105,6 +107,7 @@ start_agent() {
 	METRICS_PORT=${METRICS_PORT:-0}
 	local extra=()
 	[ "$METRICS_PORT" != 0 ] && extra+=(--metrics 127.0.0.1:"$METRICS_PORT")
+	[ -n "${ECVB_PROBE_SITES:-}" ] && extra+=(--probe-sites "$ECVB_PROBE_SITES")
 	[ -n "${ECV_EVENTS:-}" ] && extra+=(--events "$ECV_EVENTS")
 	bg "$AGENT" --tvn 127.0.0.1:"$TVN_PORT" --netns /var/run/netns/"$NS" "${extra[@]}" \
 		"$@" >"$TMP/agent.log" 2>&1

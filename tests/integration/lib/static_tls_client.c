@@ -2,7 +2,8 @@
  * statically, for the agent's --bin test (symbols in the binary's own table, no
  * libssl.so mapped). Speaks tls_peer.py's protocol: sends 8-byte big-endian length +
  * the payload of FILE in one SSL_write, reads the 32-byte SHA-256 answer, and records
- * both to PREFIX.c2s / PREFIX.s2c.
+ * both to PREFIX.c2s / PREFIX.s2c. With STATIC_CLIENT_WAIT=PATH in the environment it
+ * first waits (up to 60 s) for PATH to exist, so a test can let discovery find it.
  * Usage: static_tls_client HOST PORT FILE PREFIX */
 #include <netdb.h>
 #include <stdint.h>
@@ -54,6 +55,11 @@ int main(int argc, char **argv)
 	if (argc != 5) {
 		fprintf(stderr, "usage: %s HOST PORT FILE PREFIX\n", argv[0]);
 		return 2;
+	}
+	for (int i = 0; getenv("STATIC_CLIENT_WAIT") && i < 600; i++) {
+		if (!access(getenv("STATIC_CLIENT_WAIT"), F_OK))
+			break;
+		usleep(100000);
 	}
 	f = fopen(argv[3], "rb");
 	if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET))

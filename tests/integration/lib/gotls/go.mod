@@ -1,0 +1,3 @@
+module ecv.invalid/gotls
+
+go 1.19
