@@ -5,7 +5,10 @@
 #     never captured and ports never collide;
 #   - ships to a tvn on 127.0.0.1 (root namespace) writing a pcap, read back by tshark;
 #   - cleans up on exit (processes it started, by pid; its namespace; its temp dir).
-# Environment: BUILD (default build), ECVB_AGENT / ECVB_TVN to override the binaries.
+# Environment: BUILD (default build), ECVB_AGENT / ECVB_TVN to override the binaries,
+# ECV_SOCKET_HOOK=MODE to force the agent's socket hook (--socket-hook MODE) wherever a
+# test does not choose one itself (the kernel matrix, tests/kernels/, runs every test
+# with each hook).
 
 . "$(dirname "${BASH_SOURCE[0]}")/harness.bash"
 ECVB_ROOT=$HARNESS_ROOT
@@ -104,6 +107,8 @@ start_agent() {
 	METRICS_PORT=${METRICS_PORT:-0}
 	local extra=()
 	[ "$METRICS_PORT" != 0 ] && extra+=(--metrics 127.0.0.1:"$METRICS_PORT")
+	[[ -z "${ECV_SOCKET_HOOK:-}" || " $* " == *" --socket-hook "* ]] ||
+		extra+=(--socket-hook "$ECV_SOCKET_HOOK")
 	bg "$AGENT" --tvn 127.0.0.1:"$TVN_PORT" --netns /var/run/netns/"$NS" "${extra[@]}" \
 		"$@" >"$TMP/agent.log" 2>&1
 	AGENT_PID=$BG_PID

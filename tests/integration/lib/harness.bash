@@ -29,9 +29,11 @@ need() { local c; for c in "$@"; do command -v "$c" >/dev/null || skip "$c not i
 
 # wait_for SECONDS CMD...: polls CMD (output discarded) every 0.1 s until it succeeds;
 # 1 once SECONDS have passed without success. CMD is tried at least once, and once
-# more at the deadline, however long each try takes.
+# more at the deadline, however long each try takes. ECV_TEST_TIME_SCALE (an integer,
+# default 1) multiplies every such bound: an emulated machine (tests/kernels/, qemu
+# without acceleration) is many times slower, and bounds are not assertions on speed.
 wait_for() {
-	local deadline=$((${EPOCHREALTIME//[!0-9]/} + $1 * 1000000))
+	local deadline=$((${EPOCHREALTIME//[!0-9]/} + $1 * ${ECV_TEST_TIME_SCALE:-1} * 1000000))
 	shift
 	until "$@" >/dev/null 2>&1; do
 		[ "${EPOCHREALTIME//[!0-9]/}" -lt "$deadline" ] || { "$@" >/dev/null 2>&1; return; }
