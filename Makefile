@@ -188,7 +188,7 @@ soak:
 kernels:
 	$(Q)bash tools/deps.sh
 	$(Q)$(SUBMAKE) all $(KERNEL_OFFERS)
-	$(Q)BUILD=$(BUILD) bash tests/kernels/matrix.sh
+	$(Q)BUILD=$(BUILD) bash tests/kernels/matrix.sh --doc
 
 deps:
 	$(Q)bash tools/deps.sh

@@ -3,7 +3,8 @@
 # socket hooks it offers, whether the agent loads with each, and the agent tests with
 # each; printed as a table (kernel x hook x result) and kept in $BUILD/kernels/.
 #   matrix.sh [--doc] [KERNEL...]     KERNEL: host 5.10 6.1 6.12 (the default: all)
-#   --doc   also puts the table into docs/kernels.md (between its matrix markers)
+#   --doc   also puts the table into docs/kernels.md and its short version (kernel x
+#           hook) into README.md, between their markers
 # "host" is this machine's own kernel, run directly under the global test lock
 # (/tmp/ecv-itest.lock: the tests use fixed namespaces and ports); the others boot
 # under qemu (tests/kernels/vm.sh, one at a time), where the tests have the guest's own
@@ -97,6 +98,28 @@ for rel in kernels:
         for t in tests:
             c.append(cell(r[t]) if t in r else "-")
         lines.append("| %s | %s | %s |" % (rel, hook, " | ".join(c)))
+# The short version (README): one cell per kernel and hook.
+def short(rel, hook):
+    r = rows.get((rel, hook), {})
+    offer, load = r.get("offer"), r.get("load")
+    if hook != "auto" and offer and offer[0] != "offered":
+        return "not offered"
+    if not load:
+        return "-"
+    if load[0] != "pass":
+        return "FAIL (does not load)"
+    bad = [t for t in tests if t in r and r[t][0] == "FAIL"]
+    picked = " (%s)" % load[2].split()[2] if hook == "auto" and len(load[2].split()) > 2 else ""
+    if bad:
+        return "FAIL (%s)%s" % (", ".join(bad), picked)
+    return "pass" + picked
+sl = ["| kernel | " + " | ".join(hooks) + " |", "|" + "---|" * (len(hooks) + 1)]
+for rel in kernels:
+    if (rel, "-") in rows:
+        sl.append("| %s | run failed |%s" % (rel, " |" * (len(hooks) - 1)))
+        continue
+    sl.append("| %s | %s |" % (rel, " | ".join(short(rel, h) for h in hooks)))
+open(md.replace(".md", "-short.md"), "w").write("\n".join(sl) + "\n")
 text = "\n".join(lines) + "\n"
 if facts:
     text += "\n" + "\n".join("- %s: %s" % (k, v) for k, v in facts.items()) + "\n"
@@ -115,6 +138,15 @@ a, b = "<!-- matrix begin -->\n", "<!-- matrix end -->"
 i, j = s.index(a) + len(a), s.index(b)
 open(doc, "w").write(s[:i] + "Run of %s (`make kernels`):\n\n" % day + table + s[j:])
 PY
-	echo "docs/kernels.md updated"
+	python3 - "$out/matrix-short.md" README.md "$(date -u +%Y-%m-%d)" <<'PY'
+import sys
+table, doc, day = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
+s = open(doc).read()
+a, b = "<!-- kernels short begin -->\n", "<!-- kernels short end -->"
+i, j = s.index(a) + len(a), s.index(b)
+open(doc, "w").write(s[:i] + "`make kernels` on %s (details and failure reasons in "
+                     "[docs/kernels.md](docs/kernels.md)):\n\n" % day + table + s[j:])
+PY
+	echo "docs/kernels.md and README.md updated"
 fi
 ! grep -q '^ECV-MATRIX .* FAIL ' "$results"

@@ -61,8 +61,10 @@ command -v cpio >/dev/null || fail "cpio not installed"
 dir=$("$here/fetch.sh" "$kernel") || fail "cannot fetch kernel $kernel"
 "$here/initramfs.sh" "$dir" || fail "cannot build the initramfs of $kernel"
 release=$(cat "$dir/release")
+# The ELF kernel boots through its PVH entry, without decompressing itself under
+# emulation; ECV_VM_BZIMAGE=1 boots the vmlinuz instead.
 image=$dir/vmlinux
-[ -s "$image" ] || image=$dir/root/boot/vmlinuz-$release
+[ -s "$image" ] && [ "${ECV_VM_BZIMAGE:-0}" = 0 ] || image=$dir/root/boot/vmlinuz-$release
 
 tmp=$(mktemp -d /tmp/ecv-vm.XXXXXX)
 qpid=
