@@ -14,7 +14,7 @@
 # started: pass, detail the hook it reports; or FAIL, detail its error), or a test name
 # (pass / FAIL with the test's FAIL line / skip with its reason).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 export BUILD
 hooks=("$@")

@@ -35,7 +35,7 @@ chmod 755 "$work/init"
 declare -A seen=()
 order=()
 add() {
-	local path=$1 line dep deps i
+	local path=$1 line deps i
 	[ -n "${seen[$path]:-}" ] && return
 	seen[$path]=1
 	line=$(grep -m1 "^$path:" "$mods/modules.dep") || return 0

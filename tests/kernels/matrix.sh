@@ -16,7 +16,7 @@
 # (seconds for one kernel, default 10800), ECV_TEST_TIME_SCALE in the guests (default 10).
 # Exit status: 0 when no cell is a FAIL.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 export BUILD
 doc=0
