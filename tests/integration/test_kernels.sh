@@ -38,7 +38,7 @@ for pair in "${pairs[@]}"; do
 	fi
 done
 [ ${#skipped[@]} = 0 ] || note "skipped: ${skipped[*]}"
-IFS=';'
-[ ${#failed[@]} = 0 ] || fail "kernels: ${failed[*]}${ran:+; passed: ${ran[*]}}"
-[ ${#ran[@]} -gt 0 ] || skip "no kernel could run: ${skipped[*]}"
-echo "PASS: captured byte-exact in: ${ran[*]}"
+list() { local IFS=';'; echo "$*" | sed 's/;/; /g'; }
+[ ${#failed[@]} = 0 ] || fail "kernels: $(list "${failed[@]}")${ran:+; passed: $(list "${ran[@]}")}"
+[ ${#ran[@]} -gt 0 ] || skip "no kernel could run: $(list "${skipped[@]}")"
+echo "PASS: captured byte-exact in: $(list "${ran[@]}")"

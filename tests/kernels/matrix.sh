@@ -96,7 +96,7 @@ for rel in kernels:
         c = [cell(load) if load[0] != "pass" else "yes, %s s%s" % (load[1],
              (" (" + load[2].replace("socket hook: ", "") + ")") if hook == "auto" else "")]
         for t in tests:
-            c.append(cell(r[t]) if t in r else "-")
+            c.append(cell(r[t]) if t in r else "-" if load[0] == "pass" else "not run")
         lines.append("| %s | %s | %s |" % (rel, hook, " | ".join(c)))
 # The short version (README): one cell per kernel and hook.
 def short(rel, hook):
