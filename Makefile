@@ -3,6 +3,8 @@
 #   make check      every test suite, with a summary (SAN=1 for ASan/UBSan)
 #   make fuzz       libFuzzer harnesses, longer rounds (FUZZ_SECONDS=...)
 #   make bench      benchmarks (tests/bench/)
+#   make kernels    the agent tests in Debian's 5.10, 6.1, 6.12 kernels (qemu) and this
+#                   host's, for every socket hook: a matrix (tests/kernels/)
 #   make deps       install the Debian packages the build and the tests need
 #   make install    PREFIX=/usr/local DESTDIR=
 #   V=1             show the real commands
@@ -78,7 +80,7 @@ FUZZERS    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 PROGS := $(BUILD)/tvn $(BUILD)/ecv-agent $(TOOLS)
 
 .PHONY: all tests check fuzz bench deps install \
-	uninstall clean demo run soak images format
+	uninstall clean demo run soak images format kernels
 all: $(PROGS)
 
 # --- user-space objects -----------------------------------------------------
@@ -126,6 +128,19 @@ $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(call msg,SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
+# --- kernel matrix: which socket hooks a kernel offers (tests/kernels/offers.c) ---------
+KERNEL_OFFERS := $(BUILD)/kernels/ecv-kernel-offers $(BUILD)/kernels/offers.bpf.o
+$(BUILD)/kernels/offers.bpf.o: tests/kernels/offers.bpf.c $(BUILD)/vmlinux.h
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -I$(BUILD) \
+		-c $< -o $@
+
+$(BUILD)/kernels/ecv-kernel-offers: tests/kernels/offers.c
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call pc_libs,libbpf libelf zlib)
+
 # --- tests ------------------------------------------------------------------
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_LIB) $(TVN_LIB) $(AGENT_LIB) $(COMMON_LIB)
 	$(call msg,LINK,$@)
@@ -144,7 +159,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(TVN_SRCS) | $(SKELS)
 # quiet when nothing is missing), then build, then run.
 SUBMAKE = $(MAKE) --no-print-directory BUILD=$(BUILD) SAN=$(SAN) V=$(V)
 
-tests: all $(TESTS) $(FUZZERS)
+tests: all $(TESTS) $(FUZZERS) $(KERNEL_OFFERS)
 
 check:
 	$(Q)bash tools/deps.sh
@@ -173,6 +188,11 @@ soak:
 	$(Q)bash tools/deps.sh
 	$(Q)$(SUBMAKE) all
 	$(Q)BUILD=$(BUILD) bash tests/bench/soak.sh
+
+kernels:
+	$(Q)bash tools/deps.sh
+	$(Q)$(SUBMAKE) all $(KERNEL_OFFERS)
+	$(Q)BUILD=$(BUILD) bash tests/kernels/matrix.sh --doc
 
 deps:
 	$(Q)bash tools/deps.sh

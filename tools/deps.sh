@@ -13,6 +13,8 @@ PKGS=(
 	procps psmisc
 	# benchmarks
 	hyperfine
+	# kernel matrix (tests/kernels/: Debian's kernels under qemu)
+	qemu-system-x86 busybox-static cpio kmod xz-utils zstd file
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -9,6 +9,9 @@
 # ECVB_PROBE_SITES=exported|auto to run every agent with that --probe-sites (e.g.
 # `ECVB_PROBE_SITES=exported ONLY='test_agent_*' bash tests/run.sh`).
 # ECV_EVENTS (auto, ringbuf, perf) to run every agent with that --events transport.
+# ECV_SOCKET_HOOK=MODE to force the agent's socket hook (--socket-hook MODE) wherever a
+# test does not choose one itself (the kernel matrix, tests/kernels/, runs every test
+# with each hook).
 
 . "$(dirname "${BASH_SOURCE[0]}")/harness.bash"
 ECVB_ROOT=$HARNESS_ROOT
@@ -109,6 +112,8 @@ start_agent() {
 	[ "$METRICS_PORT" != 0 ] && extra+=(--metrics 127.0.0.1:"$METRICS_PORT")
 	[ -n "${ECVB_PROBE_SITES:-}" ] && extra+=(--probe-sites "$ECVB_PROBE_SITES")
 	[ -n "${ECV_EVENTS:-}" ] && extra+=(--events "$ECV_EVENTS")
+	[[ -z "${ECV_SOCKET_HOOK:-}" || " $* " == *" --socket-hook "* ]] ||
+		extra+=(--socket-hook "$ECV_SOCKET_HOOK")
 	bg "$AGENT" --tvn 127.0.0.1:"$TVN_PORT" --netns /var/run/netns/"$NS" "${extra[@]}" \
 		"$@" >"$TMP/agent.log" 2>&1
 	AGENT_PID=$BG_PID

@@ -81,13 +81,20 @@ stop_pid() {
 	wait "$pid"
 }
 
+# ready_or_gone PID CMD...: CMD succeeds, or PID has ended (nothing left to wait for).
+ready_or_gone() {
+	local pid=$1
+	shift
+	"$@" || exited "$pid"
+}
+
 # started PID LOG SECONDS WHAT CMD...: waits (bounded) until CMD succeeds (a readiness
 # probe: a port listening, a log line, /healthz) with PID still running; otherwise shows
-# LOG and fails "WHAT did not start".
+# LOG and fails "WHAT did not start" (at once when PID has ended).
 started() {
 	local pid=$1 log=$2 t=$3 what=$4
 	shift 4
-	if ! wait_for "$t" "$@" || exited "$pid"; then
+	if ! wait_for "$t" ready_or_gone "$pid" "$@" || exited "$pid"; then
 		cat "$log"
 		fail "$what did not start"
 	fi
