@@ -96,6 +96,7 @@
  * from it (same ISN): the late copy then meets the new flow's ranges. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -231,6 +232,8 @@ struct held_frame {
 struct flow_ext {
 	struct meta_flow meta;
 	bool have_meta;
+	/* Who the client [0] and the server [1] are, as dedup_flow_info.ends. */
+	struct dedup_end ends[2];
 	uint8_t held; /* HELD_FIN/HELD_ACK/HELD_DATA per direction */
 	struct held_seg fin[2];
 	struct held_seg ack[2];
@@ -778,6 +781,7 @@ static void flow_info_fill(const struct flow *f, const struct dedup *d, struct d
 	if (f->ext && f->ext->have_meta) {
 		fi->have_meta = true;
 		fi->meta = f->ext->meta;
+		memcpy(fi->ends, f->ext->ends, sizeof(fi->ends));
 	}
 }
 
@@ -2171,6 +2175,25 @@ void dedup_input(struct dedup *d, const uint8_t *frame, size_t len, const struct
 	emit_frame(d, frame, len, ts_ns, src);
 }
 
+/* Records who the end of m's role is; fields m leaves empty keep their earlier value. */
+static void end_update(struct dedup_end ends[2], const struct meta_flow *m)
+{
+	struct dedup_end *e;
+
+	if (!strcmp(m->role, "client"))
+		e = &ends[0];
+	else if (!strcmp(m->role, "server"))
+		e = &ends[1];
+	else
+		return;
+	if (m->pid)
+		e->pid = m->pid;
+	if (m->comm[0])
+		snprintf(e->comm, sizeof(e->comm), "%s", m->comm);
+	if (m->container[0])
+		snprintf(e->container, sizeof(e->container), "%s", m->container);
+}
+
 void dedup_meta(struct dedup *d, const struct meta_flow *m, const struct dedup_src *src,
 		uint64_t ts_ns)
 {
@@ -2217,6 +2240,7 @@ void dedup_meta(struct dedup *d, const struct meta_flow *m, const struct dedup_s
 		return;
 	f->ext->meta = *m;
 	f->ext->have_meta = true;
+	end_update(f->ext->ends, m);
 }
 
 static void end_list(struct dedup *d, struct flow_list *l, uint64_t idle, uint64_t now)
