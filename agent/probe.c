@@ -71,6 +71,7 @@ struct probe {
 	size_t n_seen;
 	probe_event_fn on_event;
 	probe_lost_fn on_lost;
+	void (*on_ssl_process)(void *ctx, pid_t pid);
 	void *ctx;
 	int handled;
 };
@@ -494,6 +495,7 @@ static bool is_libssl(const char *path)
 static void scan_maps(struct probe *p, const char *pid)
 {
 	char maps[64], line[PATH_MAX + 256], full[PATH_MAX + 64];
+	bool told = false;
 	FILE *f;
 
 	snprintf(maps, sizeof(maps), "/proc/%s/maps", pid);
@@ -517,6 +519,9 @@ static void scan_maps(struct probe *p, const char *pid)
 		/* Through the process's root, so libraries inside containers resolve. */
 		snprintf(full, sizeof(full), "/proc/%s/root%s", pid, path);
 		target_add(p, full, false);
+		if (!told && p->on_ssl_process)
+			p->on_ssl_process(p->ctx, (pid_t)atoi(pid));
+		told = true;
 	}
 	fclose(f);
 }
@@ -761,6 +766,7 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 	p->on_event = on_event;
 	p->on_lost = on_lost;
 	p->ctx = ctx;
+	p->on_ssl_process = cfg->on_ssl_process;
 
 	err = load_bpf(p, cfg);
 	if (err)
