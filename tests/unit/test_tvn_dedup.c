@@ -1396,7 +1396,8 @@ END_TEST
  * client's container id survives its end record, which (process gone) has none. */
 START_TEST(test_meta_ends_per_role)
 {
-	static const char cid[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	static const char cid[] =
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 	struct meta_flow m;
 	struct run r;
 
