@@ -62,10 +62,12 @@ run_unit() {
 	echo "$u.service as run here:"
 	sed 's/^/    /' "$T/$u.plan"
 	# The plan is shell assignments: EXEC (array), USER_ID, CAPS (setpriv list),
-	# AMBIENT, NNP, STATE_DIR, STATE_MODE, READ_ONLY_ROOT, RW_PATHS (array), STOP_SECONDS.
+	# AMBIENT, NNP, STATE_DIR, STATE_MODE, READ_ONLY_ROOT, RW_PATHS (array), STOP_SECONDS,
+	# UMASK.
 	# shellcheck disable=SC1090
 	. "$T/$u.plan"
-	local setup="mount --make-rprivate /
+	local setup="umask $UMASK
+		mount --make-rprivate /
 		mount --bind $T/root/usr/local/bin /usr/local/bin
 		mount --bind $T/hosts /etc/hosts"
 	if [ -n "$STATE_DIR" ]; then
@@ -80,7 +82,7 @@ run_unit() {
 		setup+="
 		for m in \$(findmnt -rn -o TARGET | sort -u); do
 			case \$m in /proc*|/sys*|/dev*|/run*) continue ;; esac
-			mount -o remount,bind,ro \"\$m\" 2>/dev/null
+			mount -o remount,bind,ro \"\$m\" || echo \"cannot make \$m read-only\"
 		done"
 		local p
 		for p in "${RW_PATHS[@]}"; do
@@ -94,7 +96,7 @@ run_unit() {
 	[ "$NNP" = 1 ] && priv+=(--no-new-privs)
 	echo "$setup" >"$T/$u.setup"
 	bg "${VM[@]}" unshare --mount --propagation private -- bash -c \
-		". $T/$u.setup >$T/$u.setup.log 2>&1; exec \"\$@\"" setup "${priv[@]}" -- "${EXEC[@]}" \
+		". $T/$u.setup; exec \"\$@\"" setup "${priv[@]}" -- "${EXEC[@]}" \
 		>"$T/$u.log" 2>&1
 	eval "PID_${u//-/_}=\$BG_PID STOP_${u//-/_}=\$STOP_SECONDS"
 }
@@ -108,9 +110,10 @@ status=$(awk '/^(Uid|CapEff|CapBnd|NoNewPrivs):/ {printf "%s %s ", $1, $2}' "/pr
 echo "tvn: $status"
 [[ "$status" == "Uid: $USER_ID CapEff: 0000000000000000 CapBnd: 0000000000000000 NoNewPrivs: 1 " ]] ||
 	fail "tvn runs with '$status' (want uid $USER_ID, no capability, no new privileges)"
-"${VM[@]}" nsenter --target "$tvn_pid" --mount -- sh -c 'touch /usr/ecvd-rw-test' 2>/dev/null &&
-	fail "ProtectSystem=strict: /usr is writable in tvn's mount namespace"
-echo "ok: tvn unprivileged ($status), /usr read-only, /var/lib/tvn its own"
+mount_opts() { awk -v m="$2" '$5 == m { split($6, o, ","); print o[1] }' "/proc/$1/mountinfo"; }
+[ "$(mount_opts "$tvn_pid" /)" = ro ] && [ "$(mount_opts "$tvn_pid" /var/lib/tvn)" = rw ] ||
+	fail "ProtectSystem=strict: / is $(mount_opts "$tvn_pid" /), /var/lib/tvn $(mount_opts "$tvn_pid" /var/lib/tvn) for tvn (want ro, rw)"
+echo "ok: tvn unprivileged ($status); / read-only, /var/lib/tvn writable (ProtectSystem=strict, ReadWritePaths=)"
 
 note "ecv-agent.service"
 run_unit ecv-agent

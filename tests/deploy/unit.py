@@ -13,6 +13,7 @@ it without systemd, as shell assignments:
   STATE_DIR STATE_MODE   StateDirectory= / StateDirectoryMode=
   READ_ONLY_ROOT RW_PATHS   ProtectSystem=strict, ReadWritePaths=
   STOP_SECONDS      TimeoutStopSec= (KillSignal= must be SIGTERM)
+  UMASK             UMask=
 A directive of the [Service] section that changes how the program runs and is not
 translated here (nor listed as checked by systemd-analyze only) makes it exit 2."""
 import argparse
@@ -28,12 +29,12 @@ VERIFIED_ONLY = {"ProtectHome", "PrivateTmp", "PrivateDevices", "ProtectKernelTu
                  "ProtectClock", "ProtectHostname", "ProtectProc", "RestrictNamespaces",
                  "RestrictRealtime", "RestrictSUIDSGID", "LockPersonality",
                  "MemoryDenyWriteExecute", "SystemCallArchitectures", "SystemCallFilter",
-                 "SystemCallErrorNumber", "UMask", "RestrictAddressFamilies", "LimitNOFILE",
+                 "SystemCallErrorNumber", "RestrictAddressFamilies", "LimitNOFILE",
                  "LimitMEMLOCK", "Restart", "RestartSec", "Type", "Group", "LoadCredential"}
 TRANSLATED = {"ExecStart", "User", "DynamicUser", "EnvironmentFile", "CapabilityBoundingSet",
               "AmbientCapabilities", "NoNewPrivileges", "StateDirectory",
               "StateDirectoryMode", "ProtectSystem", "ReadWritePaths", "KillSignal",
-              "TimeoutStopSec"}
+              "TimeoutStopSec", "UMask"}
 
 
 def die(msg):
@@ -115,6 +116,7 @@ def main():
         "STATE_MODE": svc.get("StateDirectoryMode", "0755"),
         "READ_ONLY_ROOT": "1" if svc.get("ProtectSystem") == "strict" else "0",
         "STOP_SECONDS": str(seconds),
+        "UMASK": svc.get("UMask", "0022"),
     }
     if svc.get("ProtectSystem") not in (None, "strict"):
         die(f"ProtectSystem={svc['ProtectSystem']} is not translated")
