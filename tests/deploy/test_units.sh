@@ -132,6 +132,10 @@ server=$BG_PID
 exec 9>"$T/server.in"
 listening() { "${VM[@]}" ss -Hltn 'sport = :8443' | grep -q .; }
 started "$server" "$T/server.out" 10 "openssl s_server" listening
+# Discovery finds s_server's libssl within a rescan (every second), unless another process
+# of the host had it hooked already.
+ssl_hooked() { grep -q "hooked .*libssl" "$T/ecv-agent.log"; }
+wait_for 15 ssl_hooked || { cat "$T/ecv-agent.log"; fail "the agent never hooked a libssl"; }
 echo "answer-$ID" >&9
 {
 	echo "request-$ID"
@@ -156,7 +160,8 @@ pcap=$(ls "$T/state/tvn/"*.pcap* 2>/dev/null | head -n 1)
 [ "$(stat -c %u "$pcap")" = "$USER_ID" ] || fail "$pcap not owned by the unit's user"
 for m in "request-$ID" "answer-$ID"; do
 	n=$(tshark -r "$pcap" -Y "tcp.port == 8443" -T fields -e tcp.payload 2>/dev/null |
-		tr -d ':\n' | xxd -r -p | grep -ac -- "$m")
+		python3 -c 'import sys; h = sys.stdin.read().replace(":", "").split()
+print(b"".join(bytes.fromhex(x) for x in h).count(sys.argv[1].encode()))' "$m")
 	[ "$n" = 1 ] || fail "'$m' is in tvn's pcap $n times (want 1)"
 done
 echo "ok: request and answer each once in $pcap"
