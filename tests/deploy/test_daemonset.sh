@@ -196,7 +196,7 @@ captures() {
 	wait_for 5 eval '[ "$(agent_events)" -gt "$before" ]'
 }
 
-note "capability minimality: the agent with each added capability dropped in turn"
+note "capability minimality: the agent with each added capability dropped in turn (at ${SECONDS} s)"
 mapfile -t CAPS < <($POD caps $DS DaemonSet)
 needed=() unneeded=()
 for cap in "${CAPS[@]}"; do
@@ -217,7 +217,7 @@ for cap in "${unneeded[@]}"; do
 	echo "kept: $cap: ${KEPT_ELSEWHERE[$cap]}"
 done
 
-note "the agent with the DaemonSet's exact pod spec"
+note "the agent with the DaemonSet's exact pod spec (at ${SECONDS} s)"
 start_agent
 probes_answer agent $DS DaemonSet
 running ecvd-agent || { agent_log; fail "the agent exited"; }
@@ -320,7 +320,7 @@ done
 echo "ok: both tvns exit 0 on SIGTERM"
 
 # --- what the tvns wrote -------------------------------------------------------------
-note "the tvns' pcaps and flow logs"
+note "the tvns' pcaps and flow logs (at ${SECONDS} s)"
 ls -l "$T"/tvn-*/data/
 python3 - "$T" "$STREAMS" "$NET.${IP[nginx]}" "$TLS_PORT" "$ID" \
 	"$(podman inspect -f '{{.Id}}' ecvd-nginx)" <<'EOF' || fail "the tvns' output (see above)"
@@ -396,4 +396,4 @@ for name, tag in reqs.items():
           f"{name}: the last record is an end record from node-a ({m.get('event')}, {m.get('node')})")
 sys.exit(1 if bad else 0)
 EOF
-echo "PASS"
+echo "PASS in ${SECONDS} s"
