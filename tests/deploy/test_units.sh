@@ -105,6 +105,7 @@ http_ok() { "${VM[@]}" curl -sf -m 2 "$1" >/dev/null; }
 note "tvn.service"
 run_unit tvn
 started "$PID_tvn" "$T/tvn.log" 20 "tvn.service" http_ok http://127.0.0.1:8080/healthz
+TVN_UID=$USER_ID
 tvn_pid=$(pgrep -P "$PID_tvn" -x tvn || echo "$PID_tvn")
 status=$(awk '/^(Uid|CapEff|CapBnd|NoNewPrivs):/ {printf "%s %s ", $1, $2}' "/proc/$tvn_pid/status")
 echo "tvn: $status"
@@ -125,11 +126,13 @@ echo "ok: ecv-agent capturing, /healthz answers; $(grep -m1 'shipping to' "$T/ec
 note "a TLS exchange on the VM"
 harness_cert "$T"
 ID=$$-$RANDOM
+# s_server sends what arrives on its stdin: a FIFO, held open (read-write, so that
+# neither end blocks) until the exchange is over.
 mkfifo "$T/server.in"
+exec 9<>"$T/server.in"
 bg "${VM[@]}" openssl s_server -accept 10.0.0.1:8443 -cert "$T/cert.pem" -key "$T/key.pem" \
 	-naccept 1 <"$T/server.in" >"$T/server.out" 2>&1
 server=$BG_PID
-exec 9>"$T/server.in"
 listening() { "${VM[@]}" ss -Hltn 'sport = :8443' | grep -q .; }
 started "$server" "$T/server.out" 10 "openssl s_server" listening
 # Discovery finds s_server's libssl within a rescan (every second), unless another process
@@ -157,7 +160,7 @@ done
 
 pcap=$(ls "$T/state/tvn/"*.pcap* 2>/dev/null | head -n 1)
 [ -n "$pcap" ] || fail "no pcap in the state directory ($(ls -l "$T/state/tvn"))"
-[ "$(stat -c %u "$pcap")" = "$USER_ID" ] || fail "$pcap not owned by the unit's user"
+[ "$(stat -c %u "$pcap")" = "$TVN_UID" ] || fail "$pcap not owned by the unit's user ($TVN_UID)"
 for m in "request-$ID" "answer-$ID"; do
 	n=$(tshark -r "$pcap" -Y "tcp.port == 8443" -T fields -e tcp.payload 2>/dev/null |
 		python3 -c 'import sys; h = sys.stdin.read().replace(":", "").split()
