@@ -459,6 +459,16 @@ static const struct proc_entry *proc_lookup(struct agent *a, uint32_t tgid)
 	return e;
 }
 
+/* Discovery saw tgid running with a libssl: read who it is now (comm, cgroup, container
+ * id), while it exists; flows it makes within PROC_CACHE_NS use this. */
+static void on_ssl_process(void *ctx, pid_t pid)
+{
+	struct agent *a = ctx;
+
+	if (a->procs)
+		proc_lookup(a, (uint32_t)pid);
+}
+
 static int lookup_proc(void *ctx, uint32_t tgid, struct procinfo *out)
 {
 	const struct proc_entry *e = proc_lookup(ctx, tgid);
@@ -828,6 +838,7 @@ int main(int argc, char **argv)
 	pcfg.ring_bytes = opt.ring_bytes;
 	pcfg.perf_pages = opt.perf_pages;
 	pcfg.max_chunks = opt.max_chunks;
+	pcfg.on_ssl_process = on_ssl_process;
 
 	err = check_targets(&opt);
 	if (err)

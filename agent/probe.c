@@ -80,6 +80,7 @@ struct probe {
 	struct pid_seen *seen; /* sorted by pid */
 	size_t n_seen;
 	struct evbuf_sink sink;
+	void (*on_ssl_process)(void *ctx, pid_t pid);
 };
 
 /* An uprobe to place on every target: function, program, entry or return. Data calls
@@ -1020,7 +1021,7 @@ static void scan_exe(struct probe *p, const char *pid)
 static void scan_maps(struct probe *p, const char *pid)
 {
 	char maps[64], line[PATH_MAX + 256], full[PATH_MAX + 64], nspr[PATH_MAX + 64] = "";
-	bool nss = false;
+	bool nss = false, told = false;
 	FILE *f;
 
 	snprintf(maps, sizeof(maps), "/proc/%s/maps", pid);
@@ -1054,6 +1055,9 @@ static void scan_maps(struct probe *p, const char *pid)
 		}
 		nss |= kind == TARGET_NSS;
 		target_add(p, full, kind, false);
+		if (!told && p->on_ssl_process)
+			p->on_ssl_process(p->sink.ctx, (pid_t)atoi(pid));
+		told = true;
 	}
 	if (nss && nspr[0])
 		target_add(p, nspr, TARGET_NSS, false);
@@ -1282,6 +1286,7 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 	p->sink.on_event = on_event;
 	p->sink.on_lost = on_lost;
 	p->sink.ctx = ctx;
+	p->on_ssl_process = cfg->on_ssl_process;
 	err = events_setup(p, cfg, &pages);
 	if (err)
 		goto cleanup;

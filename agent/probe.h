@@ -56,6 +56,10 @@ struct probe_cfg {
 	unsigned perf_pages; /* per CPU, power of two; 0 = PROBE_PERF_PAGES_DEFAULT;
 			      * raised (logged) to hold one whole max_chunks call */
 	unsigned max_chunks; /* 16 KiB chunks per call, 1..ECV_MAX_CHUNKS */
+	/* Discovery found process pid mapping a libssl (it is running now): called with
+	 * probe_new()'s ctx, so that who it is can be read before a short-lived client
+	 * exits (its events are read up to one poll round later). NULL: not called. */
+	void (*on_ssl_process)(void *ctx, pid_t pid);
 };
 
 /* One event record of size bytes (>= ECV_EVENT_HDR_LEN, and its len field fits: checked),

@@ -2,7 +2,8 @@
 # tests/run.sh - runs every test suite and prints one summary line.
 #   1. Check unit suites: $BUILD/tests/test_*        (pure modules first, by name)
 #   2. fuzz smoke rounds: $BUILD/fuzz/fuzz_*         (FUZZ_SMOKE_SECONDS each, default 10)
-#   3. integration and end-to-end: tests/integration/*.sh, tests/e2e/test_*.sh
+#   3. integration, end-to-end and deployment: tests/integration/*.sh,
+#      tests/e2e/test_*.sh, tests/deploy/test_*.sh (the images and manifests, run for real)
 #      (need root and BPF; exit 0 = pass, 77 = skipped with a printed reason)
 # Environment: BUILD (default build), ONLY=<glob> to run a subset, KEEP_GOING=1.
 set -u
@@ -51,8 +52,8 @@ for f in "$BUILD"/fuzz/fuzz_*; do
 		FUZZ_FULL_LOG=1 bash tests/fuzz/run.sh "$(basename "$f")"
 done
 
-echo "== integration and end-to-end"
-for s in tests/integration/*.sh tests/e2e/test_*.sh; do
+echo "== integration, end-to-end and deployment"
+for s in tests/integration/*.sh tests/e2e/test_*.sh tests/deploy/test_*.sh; do
 	[ -f "$s" ] || continue
 	run_one "$(basename "$s" .sh)" bash "$s"
 done

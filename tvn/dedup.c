@@ -32,6 +32,7 @@
  * from it (same ISN): the late copy then meets the new flow's ranges. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -263,6 +264,25 @@ void dedup_input(struct dedup *d, const uint8_t *frame, size_t len, const struct
 	emit_frame(d, frame, len, ts_ns, src);
 }
 
+/* Records who the end of m's role is; fields m leaves empty keep their earlier value. */
+static void end_update(struct dedup_end ends[2], const struct meta_flow *m)
+{
+	struct dedup_end *e;
+
+	if (!strcmp(m->role, "client"))
+		e = &ends[0];
+	else if (!strcmp(m->role, "server"))
+		e = &ends[1];
+	else
+		return;
+	if (m->pid)
+		e->pid = m->pid;
+	if (m->comm[0])
+		snprintf(e->comm, sizeof(e->comm), "%s", m->comm);
+	if (m->container[0])
+		snprintf(e->container, sizeof(e->container), "%s", m->container);
+}
+
 void dedup_meta(struct dedup *d, const struct meta_flow *m, const struct dedup_src *src,
 		uint64_t ts_ns)
 {
@@ -309,6 +329,7 @@ void dedup_meta(struct dedup *d, const struct meta_flow *m, const struct dedup_s
 		return;
 	f->ext->meta = *m;
 	f->ext->have_meta = true;
+	end_update(f->ext->ends, m);
 }
 
 static void end_list(struct dedup *d, struct flow_list *l, uint64_t idle, uint64_t now)

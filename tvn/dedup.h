@@ -54,6 +54,15 @@ struct dedup_stats {
 
 #define DEDUP_MAX_SOURCES 4
 
+/* Who one end of a connection is, from the agents' metadata of that role: each field
+ * as last reported non-empty (an end record of a process that has exited carries no
+ * container id; the start record did). */
+struct dedup_end {
+	int64_t pid;
+	char comm[16];
+	char container[80];
+};
+
 /* What the flow log and /flows report about one connection. tuple is as first seen
  * (client -> server when metadata said so). */
 struct dedup_flow_info {
@@ -69,6 +78,8 @@ struct dedup_flow_info {
 	bool mid_stream; /* some copy had no absolute offsets */
 	bool have_meta;
 	struct meta_flow meta; /* the latest agent metadata, if have_meta */
+	/* Per role: [0] client, [1] server (all zero: no metadata of that role). */
+	struct dedup_end ends[2];
 };
 
 /* A frame to deliver to the outputs (whole, or rebuilt with trimmed payload and fixed

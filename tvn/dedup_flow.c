@@ -239,6 +239,7 @@ void flow_info_fill(const struct flow *f, const struct dedup *d, struct dedup_fl
 	if (f->ext && f->ext->have_meta) {
 		fi->have_meta = true;
 		fi->meta = f->ext->meta;
+		memcpy(fi->ends, f->ext->ends, sizeof(fi->ends));
 	}
 }
 

@@ -160,6 +160,8 @@ struct held_frame {
 struct flow_ext {
 	struct meta_flow meta;
 	bool have_meta;
+	/* Who the client [0] and the server [1] are, as dedup_flow_info.ends. */
+	struct dedup_end ends[2];
 	uint8_t held; /* HELD_FIN/HELD_ACK/HELD_DATA per direction */
 	struct held_seg fin[2];
 	struct held_seg ack[2];

@@ -97,6 +97,26 @@ static json_t *meta_json(const struct meta_flow *m)
 	return o;
 }
 
+/* {"client": {...}, "server": {...}}: the ends the metadata named, each once. */
+static json_t *ends_json(const struct dedup_end ends[2])
+{
+	static const char *const role[2] = { "client", "server" };
+	json_t *o = json_object(), *e;
+	int i;
+
+	for (i = 0; o && i < 2; i++) {
+		if (!ends[i].pid && !ends[i].comm[0] && !ends[i].container[0])
+			continue;
+		e = json_pack("{s:I}", "pid", (json_int_t)ends[i].pid);
+		if (e && ends[i].comm[0])
+			json_object_set_new(e, "comm", json_string(ends[i].comm));
+		if (e && ends[i].container[0])
+			json_object_set_new(e, "container", json_string(ends[i].container));
+		json_object_set_new(o, role[i], e);
+	}
+	return o;
+}
+
 json_t *flowlog_flow_json(const struct dedup_flow_info *f)
 {
 	char s[TUPLE_ADDR_STRLEN], d[TUPLE_ADDR_STRLEN];
@@ -125,8 +145,10 @@ json_t *flowlog_flow_json(const struct dedup_flow_info *f)
 		json_object_set_new(o, "kept", source_json(&f->sources[f->kept_source]));
 	else
 		json_object_set_new(o, "kept", json_null());
-	if (f->have_meta)
+	if (f->have_meta) {
 		json_object_set_new(o, "meta", meta_json(&f->meta));
+		json_object_set_new(o, "ends", ends_json(f->ends));
+	}
 	return o;
 }
 

@@ -1,13 +1,13 @@
 # ecv-agent image: eBPF capture of TLS plaintext, one per node.
 # It cannot run as an unprivileged user: loading BPF programs and reading other
-# processes' /proc entries need uid 0 with CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN (uprobes,
-# see docs/deploy.md), CAP_SYS_PTRACE and CAP_SYS_RESOURCE (plus hostPID and the host's
-# /sys/kernel/btf). The runtime grants exactly those, e.g.
-#   docker run --pid=host --cap-drop=ALL --cap-add=BPF --cap-add=PERFMON \
-#     --cap-add=SYS_ADMIN --cap-add=SYS_PTRACE --cap-add=SYS_RESOURCE \
+# processes' /proc entries need uid 0 with CAP_SYS_ADMIN (uprobes, and bpf(2)/perf events
+# with it, see docs/deploy.md), CAP_SYS_PTRACE and CAP_SYS_RESOURCE (plus hostPID and the
+# host's /sys/kernel/btf). The runtime grants exactly those, e.g.
+#   podman run --pid=host --cap-drop=ALL --cap-add=SYS_ADMIN --cap-add=SYS_PTRACE \
+#     --cap-add=SYS_RESOURCE --read-only -v /proc:/host/proc:ro \
 #     -v /sys/kernel/btf:/sys/kernel/btf:ro -v /sys/kernel/tracing:/sys/kernel/tracing:ro \
 #     ghcr.io/ecv/ecv-agent:latest --tvn collector:4789
-# (kernels < 5.8 have no CAP_BPF/CAP_PERFMON: --privileged is then the fallback).
+# (tests/deploy/test_daemonset.sh runs it as deploy/k8s/agent-daemonset.yaml says).
 # Build from the repository root:  make images   (or)
 #   docker build -f deploy/docker/agent.Dockerfile -t ghcr.io/ecv/ecv-agent:latest .
 

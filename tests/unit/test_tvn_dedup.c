@@ -44,6 +44,52 @@ END_TEST
 /* Copy A's agent restarts halfway: it announces the flow again as mid-stream and counts
  * offsets from its restart. The flow falls back to keeping the copy with absolute
  * offsets (B), so the stream stays exact. */
+/* Each role's identity is kept apart from the latest record (flow log "ends"): the
+ * client's container id survives its end record, which (process gone) has none. */
+START_TEST(test_meta_ends_per_role)
+{
+	static const char cid[] =
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	struct meta_flow m;
+	struct run r;
+
+	run_setup(&r, 40009, 2000, 2000, 9, NULL);
+	run_gen(&r);
+	meta_start(&m, &r.c.t[0]);
+	m.isn[0] = r.c.isn[0];
+	m.isn[1] = r.c.isn[1];
+	m.from_start = true;
+	m.pid = 10;
+	strcpy(m.role, "client");
+	strcpy(m.comm, "curl");
+	strcpy(m.container, cid);
+	dedup_meta(r.d, &m, &r.s.srcs[0], r.a.t0 - 2000);
+	m.pid = 20;
+	strcpy(m.role, "server");
+	strcpy(m.comm, "nginx");
+	m.container[0] = '\0';
+	dedup_meta(r.d, &m, &r.s.srcs[0], r.a.t0 - 1000);
+	run_feed(&r, true);
+	m.event = META_END;
+	m.pid = 10;
+	strcpy(m.role, "client");
+	strcpy(m.comm, "curl");
+	dedup_meta(r.d, &m, &r.s.srcs[0], r.a.t0 + 1000);
+	dedup_flush(r.d);
+
+	ck_assert_uint_eq(r.s.nended, 1);
+	ck_assert_str_eq(r.s.ended[0].meta.comm, "curl");
+	ck_assert_str_eq(r.s.ended[0].meta.container, "");
+	ck_assert_int_eq(r.s.ended[0].ends[0].pid, 10);
+	ck_assert_str_eq(r.s.ended[0].ends[0].comm, "curl");
+	ck_assert_str_eq(r.s.ended[0].ends[0].container, cid);
+	ck_assert_int_eq(r.s.ended[0].ends[1].pid, 20);
+	ck_assert_str_eq(r.s.ended[0].ends[1].comm, "nginx");
+	ck_assert_str_eq(r.s.ended[0].ends[1].container, "");
+	run_end(&r);
+}
+END_TEST
+
 START_TEST(test_agent_restart_mid_flow)
 {
 	struct copy_opts a2;
@@ -327,6 +373,7 @@ static Suite *dedup_suite(void)
 
 	tcase_add_test(b, test_mid_stream_copy);
 	tcase_add_test(b, test_meta_from_start_is_absolute);
+	tcase_add_test(b, test_meta_ends_per_role);
 	tcase_add_test(b, test_agent_restart_mid_flow);
 	tcase_add_test(b, test_agent_restart_single_copy);
 	tcase_add_test(b, test_agent_restart_after_expiry);
