@@ -141,6 +141,7 @@ _Static_assert(MAX_RANGES <= 255, "dir_state.n holds the range count");
 #define SF_ABS 0x04   /* absolute offsets: SYN seen or metadata from_start */
 #define SF_SYN0 0x08  /* sent a SYN in direction 0 */
 #define SF_SYN1 0x10
+#define SF_MID 0x20 /* metadata announced the copy mid-stream: its SYN is synthesized */
 
 /* flow.flags */
 #define FL_MID 0x01	 /* some copy is mid-stream: keep-first-source fallback */
@@ -1124,7 +1125,7 @@ static int build_piece(struct dedup *d, const uint8_t *frame, const struct pkt_i
 		       int64_t seglen)
 {
 	struct pkt_l2 l2;
-	struct pkt_tcp tcp;
+	struct pkt_tcp tcp = { 0 };
 	int64_t a = ps > syn ? ps : syn, b = pe < seglen - fin ? pe : seglen - fin;
 
 	memcpy(l2.dst, frame, 6);
@@ -1328,7 +1329,8 @@ static bool bytes_hold(struct dedup *d, struct flow *f, int dir, const uint8_t *
 	if (!queued && !fin_should_hold(d, f, slot))
 		return false;
 	if (HOLD_COST(len) > HOLD_DIR_MAX - (queued ? f->ext->qbytes[dir] : 0) ||
-	    d->hold_bytes + HOLD_COST(len) > HOLD_BUDGET || !flow_ext(f) || !(h = malloc(sizeof(*h) + len))) {
+	    d->hold_bytes + HOLD_COST(len) > HOLD_BUDGET || !flow_ext(f) ||
+	    !(h = malloc(sizeof(*h) + len))) {
 		hold_release(d, f, dir, true);
 		return false;
 	}
@@ -1890,12 +1892,15 @@ static uint64_t content_digest(const struct pkt_info *info)
 
 /* A SYN for a flow whose end is already under way is a new connection reusing the
  * 5-tuple if this source sent a SYN in that direction before, or its sequence number
- * differs from the SYN delivered. A late copy's first SYN is neither. */
+ * differs from the SYN delivered. A late copy's first SYN is neither, and nor is the
+ * handshake an agent synthesizes where it first saw the flow (announced mid-stream). */
 static bool flow_reused(const struct flow *f, int slot, int dir, const struct pkt_info *info)
 {
 	const struct dir_state *ds = &f->dir[dir];
 
 	if (!((f->dir[0].flags | f->dir[1].flags) & (DIR_FIN | DIR_RST)))
+		return false;
+	if (slot >= 0 && (f->sflags[slot] & SF_MID))
 		return false;
 	if (slot >= 0 && (f->sflags[slot] & (dir ? SF_SYN1 : SF_SYN0)))
 		return true;
@@ -1998,7 +2003,7 @@ static void tcp_input(struct dedup *d, const uint8_t *frame, size_t len,
 			*sf |= dir ? SF_SYN1 : SF_SYN0;
 		if (!(*sf & SF_CLASS)) {
 			*sf |= SF_CLASS;
-			if (syn)
+			if (syn && !(*sf & SF_MID))
 				*sf |= SF_ABS;
 			if (!(*sf & SF_ABS) && !(f->flags & FL_MID)) {
 				f->flags |= FL_MID;
@@ -2206,11 +2211,16 @@ void dedup_meta(struct dedup *d, const struct meta_flow *m, const struct dedup_s
 	slot = flow_slot(d, f, sid);
 	if (slot >= 0 && m->event == META_START) {
 		if (m->from_start) {
-			f->sflags[slot] |= SF_ABS;
-		} else if (f->sflags[slot] & SF_ABS) {
-			/* This source's agent restarted in the middle of the flow: its offsets
-			 * count from the restart now, so classify it again at its next packet. */
-			f->sflags[slot] &= ~(SF_ABS | SF_CLASS);
+			f->sflags[slot] = (f->sflags[slot] | SF_ABS) & ~SF_MID;
+		} else {
+			/* Agents synthesize a handshake for a flow they see mid-stream: its
+			 * SYN says nothing about offsets. */
+			f->sflags[slot] |= SF_MID;
+			if (f->sflags[slot] & SF_ABS)
+				/* This source's agent restarted in the middle of the flow: its
+				 * offsets count from the restart now, so classify it again at
+				 * its next packet; its new SYN is no new connection. */
+				f->sflags[slot] &= ~(SF_ABS | SF_CLASS | SF_SYN0 | SF_SYN1);
 		}
 	}
 	if (!flow_ext(f))

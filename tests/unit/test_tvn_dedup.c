@@ -221,8 +221,10 @@ static void gen_copy(struct frl *out, const struct conn *c, const struct copy_op
 
 #define SEQ(d) (c->isn[d] + 1 + (uint32_t)off[d])
 	if (o->handshake) {
-		gen_seg(&g, c, o, 0, c->isn[0], 0, PKT_TCP_SYN, NULL, 0, &ip_id);
-		gen_seg(&g, c, o, 1, c->isn[1], c->isn[0] + 1, PKT_TCP_SYN | PKT_TCP_ACK, NULL, 0,
+		/* Just before the first byte: a mid-stream copy's handshake is synthesized
+		 * where its data starts, as the agent does. */
+		gen_seg(&g, c, o, 0, SEQ(0) - 1, 0, PKT_TCP_SYN, NULL, 0, &ip_id);
+		gen_seg(&g, c, o, 1, SEQ(1) - 1, SEQ(0), PKT_TCP_SYN | PKT_TCP_ACK, NULL, 0,
 			&ip_id);
 		gen_seg(&g, c, o, 0, SEQ(0), SEQ(1), PKT_TCP_ACK, NULL, 0, &ip_id);
 	}
@@ -1079,8 +1081,7 @@ END_TEST
  * in A (1000-byte segments): A loses its client data segment at an offset that is `at`
  * modulo 3000 (0: B's filler starts with the hole; 2000: 500 bytes before it), and B's
  * agent read the byte at that offset + flip differently. Fed and flushed. */
-static void filler_conflict_run(struct run *r, uint16_t cport, uint32_t seed, size_t at,
-				long flip)
+static void filler_conflict_run(struct run *r, uint16_t cport, uint32_t seed, size_t at, long flip)
 {
 	size_t off = 0, n = 0, k;
 	int dir = 1;
@@ -1285,6 +1286,76 @@ START_TEST(test_agent_restart_mid_flow)
 	dedup_flush(r.d);
 	ck_assert(r.s.ended[0].mid_stream);
 	ck_assert_int_eq(r.s.ended[0].kept_source, 1);
+	run_end(&r);
+}
+END_TEST
+
+/* The same with the restarted agent's synthesized handshake (agents give a flow they see
+ * mid-stream one, for analysers): announced mid-stream, its SYN does not make its
+ * offsets absolute, its second life is still discarded whole and the flow log says
+ * mid_stream. */
+START_TEST(test_agent_restart_with_handshake)
+{
+	struct copy_opts a2;
+	struct conn c2;
+	struct meta_flow m;
+	struct run r;
+	uint64_t restart;
+	size_t i;
+
+	run_setup(&r, 40033, 20000, 20000, 53, &(struct setup){ .msg = 4000, .b_late = 30000 });
+	run_gen(&r);
+	frl_truncate(&r.la, 6);
+	restart = r.b.t0 + 100000;
+	restarted_copy(&r, 12000, &c2, &a2);
+	a2.handshake = true;
+	a2.t0 = restart + 1000;
+	gen_copy(&r.la, &c2, &a2);
+	run_merge(&r);
+
+	meta_start(&m, &r.c.t[0]);
+	i = frl_first_at(&r.all, restart);
+	feed_range(r.d, &r.s, &r.all, 0, i);
+	dedup_meta(r.d, &m, &r.s.srcs[0], restart);
+	feed_range(r.d, &r.s, &r.all, i, r.all.n);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
+	dedup_flush(r.d);
+	ck_assert_uint_eq(r.s.nended, 1);
+	ck_assert(r.s.ended[0].mid_stream);
+	ck_assert_int_eq(r.s.ended[0].kept_source, 1);
+	run_end(&r);
+}
+END_TEST
+
+/* A copy announced mid-stream from its first frame, with its synthesized handshake,
+ * beside a copy followed from the start: flow mode keeps the absolute copy. */
+START_TEST(test_mid_stream_handshake_not_absolute)
+{
+	struct meta_flow m;
+	struct run r;
+	size_t i;
+
+	run_setup(&r, 40034, 20000, 40000, 54,
+		  &(struct setup){ .mtu_a = 1040, .b_late = 200 * MS });
+	r.b.from[0] = 9000;
+	r.b.from[1] = 21000;
+	run_gen(&r);
+	run_merge(&r);
+	meta_start(&m, &r.c.t[0]);
+	i = frl_first_at(&r.all, r.b.t0);
+	feed_range(r.d, &r.s, &r.all, 0, i);
+	dedup_meta(r.d, &m, &r.s.srcs[1], r.b.t0);
+	feed_range(r.d, &r.s, &r.all, i, r.all.n);
+	run_finish(&r);
+	dedup_flush(r.d);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.s.from_src[1], 0);
+	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
+	ck_assert(r.s.ended[0].mid_stream);
+	ck_assert_int_eq(r.s.ended[0].kept_source, 0);
 	run_end(&r);
 }
 END_TEST
@@ -2349,9 +2420,11 @@ static Suite *dedup_suite(void)
 	tcase_add_test(b, test_partial_overlap_conflict);
 	tcase_add_test(b, test_conflict_in_ring_window);
 	tcase_add_test(b, test_mid_stream_copy);
+	tcase_add_test(b, test_mid_stream_handshake_not_absolute);
 	tcase_add_test(b, test_meta_from_start_is_absolute);
 	tcase_add_test(b, test_agent_shutdown_fins_held);
 	tcase_add_test(b, test_agent_restart_mid_flow);
+	tcase_add_test(b, test_agent_restart_with_handshake);
 	tcase_add_test(b, test_agent_restart_single_copy);
 	tcase_add_test(b, test_agent_restart_after_expiry);
 	tcase_add_test(b, test_retransmits_within_copy);
