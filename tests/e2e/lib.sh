@@ -360,6 +360,21 @@ $(tshark -n -r "$pcap" -Y 'tcp.flags.fin == 1' 2>/dev/null | head)"
 	note "ok: checksums valid, no frame flagged by TCP analysis, one SYN/SYN-ACK and two FINs per connection"
 }
 
+# e2e_suricata [PCAP] [ARGS...]: what an IDS reads from the capture (see
+# tests/integration/lib/suricata.py for ARGS: --expect "METHOD URL STATUS LENGTH",
+# --only, --sessions N, --set KEY=VALUE): Suricata 7 with its default configuration logs
+# each expected HTTP transaction exactly once and counts no stream.* event, and tshark's
+# expert analysis shows no warning or error. Output in $E2E_TMP/suricata-NAME/.
+E2E_SURICATA=$E2E_ROOT/tests/integration/lib/suricata.py
+e2e_suricata() {
+	local pcap=$E2E_PCAP
+	case "${1:-}" in -*|'') ;; *) pcap=$1; shift ;; esac
+	command -v suricata >/dev/null || fail "suricata not installed (make deps installs it)"
+	python3 "$E2E_SURICATA" "$pcap" --keep "$E2E_TMP/suricata-$(basename "$pcap" .pcap)" "$@" ||
+		fail "Suricata does not accept $(basename "$pcap") (details above)"
+	note "ok: Suricata logs every transaction of $(basename "$pcap"), no stream event; tshark expert clean"
+}
+
 # e2e_flow_sources SRC SPORT [FLOWLOG] [DPORT]: the number of distinct sources the tvn's
 # flow log lists for the flow from SRC:SPORT (either direction; to DPORT only, when
 # given: a client port may be reused towards two server ports).
