@@ -118,7 +118,11 @@ _Static_assert(MAX_RANGES <= 255, "dir_state.n holds the range count");
 #define HSET_WAYS 8
 #define TOMB_BUCKETS (1u << 12) /* x TOMB_WAYS x 16 bytes = 256 KiB, on first use */
 #define TOMB_WAYS 4
-#define HOLD_DIR_MAX (256u << 10) /* frame bytes held after a fresh hole, per direction */
+/* Frame bytes held after a fresh hole, per direction: what the copy that fills the hole
+ * may lag behind (a reader's node trails the writer's by its socket buffers and TCP
+ * window, several MiB on a fast link); data released before its filler reads to
+ * analysers as a lost segment and an out-of-order one. */
+#define HOLD_DIR_MAX (16u << 20)
 #define HOLD_BUDGET (64ull << 20) /* ... and in total */
 /* What a held frame costs against those bounds: its bytes, its header and malloc's own
  * chunk header, so that tiny frames cannot hold twice the memory the bounds name. */

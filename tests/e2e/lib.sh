@@ -112,7 +112,9 @@ e2e_cert() { harness_cert "$E2E_TMP" ecv-e2e; }
 e2e_random() { head -c "$2" /dev/urandom >"$1"; }
 
 # e2e_nginx NODE WWW P12 P13 [PH2]: nginx in NODE serving WWW: TLS 1.2 + HTTP/1.1 on P12,
-# TLS 1.3 + HTTP/1.1 on P13 and, when PH2 is given, TLS 1.2/1.3 + HTTP/2 (ALPN h2) on PH2.
+# TLS 1.3 + HTTP/1.1 on P13 and, when PH2 is given, TLS 1.2/1.3 + HTTP/2 (ALPN h2) on PH2,
+# where PUT /put/NAME stores the body as $E2E_TMP/put/NAME (nginx reads an HTTP/2 body
+# whole only there: its POST /upload answers first and resets the stream).
 # Keep-alive on, sendfile off (a sendfile'd body never passes through SSL_write), POST
 # /upload takes a body of up to 64 MB and answers "uploaded"; everything else is a static
 # file of WWW; on P13, /slow/FILE is WWW/FILE sent at ECVX_SLOW_RATE (nginx limit_rate,
@@ -126,7 +128,14 @@ e2e_nginx() {
 		ssl_protocols TLSv1.2 TLSv1.3;
 		root $www;
 		location = /upload { client_max_body_size 64m; return 200 \"uploaded\\n\"; }
+		location /put/ {
+			alias $E2E_TMP/put/;
+			dav_methods PUT;
+			client_max_body_size 64m;
+		}
 	}"
+	mkdir -p "$E2E_TMP/put"
+	chmod 777 "$E2E_TMP/put"
 	cat >"$conf" <<NGINX
 worker_processes 1;
 pid $E2E_TMP/nginx-$node.pid;
