@@ -58,6 +58,8 @@ AGENT_SRCS  := $(filter-out agent/main.c,$(wildcard agent/*.c))
 BPF_SRCS    := $(wildcard bpf/*.bpf.c)
 TOOL_SRCS   := $(wildcard tools/*.c)
 TEST_SRCS   := $(wildcard tests/unit/test_*.c)
+# What suites share (fixtures, harnesses): every other .c under tests/unit/.
+TEST_LIB_SRCS := $(filter-out $(TEST_SRCS),$(wildcard tests/unit/*.c))
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 
 # Objects live under obj/: $(BUILD)/tvn is the program, so it cannot also be a directory.
@@ -66,6 +68,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_LIB := $(BUILD)/libecvcommon.a
 TVN_LIB    := $(BUILD)/libtvn.a
 AGENT_LIB  := $(BUILD)/libagent.a
+TEST_LIB   := $(BUILD)/libtestsupport.a
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS      := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 TOOLS      := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRCS))
@@ -87,7 +90,8 @@ $(BUILD)/obj/%.o: %.c
 $(COMMON_LIB): $(call obj,$(COMMON_SRCS))
 $(TVN_LIB): $(call obj,$(TVN_SRCS))
 $(AGENT_LIB): $(call obj,$(AGENT_SRCS))
-$(COMMON_LIB) $(TVN_LIB) $(AGENT_LIB):
+$(TEST_LIB): $(call obj,$(TEST_LIB_SRCS))
+$(COMMON_LIB) $(TVN_LIB) $(AGENT_LIB) $(TEST_LIB):
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
@@ -123,7 +127,7 @@ $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # --- tests ------------------------------------------------------------------
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TVN_LIB) $(AGENT_LIB) $(COMMON_LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_LIB) $(TVN_LIB) $(AGENT_LIB) $(COMMON_LIB)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ \

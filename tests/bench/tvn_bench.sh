@@ -29,7 +29,7 @@
 #  3. instructions per packet (valgrind --tool=callgrind; repeatable on a loaded machine,
 #     unlike times): offline on a smaller capture minus a one-packet run (start-up), and
 #     live (everything the process executed, start-up and idle polls included, divided by
-#     the datagrams received), split into tvn/dedup.c and the rest.
+#     the datagrams received), split into the dedup engine (tvn/dedup*.[ch]) and the rest.
 #  4. memory per flow: dedup_flow_bytes() as printed by `tvn --version`.
 # Results go to stdout and to docs/bench-tvn.md (BENCH_OUT overrides); what follows the
 # line "<!-- kept by tvn_bench.sh -->" in that file (hand-written history) is kept.
@@ -301,7 +301,7 @@ cg_split() { # callgrind.out -> "total dedup_self"
 	# the per-function self-cost list only: no source annotation, no threshold
 	callgrind_annotate --auto=no --threshold=100 "$1" 2>/dev/null | awk '
 		/PROGRAM TOTALS/ { gsub(",", "", $1); tot = $1 }
-		$1 ~ /^[0-9,]+$/ && /tvn\/dedup\.c:/ { gsub(",", "", $1); d += $1 }
+		$1 ~ /^[0-9,]+$/ && /tvn\/dedup[a-z_]*\.[ch]:/ { gsub(",", "", $1); d += $1 }
 		END { print tot + 0, d + 0 }'
 }
 : >"$T/cg.txt"
@@ -631,7 +631,7 @@ if cg:
     L.append("--out pcap:/dev/null\` minus the same on its first packet (start-up), divided by the packets.")
     L.append("Live: everything the process executed (start-up and idle polls included) while ecv-replay sent")
     L.append("both copies at 10000/s each, divided by the datagrams received; the kernel's share is not counted.")
-    L.append("dedup.c = instructions in tvn/dedup.c's own functions (self cost).")
+    L.append("dedup.c = instructions in the dedup engine's own functions, tvn/dedup*.c and what they inline from tvn/dedup*.h (self cost).")
     L.append("")
     L.append("| binary | offline: all | offline: dedup.c | offline: rest | live: all | live: dedup.c | live: rest |")
     L.append("| --- | --- | --- | --- | --- | --- | --- |")

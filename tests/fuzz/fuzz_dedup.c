@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_dedup.c - libFuzzer harness for tvn/dedup.c.
+/* tests/fuzz/fuzz_dedup.c - libFuzzer harness for the dedup engine (tvn/dedup*.c).
  *
  * The input is a program: its first byte picks the mode and tiny table bounds, then each
  * 12-byte record is one operation on a handful of tuples and sources: a TCP segment with
