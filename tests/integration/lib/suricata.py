@@ -65,7 +65,12 @@ def read_eve(path):
             if e.get("event_type") == "http":
                 # HTTP/2 connection-level frames (SETTINGS on stream 0) are logged as
                 # records of their own: not transactions.
-                if e.get("http", {}).get("http2", {}).get("stream_id") == 0:
+                h = e.get("http", {})
+                if h.get("http2", {}).get("stream_id") == 0:
+                    continue
+                # ... and so are HTTP/2 frames of no request (no method, URL or status).
+                if h.get("version") == "2" and not any(
+                        h.get(k) for k in ("http_method", "url", "status")):
                     continue
                 http.append(e)
             elif e.get("event_type") == "stats":
