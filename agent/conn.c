@@ -231,16 +231,37 @@ static uint8_t *frame_buf(void *ctx, size_t need)
 }
 
 /* Sends TCP segments in direction dir: payload split to the MSS, or one bare segment
- * when len is 0. */
+ * when len is 0. Every segment advertises the largest window (65535 << CONN_WSCALE once
+ * the handshake negotiated the scale): see CONN_WSCALE. */
+static void conn_send_tcp(struct conn_table *ct, struct conn *c, int dir, const struct pkt_tcp *tcp,
+			  const void *data, size_t len)
+{
+	struct emit_ctx e = { .ct = ct, .flow = &c->tuple[dir] };
+
+	if (pkt_segment_to(&c->l2[dir], &c->tuple[dir], tcp, &c->ip_id[dir], ct->cfg.mtu, data, len,
+			   frame_buf, emit_frame, &e))
+		ct->st.emit_errors++;
+}
+
 static void conn_send(struct conn_table *ct, struct conn *c, int dir, uint8_t flags, uint32_t seq,
 		      uint32_t ack, const void *data, size_t len)
 {
-	struct emit_ctx e = { .ct = ct, .flow = &c->tuple[dir] };
 	struct pkt_tcp tcp = { .seq = seq, .ack = ack, .flags = flags };
 
-	if (pkt_segment_to(&c->l2[dir], &c->tuple[dir], &tcp, &c->ip_id[dir], ct->cfg.mtu, data,
-			   len, frame_buf, emit_frame, &e))
-		ct->st.emit_errors++;
+	conn_send_tcp(ct, c, dir, &tcp, data, len);
+}
+
+/* A SYN or SYN-ACK: MSS of the configured MTU and window scale CONN_WSCALE. */
+static void conn_send_syn(struct conn_table *ct, struct conn *c, int dir, uint8_t flags,
+			  uint32_t seq, uint32_t ack)
+{
+	struct pkt_tcp tcp = { .seq = seq,
+			       .ack = ack,
+			       .flags = flags,
+			       .mss = (uint16_t)pkt_mss(ct->cfg.mtu, c->tuple[dir].family),
+			       .wscale = CONN_WSCALE };
+
+	conn_send_tcp(ct, c, dir, &tcp, NULL, 0);
 }
 
 /* Direction index carrying client -> server bytes. */
@@ -313,9 +334,32 @@ static enum conn_role conn_decide_role(struct conn_table *ct, const struct conn 
 	return out->sport < out->dport ? ROLE_SERVER : ROLE_CLIENT;
 }
 
-/* First sight of a connection with a known tuple: role, Ethernet addresses, the start
- * record and, for a connection followed from its handshake, SYN / SYN-ACK / ACK. */
-static void conn_start(struct conn_table *ct, struct conn *c, uint64_t now_ns)
+/* Sequence number of the next byte of direction dir. */
+static uint32_t conn_next_seq(const struct conn *c, int dir)
+{
+	return c->isn[dir] + 1 + (uint32_t)c->next_off[dir];
+}
+
+/* Where a mid-stream connection begins in direction dir: the offset of its first data
+ * event there (backlog first, then ev, the event that starts it), else 0 (the probes
+ * count each direction from 0 when they first see a connection). */
+static uint64_t conn_mid_base(const struct conn *c, const struct ecv_event *ev, int dir)
+{
+	const struct pending *p;
+
+	for (p = c->backlog; p; p = p->next)
+		if (p->ev.dir == dir)
+			return p->ev.offset;
+	return ev->type == ECV_EV_DATA && ev->dir == dir ? ev->offset : 0;
+}
+
+/* First sight of a connection with a known tuple (ev: the event that makes it known):
+ * role, Ethernet addresses, the start record and SYN / SYN-ACK / ACK. A connection first
+ * seen mid-stream gets a handshake too, just before the first byte seen in each
+ * direction (its metadata still says from_start false): a stateful analyser with its
+ * default configuration ignores a TCP session that has none. */
+static void conn_start(struct conn_table *ct, struct conn *c, const struct ecv_event *ev,
+		       uint64_t now_ns)
 {
 	const struct conn_lookup *lk = &ct->cfg.lookup;
 	const struct ecv_tuple *out = &c->tuple[ECV_DIR_WRITE];
@@ -331,13 +375,16 @@ static void conn_start(struct conn_table *ct, struct conn *c, uint64_t now_ns)
 	c->l2[ECV_DIR_READ].vlan = c->l2[ECV_DIR_WRITE].vlan;
 	c->started = true;
 	conn_send_meta(ct, c, META_START);
-	if (!c->from_start)
-		return;
 	cs = c2s_dir(c);
 	sc = !cs;
-	conn_send(ct, c, cs, PKT_TCP_SYN, c->isn[cs], 0, NULL, 0);
-	conn_send(ct, c, sc, PKT_TCP_SYN | PKT_TCP_ACK, c->isn[sc], c->isn[cs] + 1, NULL, 0);
-	conn_send(ct, c, cs, PKT_TCP_ACK, c->isn[cs] + 1, c->isn[sc] + 1, NULL, 0);
+	if (!c->from_start) {
+		c->next_off[cs] = conn_mid_base(c, ev, cs);
+		c->next_off[sc] = conn_mid_base(c, ev, sc);
+	}
+	conn_send_syn(ct, c, cs, PKT_TCP_SYN, conn_next_seq(c, cs) - 1, 0);
+	conn_send_syn(ct, c, sc, PKT_TCP_SYN | PKT_TCP_ACK, conn_next_seq(c, sc) - 1,
+		      conn_next_seq(c, cs));
+	conn_send(ct, c, cs, PKT_TCP_ACK, conn_next_seq(c, cs), conn_next_seq(c, sc), NULL, 0);
 }
 
 /* FIN/ACK from the client, FIN/ACK from the server, the client's last ACK, then the end
@@ -351,8 +398,8 @@ static void conn_finish(struct conn_table *ct, struct conn *c)
 		return;
 	cs = c2s_dir(c);
 	sc = !cs;
-	cseq = c->isn[cs] + 1 + (uint32_t)c->next_off[cs];
-	sseq = c->isn[sc] + 1 + (uint32_t)c->next_off[sc];
+	cseq = conn_next_seq(c, cs);
+	sseq = conn_next_seq(c, sc);
 	conn_send(ct, c, cs, PKT_TCP_FIN | PKT_TCP_ACK, cseq, sseq, NULL, 0);
 	conn_send(ct, c, sc, PKT_TCP_FIN | PKT_TCP_ACK, sseq, cseq + 1, NULL, 0);
 	conn_send(ct, c, cs, PKT_TCP_ACK, cseq + 1, sseq + 1, NULL, 0);
@@ -362,11 +409,9 @@ static void conn_finish(struct conn_table *ct, struct conn *c)
 static void conn_data(struct conn_table *ct, struct conn *c, const struct ecv_event *ev)
 {
 	int d = ev->dir, peer = !ev->dir;
-	uint32_t seq, ack;
+	uint32_t seq;
 	uint64_t end;
 
-	if (!c->from_start && c->bytes[d] == 0 && c->next_off[d] == 0)
-		c->next_off[d] = ev->offset; /* a mid-stream flow begins where it is seen */
 	if (ev->offset > c->next_off[d]) {
 		/* Lost samples or a truncated call: leave the hole in sequence space so the
 		 * TVN can fill it from the other node's copy; never shift later data. */
@@ -375,13 +420,19 @@ static void conn_data(struct conn_table *ct, struct conn *c, const struct ecv_ev
 		c->hole_bytes += ev->offset - c->next_off[d];
 	}
 	seq = c->isn[d] + 1 + (uint32_t)ev->offset;
-	ack = c->isn[peer] + 1 + (uint32_t)c->next_off[peer];
 	if (ev->len)
-		conn_send(ct, c, d, PKT_TCP_PSH | PKT_TCP_ACK, seq, ack, ev->data, ev->len);
+		conn_send(ct, c, d, PKT_TCP_PSH | PKT_TCP_ACK, seq, conn_next_seq(c, peer),
+			  ev->data, ev->len);
 	end = ev->offset + ev->len;
 	if (end > c->next_off[d])
 		c->next_off[d] = end;
 	c->bytes[d] += ev->len;
+	/* The reading side acknowledges what the application read, as its TCP stack would
+	 * have: without it a stateful analyser sees a download that nobody acknowledges,
+	 * and the tvn's output has no ACK for bytes that only this node's copy brings. */
+	if (d == ECV_DIR_READ && ev->len)
+		conn_send(ct, c, ECV_DIR_WRITE, PKT_TCP_ACK, conn_next_seq(c, ECV_DIR_WRITE),
+			  conn_next_seq(c, ECV_DIR_READ), NULL, 0);
 }
 
 static int conn_set_tuple(struct conn *c, const struct ecv_event *ev)
@@ -543,7 +594,7 @@ int conn_handle(struct conn_table *ct, const struct ecv_event *ev, size_t size, 
 	 * announces nothing: the socket hook and the state tracepoint can report an SSL
 	 * object after its SSL_free, and that must not open a second, empty flow. */
 	if (c->has_tuple && !c->started && (c->saw_start || ev->type == ECV_EV_DATA)) {
-		conn_start(ct, c, now_ns);
+		conn_start(ct, c, ev, now_ns);
 		conn_replay(ct, c);
 	}
 	if (ev->type != ECV_EV_DATA)

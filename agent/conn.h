@@ -24,6 +24,12 @@
  * seen on another (the perf buffer orders events per CPU only): a closed connection
  * keeps taking data this long before its FINs go out. */
 #define CONN_CLOSE_GRACE_NS (250ull * 1000000ull)
+/* Window scale of the synthesized handshake. The frames of one direction reach the
+ * tools from the writer's node, its acknowledgements from the reader's node, which may
+ * lag by the tvn's skew (seconds) or be missing (one node instrumented): every segment
+ * advertises 65535 << 14, about 1 GiB, so that no byte in flight is out of window for a
+ * stateful analyser. */
+#define CONN_WSCALE 14
 #define CONN_IDLE_DEFAULT_NS (300ull * 1000000000ull) /* --flow-timeout default: 5 min */
 
 /* Receives every synthesized frame. flow is the connection's tuple in one of its two

@@ -171,11 +171,11 @@ int pkt_build(uint8_t *buf, size_t cap, const struct pkt_l2 *l2, const struct ec
 		return -EINVAL;
 	v4 = t->family == AF_INET;
 	is_tcp = t->proto == IPPROTO_TCP;
-	if (is_tcp && !tcp)
+	if (is_tcp && (!tcp || tcp->wscale > PKT_WSCALE_MAX))
 		return -EINVAL;
 	l2_len = PKT_ETH_LEN + (l2->vlan ? PKT_VLAN_LEN : 0);
 	l3_len = v4 ? PKT_IP4_LEN : PKT_IP6_LEN;
-	l4_hdr = is_tcp ? PKT_TCP_LEN : PKT_UDP_LEN;
+	l4_hdr = is_tcp ? PKT_TCP_LEN + (tcp->mss ? PKT_TCP_SYN_OPT_LEN : 0) : PKT_UDP_LEN;
 	/* IPv4 total length and the IPv6 payload length are both 16-bit fields. */
 	if (len > 65535 - l4_hdr - (v4 ? l3_len : 0))
 		return -EINVAL;
@@ -219,17 +219,26 @@ int pkt_build(uint8_t *buf, size_t cap, const struct pkt_l2 *l2, const struct ec
 	if (is_tcp) {
 		wr32(l4 + 4, tcp->seq);
 		wr32(l4 + 8, tcp->ack);
-		l4[12] = (PKT_TCP_LEN / 4) << 4;
+		l4[12] = (uint8_t)((l4_hdr / 4) << 4);
 		l4[13] = tcp->flags;
 		wr16(l4 + 14, tcp->window ? tcp->window : 65535);
 		wr16(l4 + 16, 0);
 		wr16(l4 + 18, 0);
+		if (tcp->mss) {
+			l4[20] = 2; /* MSS, RFC 9293 §3.2 */
+			l4[21] = 4;
+			wr16(l4 + 22, tcp->mss);
+			l4[24] = 1; /* NOP: the window scale option is 3 bytes */
+			l4[25] = 3; /* window scale, RFC 7323 §2.2 */
+			l4[26] = 3;
+			l4[27] = tcp->wscale;
+		}
 	} else {
 		wr16(l4 + 4, (uint16_t)(l4_hdr + len));
 		wr16(l4 + 6, 0);
 	}
 	sum = pseudo_sum(v4, t->saddr, t->daddr, t->proto, (uint32_t)(l4_hdr + len));
-	sum = csum_add(sum, l4, l4_hdr); /* 20 or 8 bytes: the payload starts even */
+	sum = csum_add(sum, l4, l4_hdr); /* 28, 20 or 8 bytes: the payload starts even */
 	if (len)
 		sum = csum_copy(sum, l4 + l4_hdr, payload, len);
 	c = csum_fold(sum);
@@ -273,7 +282,8 @@ int pkt_segment_to(const struct pkt_l2 *l2, const struct ecv_tuple *t, const str
 	max_payload = 65535 - PKT_TCP_LEN - (t->family == AF_INET ? PKT_IP4_LEN : 0);
 	if (mss > max_payload)
 		mss = max_payload;
-	cap = PKT_ETH_LEN + PKT_VLAN_LEN + PKT_IP6_LEN + PKT_TCP_LEN + (len < mss ? len : mss);
+	cap = PKT_ETH_LEN + PKT_VLAN_LEN + PKT_IP6_LEN + PKT_TCP_LEN + PKT_TCP_SYN_OPT_LEN +
+	      (len < mss ? len : mss);
 	if (cap > sizeof(stack_buf)) {
 		frame = malloc(cap);
 		if (!frame)
@@ -289,6 +299,8 @@ int pkt_segment_to(const struct pkt_l2 *l2, const struct ecv_tuple *t, const str
 		seg.seq = tcp->seq + (uint32_t)off;
 		/* PSH and FIN belong to the end of the data, not to every piece of it. */
 		seg.flags = last ? tcp->flags : tcp->flags & ~(PKT_TCP_PSH | PKT_TCP_FIN);
+		if (off)
+			seg.mss = 0; /* options belong to the SYN */
 		n = pkt_build(out ? out : frame, cap, l2, t, &seg, *ip_id, p ? p + off : NULL,
 			      n_bytes);
 		if (n < 0) {
@@ -306,6 +318,37 @@ cleanup:
 	if (frame != stack_buf)
 		free(frame);
 	return err;
+}
+
+/* Reads the MSS and window-scale options of a SYN from opt[0..n) (the bytes between the
+ * fixed TCP header and the payload) into info; malformed options end the walk. */
+static void tcp_syn_opts(const uint8_t *opt, size_t n, struct pkt_info *info)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		uint8_t kind = opt[i], olen;
+
+		if (kind == 0) /* end of option list */
+			return;
+		if (kind == 1) { /* NOP */
+			i++;
+			continue;
+		}
+		if (n - i < 2)
+			return;
+		olen = opt[i + 1];
+		if (olen < 2 || olen > n - i)
+			return;
+		if (kind == 2 && olen == 4) {
+			info->mss = rd16(opt + i + 2);
+			info->tcp_opts |= PKT_OPT_MSS;
+		} else if (kind == 3 && olen == 3) {
+			info->wscale = opt[i + 2];
+			info->tcp_opts |= PKT_OPT_WSCALE;
+		}
+		i += olen;
+	}
 }
 
 /* Walks the IPv6 extension headers, the first of type *next at buf[*off], stopping at an
@@ -379,6 +422,8 @@ static bool parse_eth_ip4_tcp(const uint8_t *buf, size_t len, struct pkt_info *i
 	info->tcp_flags = tcp[13];
 	info->window = rd16(tcp + 14);
 	info->payload_off = (uint16_t)(PKT_ETH_LEN + PKT_IP4_LEN + doff);
+	if ((tcp[13] & PKT_TCP_SYN) && doff > PKT_TCP_LEN)
+		tcp_syn_opts(tcp + PKT_TCP_LEN, doff - PKT_TCP_LEN, info);
 	info->tuple.sport = rd16(tcp);
 	info->tuple.dport = rd16(tcp + 2);
 	info->payload = buf + info->payload_off;
@@ -489,6 +534,8 @@ int pkt_parse(const uint8_t *buf, size_t len, struct pkt_info *info)
 		info->tcp_flags = buf[l4 + 13];
 		info->window = rd16(buf + l4 + 14);
 		info->payload_off = (uint16_t)(l4 + doff);
+		if ((info->tcp_flags & PKT_TCP_SYN) && doff > PKT_TCP_LEN)
+			tcp_syn_opts(buf + l4 + PKT_TCP_LEN, doff - PKT_TCP_LEN, info);
 	} else if (proto == IPPROTO_UDP) {
 		size_t ulen;
 

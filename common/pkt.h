@@ -15,6 +15,8 @@
 #define PKT_IP4_LEN 20
 #define PKT_IP6_LEN 40
 #define PKT_TCP_LEN 20
+#define PKT_TCP_SYN_OPT_LEN 8 /* MSS (4), NOP, window scale (3) */
+#define PKT_WSCALE_MAX 14     /* RFC 7323 §2.3 */
 #define PKT_UDP_LEN 8
 /* Largest frame pkt_build() writes: Ethernet + 802.1Q + IPv6 + TCP + 64 KiB payload. */
 #define PKT_MAX_FRAME (PKT_ETH_LEN + PKT_VLAN_LEN + PKT_IP6_LEN + PKT_TCP_LEN + 65535)
@@ -41,12 +43,17 @@ struct pkt_tcp {
 	uint32_t ack;
 	uint16_t window; /* 0 means the default, 65535 */
 	uint8_t flags;	 /* PKT_TCP_* */
+	/* SYN options: mss non-zero adds an MSS option and a window-scale option of shift
+	 * wscale (0..PKT_WSCALE_MAX), PKT_TCP_SYN_OPT_LEN bytes after the header. */
+	uint8_t wscale;
+	uint16_t mss;
 };
 
 /* Builds one Ethernet frame (IPv4 with DF, TTL 64, id ip_id and header checksum; or
  * IPv6, hop limit 64) carrying a TCP segment (or UDP datagram when t->proto is UDP; tcp
  * is then ignored) with valid checksums. Returns the frame length, or -ENOSPC when cap
- * is too small, -EINVAL for a bad tuple or a payload over 65535 - headers. */
+ * is too small, -EINVAL for a bad tuple, a window scale over PKT_WSCALE_MAX or a payload
+ * over 65535 - headers. */
 int pkt_build(uint8_t *buf, size_t cap, const struct pkt_l2 *l2, const struct ecv_tuple *t,
 	      const struct pkt_tcp *tcp, uint16_t ip_id, const void *payload, size_t len);
 
@@ -64,8 +71,9 @@ typedef int (*pkt_emit_fn)(void *ctx, const uint8_t *frame, size_t len);
 typedef uint8_t *(*pkt_buf_fn)(void *ctx, size_t need);
 
 /* Splits payload into MSS-sized TCP segments for mtu, the first at tcp->seq, each next
- * one at seq + bytes before it, all with tcp->ack and tcp->flags (PSH and FIN are set on
- * the last segment only, when tcp->flags has them). *ip_id is used and incremented per
+ * one at seq + bytes before it, all with tcp->ack, tcp->window and tcp->flags (PSH and
+ * FIN are set on the last segment only, when tcp->flags has them; SYN options on the
+ * first only). *ip_id is used and incremented per
  * frame. len == 0 emits one segment without payload. Returns 0, -EINVAL (mtu too small or not
  * TCP), -ENOMEM, or the first non-zero value of emit. */
 int pkt_segment(const struct pkt_l2 *l2, const struct ecv_tuple *t, const struct pkt_tcp *tcp,
@@ -105,6 +113,9 @@ struct pkt_info {
 	uint16_t vlan;	    /* id of the outermost 802.1Q tag, 0 if none */
 	uint8_t ttl;	    /* TTL or hop limit */
 	uint8_t tcp_flags;
+	uint8_t tcp_opts; /* PKT_OPT_* found in a SYN's options */
+	uint8_t wscale;	  /* window-scale shift, if PKT_OPT_WSCALE */
+	uint16_t mss;	  /* if PKT_OPT_MSS */
 	uint16_t window;
 	uint16_t ip_id;
 	uint16_t l3_off;
@@ -118,13 +129,17 @@ struct pkt_info {
 	const uint8_t *payload;
 };
 
+/* pkt_info.tcp_opts */
+#define PKT_OPT_MSS 0x01
+#define PKT_OPT_WSCALE 0x02
+
 /* Return value of pkt_parse() for a frame of EtherType ETH_P_ECV_META: payload and
  * payload_len then hold the bytes after the Ethernet/VLAN headers. */
 #define PKT_META 1
 
 /* Parses Ethernet (up to two VLAN tags) / IPv4 (options) or IPv6 (extension headers) /
- * TCP (options) or UDP. Never reads outside buf[0..len). Returns 0, PKT_META, or
- * -PKT_E_*. */
+ * TCP (options; the MSS and window-scale options of a SYN are read into info) or UDP. Never reads
+ * outside buf[0..len). Returns 0, PKT_META, or -PKT_E_*. */
 int pkt_parse(const uint8_t *buf, size_t len, struct pkt_info *info);
 const char *pkt_strerror(int err);
 

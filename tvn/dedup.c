@@ -41,12 +41,15 @@
 
 /* A SYN for a flow whose end is already under way is a new connection reusing the
  * 5-tuple if this source sent a SYN in that direction before, or its sequence number
- * differs from the SYN delivered. A late copy's first SYN is neither. */
+ * differs from the SYN delivered. A late copy's first SYN is neither, and nor is the
+ * handshake an agent synthesizes where it first saw the flow (announced mid-stream). */
 static bool flow_reused(const struct flow *f, int slot, int dir, const struct pkt_info *info)
 {
 	const struct dir_state *ds = &f->dir[dir];
 
 	if (!((f->dir[0].flags | f->dir[1].flags) & (DIR_FIN | DIR_RST)))
+		return false;
+	if (slot >= 0 && (f->sflags[slot] & SF_MID))
 		return false;
 	if (slot >= 0 && (f->sflags[slot] & (dir ? SF_SYN1 : SF_SYN0)))
 		return true;
@@ -149,7 +152,7 @@ static void tcp_input(struct dedup *d, const uint8_t *frame, size_t len,
 			*sf |= dir ? SF_SYN1 : SF_SYN0;
 		if (!(*sf & SF_CLASS)) {
 			*sf |= SF_CLASS;
-			if (syn)
+			if (syn && !(*sf & SF_MID))
 				*sf |= SF_ABS;
 			if (!(*sf & SF_ABS) && !(f->flags & FL_MID)) {
 				f->flags |= FL_MID;
@@ -318,11 +321,16 @@ void dedup_meta(struct dedup *d, const struct meta_flow *m, const struct dedup_s
 	slot = flow_slot(d, f, sid);
 	if (slot >= 0 && m->event == META_START) {
 		if (m->from_start) {
-			f->sflags[slot] |= SF_ABS;
-		} else if (f->sflags[slot] & SF_ABS) {
-			/* This source's agent restarted in the middle of the flow: its offsets
-			 * count from the restart now, so classify it again at its next packet. */
-			f->sflags[slot] &= ~(SF_ABS | SF_CLASS);
+			f->sflags[slot] = (f->sflags[slot] | SF_ABS) & ~SF_MID;
+		} else {
+			/* Agents synthesize a handshake for a flow they see mid-stream: its
+			 * SYN says nothing about offsets. */
+			f->sflags[slot] |= SF_MID;
+			if (f->sflags[slot] & SF_ABS)
+				/* This source's agent restarted in the middle of the flow: its
+				 * offsets count from the restart now, so classify it again at
+				 * its next packet; its new SYN is no new connection. */
+				f->sflags[slot] &= ~(SF_ABS | SF_CLASS | SF_SYN0 | SF_SYN1);
 		}
 	}
 	if (!flow_ext(f))

@@ -201,7 +201,7 @@ int build_piece(struct dedup *d, const uint8_t *frame, const struct pkt_info *in
 		int64_t ps, int64_t pe, unsigned syn, unsigned fin, int64_t seglen)
 {
 	struct pkt_l2 l2;
-	struct pkt_tcp tcp;
+	struct pkt_tcp tcp = { 0 };
 	int64_t a = ps > syn ? ps : syn, b = pe < seglen - fin ? pe : seglen - fin;
 
 	memcpy(l2.dst, frame, 6);

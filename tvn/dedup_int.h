@@ -47,7 +47,11 @@ _Static_assert(MAX_RANGES <= 255, "dir_state.n holds the range count");
 #define HSET_WAYS 8
 #define TOMB_BUCKETS (1u << 12) /* x TOMB_WAYS x 16 bytes = 256 KiB, on first use */
 #define TOMB_WAYS 4
-#define HOLD_DIR_MAX (256u << 10) /* frame bytes held after a fresh hole, per direction */
+/* Frame bytes held after a fresh hole, per direction: what the copy that fills the hole
+ * may lag behind (a reader's node trails the writer's by its socket buffers and TCP
+ * window, several MiB on a fast link); data released before its filler reads to
+ * analysers as a lost segment and an out-of-order one. */
+#define HOLD_DIR_MAX (16u << 20)
 #define HOLD_BUDGET (64ull << 20) /* ... and in total */
 /* What a held frame costs against those bounds: its bytes, its header and malloc's own
  * chunk header, so that tiny frames cannot hold twice the memory the bounds name. */
@@ -70,6 +74,7 @@ _Static_assert(MAX_RANGES <= 255, "dir_state.n holds the range count");
 #define SF_ABS 0x04   /* absolute offsets: SYN seen or metadata from_start */
 #define SF_SYN0 0x08  /* sent a SYN in direction 0 */
 #define SF_SYN1 0x10
+#define SF_MID 0x20 /* metadata announced the copy mid-stream: its SYN is synthesized */
 
 /* flow.flags */
 #define FL_MID 0x01	 /* some copy is mid-stream: keep-first-source fallback */

@@ -133,6 +133,21 @@ say "follow the first TCP stream in the pcap (tshark -z follow,tcp,ascii,0), tri
 tshark -n -q -r "$E2E_PCAP" -z follow,tcp,ascii,0 2>/dev/null | sed -n '6,$p' |
 	grep -Ev '^[[:space:]]*[0-9]+$' | head -24 | cut -c1-100 | sed 's/^/     | /'
 
+step "5b. what an IDS sees: Suricata (default configuration) on the same pcap"
+say "suricata -r \$PCAP -k none --set stats.stream-events=true (eve.json http records):"
+e2e_suricata --only --sessions 3 --expect "GET /index.html 200 $(stat -c %s "$WWW/index.html")" \
+	--expect "POST /upload 200 9x2" --expect "GET /report.txt 200 102400x2" \
+	--expect "GET /status.json 200 $(stat -c %s "$WWW/status.json")" | sed 's/^/     /'
+[ "${PIPESTATUS[0]}" = 0 ] || e2e_fail "Suricata does not accept the demo's pcap"
+python3 - "$E2E_TMP/suricata-tvn/eve.json" <<'PY'
+import json, sys
+for e in map(json.loads, open(sys.argv[1])):
+    h = e.get("http", {})
+    if e.get("event_type") == "http" and h.get("url"):
+        print("     %s:%s -> %s:%s  %s %s %s %s bytes" % (e["src_ip"], e["src_port"], e["dest_ip"],
+              e["dest_port"], h.get("http_method"), h["url"], h.get("status"), h.get("length")))
+PY
+
 step "6. dedup: each connection arrived twice (once per node), was delivered once"
 python3 - "$E2E_FLOWS" "$CLIENT=client" "$SERVER=server" <<'PY'
 import json, sys

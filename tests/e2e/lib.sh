@@ -112,7 +112,9 @@ e2e_cert() { harness_cert "$E2E_TMP" ecv-e2e; }
 e2e_random() { head -c "$2" /dev/urandom >"$1"; }
 
 # e2e_nginx NODE WWW P12 P13 [PH2]: nginx in NODE serving WWW: TLS 1.2 + HTTP/1.1 on P12,
-# TLS 1.3 + HTTP/1.1 on P13 and, when PH2 is given, TLS 1.2/1.3 + HTTP/2 (ALPN h2) on PH2.
+# TLS 1.3 + HTTP/1.1 on P13 and, when PH2 is given, TLS 1.2/1.3 + HTTP/2 (ALPN h2) on PH2,
+# where PUT /put/NAME stores the body as $E2E_TMP/put/NAME (nginx reads an HTTP/2 body
+# whole only there: its POST /upload answers first and resets the stream).
 # Keep-alive on, sendfile off (a sendfile'd body never passes through SSL_write), POST
 # /upload takes a body of up to 64 MB and answers "uploaded"; everything else is a static
 # file of WWW; on P13, /slow/FILE is WWW/FILE sent at ECVX_SLOW_RATE (nginx limit_rate,
@@ -126,7 +128,14 @@ e2e_nginx() {
 		ssl_protocols TLSv1.2 TLSv1.3;
 		root $www;
 		location = /upload { client_max_body_size 64m; return 200 \"uploaded\\n\"; }
+		location /put/ {
+			alias $E2E_TMP/put/;
+			dav_methods PUT;
+			client_max_body_size 64m;
+		}
 	}"
+	mkdir -p "$E2E_TMP/put"
+	chmod 777 "$E2E_TMP/put"
 	cat >"$conf" <<NGINX
 worker_processes 1;
 pid $E2E_TMP/nginx-$node.pid;
@@ -358,6 +367,21 @@ $(tshark -n -r "$pcap" -o tcp.check_checksum:TRUE -Y 'tcp.analysis.flags' 2>/dev
 	[ "$n" = $(($1 * 2)) ] || fail "$n FINs for $1 connections (want one per direction):
 $(tshark -n -r "$pcap" -Y 'tcp.flags.fin == 1' 2>/dev/null | head)"
 	note "ok: checksums valid, no frame flagged by TCP analysis, one SYN/SYN-ACK and two FINs per connection"
+}
+
+# e2e_suricata [PCAP] [ARGS...]: what an IDS reads from the capture (see
+# tests/integration/lib/suricata.py for ARGS: --expect "METHOD URL STATUS LENGTH",
+# --only, --sessions N, --set KEY=VALUE): Suricata 7 with its default configuration logs
+# each expected HTTP transaction exactly once and counts no stream.* event, and tshark's
+# expert analysis shows no warning or error. Output in $E2E_TMP/suricata-NAME/.
+E2E_SURICATA=$E2E_ROOT/tests/integration/lib/suricata.py
+e2e_suricata() {
+	local pcap=$E2E_PCAP
+	case "${1:-}" in -*|'') ;; *) pcap=$1; shift ;; esac
+	command -v suricata >/dev/null || fail "suricata not installed (make deps installs it)"
+	python3 "$E2E_SURICATA" "$pcap" --keep "$E2E_TMP/suricata-$(basename "$pcap" .pcap)" "$@" ||
+		fail "Suricata does not accept $(basename "$pcap") (details above)"
+	note "ok: Suricata logs every transaction of $(basename "$pcap"), no stream event; tshark expert clean"
 }
 
 # e2e_flow_sources SRC SPORT [FLOWLOG] [DPORT]: the number of distinct sources the tvn's

@@ -9,6 +9,8 @@
 # valid, tshark flags no data segment, one FIN per direction; the index page,
 # the 300 KB file and the 100 KB upload each appear exactly once; the tvn received both
 # nodes' copies (duplicates dropped > 0) and each agent captured its side completely.
+# Suricata (default configuration) logs the three HTTP transactions once each, with
+# their lengths, and counts no stream event; tshark's expert analysis is clean.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -99,5 +101,9 @@ e2e_expect_once "$(e2e_dump "$B" 4544 "$A" "$P13")" "$WWW/big.bin" "TLS 1.3 300 
 e2e_expect_once "$(e2e_dump "$A" "$P13" "$B" 4544)" "$E2E_TMP/upload.bin" "TLS 1.3 100 KB upload"
 printf 'POST /upload HTTP/1.1\r\n' >"$E2E_TMP/req13"
 e2e_expect_once "$(e2e_dump "$A" "$P13" "$B" 4544)" "$E2E_TMP/req13" "TLS 1.3 POST request line"
+
+# The same output through a stateful IDS: every transaction logged once, whole.
+e2e_suricata --only --sessions 2 --expect "GET /index.html 200 $(stat -c %s "$WWW/index.html")" \
+	--expect "GET /big.bin 200 $KB300" --expect "POST /upload 200 9"
 
 echo "test_two_nodes: all passed"

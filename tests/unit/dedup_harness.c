@@ -151,8 +151,10 @@ void gen_copy(struct frl *out, const struct conn *c, const struct copy_opts *o)
 
 #define SEQ(d) (c->isn[d] + 1 + (uint32_t)off[d])
 	if (o->handshake) {
-		gen_seg(&g, c, o, 0, c->isn[0], 0, PKT_TCP_SYN, NULL, 0, &ip_id);
-		gen_seg(&g, c, o, 1, c->isn[1], c->isn[0] + 1, PKT_TCP_SYN | PKT_TCP_ACK, NULL, 0,
+		/* Just before the first byte: a mid-stream copy's handshake is synthesized
+		 * where its data starts, as the agent does. */
+		gen_seg(&g, c, o, 0, SEQ(0) - 1, 0, PKT_TCP_SYN, NULL, 0, &ip_id);
+		gen_seg(&g, c, o, 1, SEQ(1) - 1, SEQ(0), PKT_TCP_SYN | PKT_TCP_ACK, NULL, 0,
 			&ip_id);
 		gen_seg(&g, c, o, 0, SEQ(0), SEQ(1), PKT_TCP_ACK, NULL, 0, &ip_id);
 	}

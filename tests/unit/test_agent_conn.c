@@ -174,6 +174,16 @@ static void check_tcp(const struct frame *f, const struct ecv_tuple *t, uint32_t
 	ck_assert_uint_eq(f->info.tcp_flags, flags);
 }
 
+/* A SYN or SYN-ACK carries the MSS of the MTU and window scale CONN_WSCALE; every
+ * synthesized frame advertises the largest window. */
+static void check_syn_opts(const struct frame *f, unsigned mss)
+{
+	ck_assert_uint_eq(f->info.tcp_opts, PKT_OPT_MSS | PKT_OPT_WSCALE);
+	ck_assert_uint_eq(f->info.mss, mss);
+	ck_assert_uint_eq(f->info.wscale, CONN_WSCALE);
+	ck_assert_uint_eq(f->info.window, 65535);
+}
+
 static const struct conn_stats *stats(void)
 {
 	return conn_stats(fx.ct);
@@ -218,13 +228,14 @@ START_TEST(from_start_client)
 	feed_data(ECV_DIR_READ, 0, 100, ECV_F_TUPLE | ECV_F_FROM_START, 4);
 	feed_close(5);
 	/* the FINs wait for events of the connection still in other CPUs' buffers */
-	ck_assert_uint_eq(n_frames, 1 + 3 + 4);
+	ck_assert_uint_eq(n_frames, 1 + 3 + 5);
 	ck_assert_uint_eq(conn_expire(fx.ct, 5 + CONN_CLOSE_GRACE_NS - 1), 0);
-	ck_assert_uint_eq(n_frames, 1 + 3 + 4);
+	ck_assert_uint_eq(n_frames, 1 + 3 + 5);
 	expire_closed(5);
 
-	/* start record, SYN, SYN-ACK, ACK, 3 + 1 data segments, 3 FIN frames, end record */
-	ck_assert_uint_eq(n_frames, 1 + 3 + 4 + 3 + 1);
+	/* start record, SYN, SYN-ACK, ACK, 3 + 1 data segments, the client's ACK of what it
+	 * read, 3 FIN frames, end record */
+	ck_assert_uint_eq(n_frames, 1 + 3 + 5 + 3 + 1);
 	ck_assert_int_eq(frames[k].kind, PKT_META);
 	ck_assert_int_eq(frames[k].meta.event, META_START);
 	ck_assert(frames[k].meta.from_start);
@@ -236,8 +247,10 @@ START_TEST(from_start_client)
 	ck_assert_uint_eq(frames[k].meta.isn[0], fx.ic);
 	ck_assert_uint_eq(frames[k].meta.isn[1], fx.is);
 	k++;
-	check_tcp(&frames[k++], &fx.c2s, fx.ic, 0, PKT_TCP_SYN);
-	check_tcp(&frames[k++], &fx.s2c, fx.is, fx.ic + 1, PKT_TCP_SYN | PKT_TCP_ACK);
+	check_tcp(&frames[k], &fx.c2s, fx.ic, 0, PKT_TCP_SYN);
+	check_syn_opts(&frames[k++], MSS4);
+	check_tcp(&frames[k], &fx.s2c, fx.is, fx.ic + 1, PKT_TCP_SYN | PKT_TCP_ACK);
+	check_syn_opts(&frames[k++], MSS4);
 	check_tcp(&frames[k++], &fx.c2s, fx.ic + 1, fx.is + 1, PKT_TCP_ACK);
 	/* 3000 bytes at MSS 1410: 1410 + 1410 + 180, PSH on the last one only */
 	check_tcp(&frames[k], &fx.c2s, fx.ic + 1, fx.is + 1, PKT_TCP_ACK);
@@ -249,6 +262,9 @@ START_TEST(from_start_client)
 	/* the response acknowledges the whole request */
 	check_tcp(&frames[k], &fx.s2c, fx.is + 1, fx.ic + 1 + 3000, PKT_TCP_ACK | PKT_TCP_PSH);
 	check_payload(&frames[k++], ECV_DIR_READ, 0, 100);
+	/* the client read it: a bare ACK, as its TCP stack would send */
+	check_tcp(&frames[k], &fx.c2s, fx.ic + 1 + 3000, fx.is + 1 + 100, PKT_TCP_ACK);
+	ck_assert_uint_eq(frames[k++].info.payload_len, 0);
 	/* client FIN, server FIN, client ACK */
 	check_tcp(&frames[k++], &fx.c2s, fx.ic + 1 + 3000, fx.is + 1 + 100,
 		  PKT_TCP_FIN | PKT_TCP_ACK);
@@ -284,7 +300,7 @@ START_TEST(server_side_same_sequence_space)
 	ev->lport = 443;
 	ev->rport = 40000;
 	feed(ev, 1);
-	ck_assert_uint_eq(n_frames, 1 + 3 + 1);
+	ck_assert_uint_eq(n_frames, 1 + 3 + 1 + 1);
 	ck_assert_str_eq(frames[0].meta.role, "server");
 	ck_assert(tuple_equal(&frames[0].meta.tuple, &fx.c2s)); /* src is the client */
 	check_tcp(&frames[1], &fx.c2s, fx.ic, 0, PKT_TCP_SYN);
@@ -292,25 +308,39 @@ START_TEST(server_side_same_sequence_space)
 	check_tcp(&frames[3], &fx.c2s, fx.ic + 1, fx.is + 1, PKT_TCP_ACK);
 	check_tcp(&frames[4], &fx.c2s, fx.ic + 1, fx.is + 1, PKT_TCP_ACK | PKT_TCP_PSH);
 	check_payload(&frames[4], ECV_DIR_READ, 0, 500);
+	/* the server read the request: it acknowledges it */
+	check_tcp(&frames[5], &fx.s2c, fx.is + 1, fx.ic + 501, PKT_TCP_ACK);
 	conn_close_all(fx.ct, 2);
-	ck_assert_uint_eq(n_frames, 5 + 4);
-	check_tcp(&frames[5], &fx.c2s, fx.ic + 501, fx.is + 1, PKT_TCP_FIN | PKT_TCP_ACK);
-	check_tcp(&frames[6], &fx.s2c, fx.is + 1, fx.ic + 502, PKT_TCP_FIN | PKT_TCP_ACK);
+	ck_assert_uint_eq(n_frames, 6 + 4);
+	check_tcp(&frames[6], &fx.c2s, fx.ic + 501, fx.is + 1, PKT_TCP_FIN | PKT_TCP_ACK);
+	check_tcp(&frames[7], &fx.s2c, fx.is + 1, fx.ic + 502, PKT_TCP_FIN | PKT_TCP_ACK);
+	check_tcp(&frames[8], &fx.c2s, fx.ic + 502, fx.is + 2, PKT_TCP_ACK);
 	ck_assert_uint_eq(stats()->flows_active, 0);
 }
 END_TEST
 
-START_TEST(mid_stream_has_no_syn)
+/* A connection open before the agent: still announced as mid-stream, but what reaches the
+ * tools starts with a handshake placed just before the first byte seen in each
+ * direction, so that analysers with default settings (no mid-stream pick-up) follow it. */
+START_TEST(mid_stream_gets_a_handshake)
 {
 	feed_data(ECV_DIR_WRITE, 5000, 10, ECV_F_TUPLE | ECV_F_ROLE_CLIENT, 1);
-	ck_assert_uint_eq(n_frames, 2);
+	ck_assert_uint_eq(n_frames, 1 + 3 + 1);
 	ck_assert_int_eq(frames[0].kind, PKT_META);
 	ck_assert(!frames[0].meta.from_start);
-	check_tcp(&frames[1], &fx.c2s, fx.ic + 1 + 5000, fx.is + 1, PKT_TCP_ACK | PKT_TCP_PSH);
-	check_payload(&frames[1], ECV_DIR_WRITE, 5000, 10);
+	check_tcp(&frames[1], &fx.c2s, fx.ic + 5000, 0, PKT_TCP_SYN);
+	check_syn_opts(&frames[1], MSS4);
+	check_tcp(&frames[2], &fx.s2c, fx.is, fx.ic + 1 + 5000, PKT_TCP_SYN | PKT_TCP_ACK);
+	check_tcp(&frames[3], &fx.c2s, fx.ic + 1 + 5000, fx.is + 1, PKT_TCP_ACK);
+	check_tcp(&frames[4], &fx.c2s, fx.ic + 1 + 5000, fx.is + 1, PKT_TCP_ACK | PKT_TCP_PSH);
+	check_payload(&frames[4], ECV_DIR_WRITE, 5000, 10);
 	/* the first offset of a mid-stream connection is where it starts, not a hole */
 	ck_assert_uint_eq(stats()->gaps, 0);
 	ck_assert_uint_eq(frames[0].meta.lost, 0);
+	/* the other direction starts at 0, right after its SYN-ACK */
+	feed_data(ECV_DIR_READ, 0, 7, ECV_F_TUPLE, 2);
+	check_tcp(&frames[5], &fx.s2c, fx.is + 1, fx.ic + 1 + 5010, PKT_TCP_ACK | PKT_TCP_PSH);
+	ck_assert_uint_eq(stats()->gaps, 0);
 }
 END_TEST
 
@@ -365,13 +395,16 @@ START_TEST(ipv6_frames)
 	tuple_reverse(&in, &out);
 	ck_assert_uint_eq(isn_compute(&out), 0x2cde54ecu); /* DESIGN §3 vector */
 	feed(ev, 1);
-	/* IPv6 MSS at MTU 1450 is 1390: 1390 + 610 */
-	ck_assert_uint_eq(n_frames, 3);
+	/* start record, handshake (IPv6 MSS at MTU 1450 is 1390), then 1390 + 610 */
+	ck_assert_uint_eq(n_frames, 1 + 3 + 2);
 	ck_assert_uint_eq(frames[1].info.tuple.family, AF_INET6);
-	check_tcp(&frames[1], &out, 0x2cde54ecu + 1, isn_compute(&in) + 1, PKT_TCP_ACK);
-	ck_assert_uint_eq(frames[1].info.payload_len, 1390);
-	ck_assert_uint_eq(frames[2].info.seq, 0x2cde54ecu + 1 + 1390);
-	check_payload(&frames[2], ECV_DIR_WRITE, 1390, 610);
+	check_tcp(&frames[1], &out, 0x2cde54ecu, 0, PKT_TCP_SYN);
+	check_syn_opts(&frames[1], 1390);
+	check_syn_opts(&frames[2], 1390);
+	check_tcp(&frames[4], &out, 0x2cde54ecu + 1, isn_compute(&in) + 1, PKT_TCP_ACK);
+	ck_assert_uint_eq(frames[4].info.payload_len, 1390);
+	ck_assert_uint_eq(frames[5].info.seq, 0x2cde54ecu + 1 + 1390);
+	check_payload(&frames[5], ECV_DIR_WRITE, 1390, 610);
 }
 END_TEST
 
@@ -435,9 +468,9 @@ START_TEST(idle_expiry_ends_flow)
 	ck_assert_uint_eq(stats()->flows_active, 1);
 	ck_assert_uint_eq(conn_expire(fx.ct, 12 * s), 1);
 	ck_assert_uint_eq(stats()->flows_active, 0);
-	ck_assert_uint_eq(n_frames, 2 + 3 + 1);
-	ck_assert_uint_eq(frames[2].info.tcp_flags, PKT_TCP_FIN | PKT_TCP_ACK);
-	ck_assert_int_eq(frames[5].meta.event, META_END);
+	ck_assert_uint_eq(n_frames, 1 + 3 + 1 + 3 + 1);
+	ck_assert_uint_eq(frames[5].info.tcp_flags, PKT_TCP_FIN | PKT_TCP_ACK);
+	ck_assert_int_eq(frames[8].meta.event, META_END);
 }
 END_TEST
 
@@ -488,12 +521,12 @@ START_TEST(close_read_before_the_data)
 	ev[3]->ts_ns = 300;
 	for (int i = 0; i < 4; i++)
 		feed(ev[i], 1000 + i);
-	ck_assert_uint_eq(n_frames, 1 + 3 + 2);
+	ck_assert_uint_eq(n_frames, 1 + 3 + 2 + 1); /* the read is acknowledged */
 	expire_closed(1000);
-	ck_assert_uint_eq(n_frames, 1 + 3 + 2 + 3 + 1);
+	ck_assert_uint_eq(n_frames, 1 + 3 + 2 + 1 + 3 + 1);
 	ck_assert_uint_eq(stats()->flows_started, 1);
 	ck_assert_uint_eq(stats()->flows_ended, 1);
-	check_tcp(&frames[6], &fx.c2s, fx.ic + 1 + 10, fx.is + 1 + 5, PKT_TCP_FIN | PKT_TCP_ACK);
+	check_tcp(&frames[7], &fx.c2s, fx.ic + 1 + 10, fx.is + 1 + 5, PKT_TCP_FIN | PKT_TCP_ACK);
 	ck_assert_uint_eq(stats()->flows_active, 0);
 }
 END_TEST
@@ -567,7 +600,7 @@ START_TEST(ssl_clear_reuse_one_flow_per_connection)
 			ck_assert_uint_eq(frames[f0 + 3].meta.bytes[1], 20);
 			f0 += 4;
 		}
-		ck_assert_uint_eq(n_frames, f0 + 1 + 3 + 2);
+		ck_assert_uint_eq(n_frames, f0 + 1 + 3 + 2 + 1);
 		ck_assert_int_eq(frames[f0].meta.event, META_START);
 		ck_assert(frames[f0].meta.from_start);
 		ck_assert_uint_eq(frames[f0].meta.tuple.sport, 40000 + k);
@@ -576,6 +609,7 @@ START_TEST(ssl_clear_reuse_one_flow_per_connection)
 		check_payload(&frames[f0 + 4], ECV_DIR_WRITE, 0, 10);
 		check_tcp(&frames[f0 + 5], &s2c, is + 1, ic + 1 + 10, PKT_TCP_PSH | PKT_TCP_ACK);
 		check_payload(&frames[f0 + 5], ECV_DIR_READ, 0, 20);
+		check_tcp(&frames[f0 + 6], &c2s, ic + 1 + 10, is + 1 + 20, PKT_TCP_ACK);
 	}
 	expire_closed(ts);
 	check_flows(3, 3, 0);
@@ -659,7 +693,7 @@ static Suite *conn_suite(void)
 
 	tcase_add_test(tc, from_start_client);
 	tcase_add_test(tc, server_side_same_sequence_space);
-	tcase_add_test(tc, mid_stream_has_no_syn);
+	tcase_add_test(tc, mid_stream_gets_a_handshake);
 	tcase_add_test(tc, gap_is_left_visible);
 	tcase_add_test(tc, truncated_call_counted_and_not_shifted);
 	tcase_add_test(tc, ipv6_frames);

@@ -120,6 +120,53 @@ START_TEST(test_build_v4_tcp)
 }
 END_TEST
 
+/* A SYN with options: MSS and window scale after the fixed header (data offset 7), in the
+ * checksum, and read back by pkt_parse(); a scale beyond RFC 7323's 14 is refused. */
+START_TEST(test_build_syn_options)
+{
+	struct pkt_tcp tcp = { .seq = 7, .flags = PKT_TCP_SYN, .mss = 1410, .wscale = 14 };
+	uint8_t buf[256], *th = buf + 34;
+	struct ecv_tuple t;
+	struct pkt_info pi;
+	int n;
+
+	mk_tuple(&t, "10.0.0.1", 40000, "10.0.0.2", 443, IPPROTO_TCP);
+	n = pkt_build(buf, sizeof(buf), &l2, &t, &tcp, 1, NULL, 0);
+	ck_assert_int_eq(n, 14 + 20 + 28);
+	ck_assert_uint_eq(be16(buf + 16), 48); /* IP total length */
+	ck_assert_uint_eq(th[12], 0x70);
+	ck_assert_mem_eq(th + 20, "\x02\x04\x05\x82\x01\x03\x03\x0e", 8);
+	ck_assert_uint_eq(l4_sum_v4(buf + 14), 0xffff);
+	ck_assert_int_eq(pkt_parse(buf, (size_t)n, &pi), 0);
+	ck_assert_uint_eq(pi.tcp_opts, PKT_OPT_MSS | PKT_OPT_WSCALE);
+	ck_assert_uint_eq(pi.mss, 1410);
+	ck_assert_uint_eq(pi.wscale, 14);
+	ck_assert_uint_eq(pi.payload_len, 0);
+	ck_assert(pkt_checksums_ok(buf, &pi));
+	/* the same through the general walk (IPv6) */
+	mk_tuple(&t, "2001:db8::1", 40000, "2001:db8::2", 443, IPPROTO_TCP);
+	n = pkt_build(buf, sizeof(buf), &l2, &t, &tcp, 1, NULL, 0);
+	ck_assert_int_eq(n, 14 + 40 + 28);
+	ck_assert_int_eq(pkt_parse(buf, (size_t)n, &pi), 0);
+	ck_assert_uint_eq(pi.tcp_opts, PKT_OPT_MSS | PKT_OPT_WSCALE);
+	ck_assert_uint_eq(pi.mss, 1410);
+	ck_assert_uint_eq(pi.wscale, 14);
+	ck_assert(pkt_checksums_ok(buf, &pi));
+	/* a malformed option (length 0) ends the walk: nothing read, the frame still parses */
+	th = buf + 14 + 40;
+	th[21] = 0;
+	ck_assert_int_eq(pkt_parse(buf, (size_t)n, &pi), 0);
+	ck_assert_uint_eq(pi.tcp_opts, 0);
+	/* options of a segment without SYN are not read */
+	tcp.flags = PKT_TCP_ACK;
+	n = pkt_build(buf, sizeof(buf), &l2, &t, &tcp, 1, NULL, 0);
+	ck_assert_int_eq(pkt_parse(buf, (size_t)n, &pi), 0);
+	ck_assert_uint_eq(pi.tcp_opts, 0);
+	tcp.wscale = 15;
+	ck_assert_int_eq(pkt_build(buf, sizeof(buf), &l2, &t, &tcp, 1, NULL, 0), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_build_v6_tcp_vlan)
 {
 	struct pkt_l2 tagged = l2;
@@ -609,6 +656,7 @@ int main(void)
 	TCase *b = tcase_create("build"), *p = tcase_create("parse");
 
 	tcase_add_test(b, test_build_v4_tcp);
+	tcase_add_test(b, test_build_syn_options);
 	tcase_add_test(b, test_build_v6_tcp_vlan);
 	tcase_add_test(b, test_build_udp);
 	tcase_add_test(b, test_build_errors);

@@ -126,6 +126,76 @@ START_TEST(test_agent_restart_mid_flow)
 }
 END_TEST
 
+/* The same with the restarted agent's synthesized handshake (agents give a flow they see
+ * mid-stream one, for analysers): announced mid-stream, its SYN does not make its
+ * offsets absolute, its second life is still discarded whole and the flow log says
+ * mid_stream. */
+START_TEST(test_agent_restart_with_handshake)
+{
+	struct copy_opts a2;
+	struct conn c2;
+	struct meta_flow m;
+	struct run r;
+	uint64_t restart;
+	size_t i;
+
+	run_setup(&r, 40033, 20000, 20000, 53, &(struct setup){ .msg = 4000, .b_late = 30000 });
+	run_gen(&r);
+	frl_truncate(&r.la, 6);
+	restart = r.b.t0 + 100000;
+	restarted_copy(&r, 12000, &c2, &a2);
+	a2.handshake = true;
+	a2.t0 = restart + 1000;
+	gen_copy(&r.la, &c2, &a2);
+	run_merge(&r);
+
+	meta_start(&m, &r.c.t[0]);
+	i = frl_first_at(&r.all, restart);
+	feed_range(r.d, &r.s, &r.all, 0, i);
+	dedup_meta(r.d, &m, &r.s.srcs[0], restart);
+	feed_range(r.d, &r.s, &r.all, i, r.all.n);
+	run_finish(&r);
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
+	dedup_flush(r.d);
+	ck_assert_uint_eq(r.s.nended, 1);
+	ck_assert(r.s.ended[0].mid_stream);
+	ck_assert_int_eq(r.s.ended[0].kept_source, 1);
+	run_end(&r);
+}
+END_TEST
+
+/* A copy announced mid-stream from its first frame, with its synthesized handshake,
+ * beside a copy followed from the start: flow mode keeps the absolute copy. */
+START_TEST(test_mid_stream_handshake_not_absolute)
+{
+	struct meta_flow m;
+	struct run r;
+	size_t i;
+
+	run_setup(&r, 40034, 20000, 40000, 54,
+		  &(struct setup){ .mtu_a = 1040, .b_late = 200 * MS });
+	r.b.from[0] = 9000;
+	r.b.from[1] = 21000;
+	run_gen(&r);
+	run_merge(&r);
+	meta_start(&m, &r.c.t[0]);
+	i = frl_first_at(&r.all, r.b.t0);
+	feed_range(r.d, &r.s, &r.all, 0, i);
+	dedup_meta(r.d, &m, &r.s.srcs[1], r.b.t0);
+	feed_range(r.d, &r.s, &r.all, i, r.all.n);
+	run_finish(&r);
+	dedup_flush(r.d);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.s.from_src[1], 0);
+	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
+	ck_assert(r.s.ended[0].mid_stream);
+	ck_assert_int_eq(r.s.ended[0].kept_source, 0);
+	run_end(&r);
+}
+END_TEST
+
 /* The same restart seen from that node's copy alone: the restarted agent's relative
  * offsets are never laid over the absolute stream already delivered, so every byte
  * delivered is at its position and none twice. */
@@ -372,9 +442,11 @@ static Suite *dedup_suite(void)
 	TCase *b = tcase_create("bytes"), *o = tcase_create("modes"), *l = tcase_create("life");
 
 	tcase_add_test(b, test_mid_stream_copy);
+	tcase_add_test(b, test_mid_stream_handshake_not_absolute);
 	tcase_add_test(b, test_meta_from_start_is_absolute);
 	tcase_add_test(b, test_meta_ends_per_role);
 	tcase_add_test(b, test_agent_restart_mid_flow);
+	tcase_add_test(b, test_agent_restart_with_handshake);
 	tcase_add_test(b, test_agent_restart_single_copy);
 	tcase_add_test(b, test_agent_restart_after_expiry);
 	suite_add_tcase(s, b);
