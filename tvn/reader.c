@@ -302,10 +302,38 @@ static void advance(struct rfile *f)
 	f->ts_ns = (uint64_t)hdr->ts.tv_sec * 1000000000ull + (uint64_t)hdr->ts.tv_usec;
 }
 
+/* The size of the first VxLAN datagram in a UDP payload: a capture taken where an agent
+ * sends UDP GSO (a bridge, a veth, loopback) records a whole run of datagrams (equal
+ * sizes, the last one shorter) as one packet, which the receiving socket would have
+ * split. The first datagram is its VxLAN header and its inner frame up to the IP length;
+ * a metadata frame (JSON text, no NUL byte) ends where the next VxLAN header (flags
+ * 0x08, three zero bytes) begins. 0 when the payload does not parse as one datagram
+ * (then it is handed on whole, as it came). */
+static size_t first_dgram_len(const uint8_t *payload, size_t len)
+{
+	static const uint8_t vxlan_flags[4] = { 0x08, 0, 0, 0 };
+	struct pkt_info inner;
+	const uint8_t *frame, *next;
+	size_t flen;
+	uint32_t vni;
+	int ret;
+
+	if (vxlan_decode(payload, len, 0, &vni, &frame, &flen))
+		return 0;
+	ret = pkt_parse(frame, flen, &inner);
+	if (ret == 0)
+		return VXLAN_HDR_LEN + (size_t)inner.l3_off + inner.ip_len;
+	if (ret != PKT_META)
+		return 0;
+	next = memmem(inner.payload, inner.payload_len, vxlan_flags, sizeof(vxlan_flags));
+	return next ? (size_t)(next - payload) : 0;
+}
+
 static int deliver(struct rfile *f, reader_fn fn, void *ctx)
 {
 	bool trunc = f->caplen < f->len;
 	struct pkt_info info;
+	size_t seg, off;
 	int ret;
 
 	/* No Ethernet frame tvn can deliver exceeds 64 KiB (the IP length field); a larger
@@ -318,7 +346,20 @@ static int deliver(struct rfile *f, reader_fn fn, void *ctx)
 	ret = pkt_parse(f->data, f->caplen, &info);
 	if (ret != 0 || info.tuple.proto != IPPROTO_UDP)
 		return fn(ctx, f->data, 0, f->ts_ns, NULL, NULL, trunc);
-	return fn(ctx, info.payload, info.payload_len, f->ts_ns, info.tuple.saddr, NULL, trunc);
+	seg = first_dgram_len(info.payload, info.payload_len);
+	if (!seg || seg >= info.payload_len)
+		return fn(ctx, info.payload, info.payload_len, f->ts_ns, info.tuple.saddr, NULL,
+			  trunc);
+	/* A GSO run: split at the first datagram's size, as the receiving socket does. */
+	for (off = 0; off < info.payload_len; off += seg) {
+		bool last = info.payload_len - off <= seg;
+
+		ret = fn(ctx, info.payload + off, last ? info.payload_len - off : seg, f->ts_ns,
+			 info.tuple.saddr, NULL, trunc && last);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 int reader_run(struct reader *r, reader_fn fn, void *ctx, volatile int *stop)

@@ -17,7 +17,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
 	make gcc libc6-dev clang llvm pkg-config bpftool \
 	libbpf-dev libelf-dev zlib1g-dev libpcap-dev libjansson-dev libssl-dev \
-	libmicrohttpd-dev ca-certificates \
+	libmicrohttpd-dev libcapstone-dev ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -30,7 +30,7 @@ RUN make -j"$(nproc)" BUILD=/src/build-image \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-	libbpf1 libelf1 zlib1g libjansson4 libssl3 libmicrohttpd12 \
+	libbpf1 libelf1 zlib1g libjansson4 libssl3 libmicrohttpd12 libcapstone4 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/usr/local/bin/ecv-agent /usr/local/bin/
 # Deliberately root (see above): the capabilities come from the runtime, not the image.

@@ -9,7 +9,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
 	make gcc libc6-dev clang llvm pkg-config bpftool \
 	libbpf-dev libelf-dev zlib1g-dev libpcap-dev libjansson-dev libssl-dev \
-	libmicrohttpd-dev ca-certificates \
+	libmicrohttpd-dev libcapstone-dev ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -238,7 +238,7 @@ e2e_agent() {
 	shift 2
 	e2e_bg_in "$node" "agent-$node" "$E2E_AGENT" --netns "/var/run/netns/$E2E_PREFIX-$node" \
 		--tvn "$E2E_TVN_IP:$E2E_TVN_PORT" --node "$node" --lib "$E2E_LIBSSL" \
-		--metrics "127.0.0.1:$port" --stats-interval 1h ${ECV_EVENTS:+--events "$ECV_EVENTS"} "$@"
+		--metrics "127.0.0.1:$port" --stats-interval 1h ${ECV_EVENTS:+--events "$ECV_EVENTS"} ${ECV_GSO:+--gso "$ECV_GSO"} "$@"
 	E2E_AGENT_PID[$node]=$E2E_PID
 	E2E_AGENT_METRICS[$node]=$port
 	started "$E2E_PID" "$E2E_TMP/agent-$node.log" 90 "agent on $node" \

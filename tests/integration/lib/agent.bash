@@ -48,7 +48,9 @@ tcp_listening() { ip netns exec "$NS" ss -Hltn "sport = :$1" | grep -q .; }
 start_tvn() {
 	TVN_PORT=$1
 	PCAP=$TMP/out.pcap
-	bg "$TVN" --listen 127.0.0.1:"$TVN_PORT" ${TVN_RX:+--rx "$TVN_RX"} --out "pcap:$PCAP" >"$TMP/tvn.log" 2>&1
+	FLOWS=$TMP/flows.jsonl
+	bg "$TVN" --listen 127.0.0.1:"$TVN_PORT" ${TVN_RX:+--rx "$TVN_RX"} --out "pcap:$PCAP" \
+		--flow-log "$FLOWS" >"$TMP/tvn.log" 2>&1
 	TVN_PID=$BG_PID
 	started "$TVN_PID" "$TMP/tvn.log" 10 tvn udp_listening "$TVN_PORT"
 }
