@@ -169,7 +169,7 @@ agent_rm() {
 	podman stop -t 30 ecvd-agent >/dev/null 2>&1
 	wait_for 30 podman rm -f ecvd-agent || fail "cannot remove the agent container"
 }
-hooked() { agent_log | grep -q "hooked /proc/$1/root/.*libssl"; }
+hooked() { agent_log | grep -q "hooked openssl /proc/$1/root/.*libssl"; }
 running() { [ "$(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 agent_events() {
 	"${HUB[@]}" curl -sf -m 2 "http://$NET.${IP[agent]}:9435/metrics" |
@@ -226,8 +226,8 @@ echo "agent: $(grep -E '^Cap(Eff|Bnd)' "/proc/$agent_pid/status" | tr '\n' ' ')"
 nginx_pid=$(ctr_pid ecvd-nginx)
 wait_for 15 hooked "$nginx_pid" || { agent_log; fail "nginx's libssl (/proc/$nginx_pid/root/...) never hooked"; }
 agent_log | grep -q -- '--lib' && fail "the agent was given --lib"
-echo "ok: $(agent_log | grep -o "hooked /proc/$nginx_pid/root[^ ]*")"
-LIBSSL_PATH=$(agent_log | grep -o "hooked /proc/$nginx_pid/root[^ ]*" | head -n 1 | sed "s|^hooked /proc/$nginx_pid/root||")
+echo "ok: $(agent_log | grep -o "hooked openssl /proc/$nginx_pid/root[^ ]*")"
+LIBSSL_PATH=$(agent_log | grep -o "hooked openssl /proc/$nginx_pid/root[^ ]*" | head -n 1 | sed "s|^hooked openssl /proc/$nginx_pid/root||")
 nginx_lib=$(stat -L -c %d:%i "/proc/$nginx_pid/root$LIBSSL_PATH")
 
 # A client in its own container that waits (tls_client.py, or curl reading its body
@@ -243,7 +243,7 @@ py_client() { # name path body [hold]
 	local pid
 	pid=$(ctr_pid "$1")
 	wait_for 15 hooked "$pid" || { agent_log | tail; fail "$1's libssl (pid $pid) never hooked"; }
-	echo "ok: $1: $(agent_log | grep -o "hooked /proc/$pid/root[^ ]*")"
+	echo "ok: $1: $(agent_log | grep -o "hooked openssl /proc/$pid/root[^ ]*")"
 	touch "$T/sync/$1.go"
 }
 curl_client() { # name path body
@@ -257,7 +257,7 @@ curl_client() { # name path body
 	wait_for 10 eval "pid=\$(ctr_pid $1) && [ \"\$pid\" -gt 0 ] && grep -q libssl /proc/\$pid/maps" ||
 		fail "$1: curl never mapped libssl"
 	wait_for 15 hooked "$pid" || { agent_log | tail; fail "$1's libssl (pid $pid) never hooked"; }
-	echo "ok: $1: $(agent_log | grep -o "hooked /proc/$pid/root[^ ]*")"
+	echo "ok: $1: $(agent_log | grep -o "hooked openssl /proc/$pid/root[^ ]*")"
 	printf '%s' "$3" >"$T/sync/$1.body"
 }
 # Which container each client was (their flow records are read after they are gone).
@@ -291,7 +291,7 @@ if [ "$new_lib" = "$nginx_lib" ]; then
 else
 	wait_for 15 hooked "$new_pid" || { agent_log | tail; fail "restarted nginx (pid $new_pid) never hooked"; }
 	started=$(podman inspect -f '{{.State.StartedAt}}' ecvd-nginx 2>/dev/null)
-	hook_ts=$(podman logs -t ecvd-agent 2>&1 | grep "hooked /proc/$new_pid/root" | head -n 1 | awk '{print $1}')
+	hook_ts=$(podman logs -t ecvd-agent 2>&1 | grep "hooked openssl /proc/$new_pid/root" | head -n 1 | awk '{print $1}')
 	echo "ok: restarted nginx (pid $new_pid, libssl $new_lib) hooked again: started $started, hooked $hook_ts (discovery rescans every second)"
 fi
 wait_for 20 nginx_up || fail "restarted nginx does not listen"
