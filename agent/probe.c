@@ -702,6 +702,17 @@ static void gnutls_set_disp(struct probe *p, const char *path, const struct site
 		log_warn("failed to set the GnuTLS transport field: %s", strerror(errno));
 }
 
+/* A target whose code does not fit its stack's pattern: an error when the operator named
+ * it (--lib/--bin), a note when discovery found it. Returns err. */
+static int target_refused(const char *path, bool explicit, const char *why, int err)
+{
+	if (explicit)
+		log_err("failed to hook %s: %s", path, why);
+	else
+		log_info("not hooking %s: %s", path, why);
+	return err;
+}
+
 /* GnuTLS: the data sites sites_gnutls() finds, the session's life through the OpenSSL
  * programs (they take the session as they take the SSL object). On failure nothing
  * stays attached. */
@@ -723,11 +734,7 @@ static int gnutls_attach(struct probe *p, struct probe_target *t, const char *pa
 
 	err = sites_gnutls(path, &g, why, sizeof(why));
 	if (err) {
-		if (explicit)
-			log_err("failed to hook %s: %s", path, why);
-		else
-			log_info("not hooking %s: %s", path, why);
-		return err;
+		return target_refused(path, explicit, why, err);
 	}
 	err = attach_one(p, t, path, NULL, g.send_offset, "gnutls_send_enter", false);
 	err = err ?: attach_one(p, t, path, NULL, g.send_offset, "lib_data_exit", true);
@@ -827,11 +834,7 @@ static int go_attach(struct probe *p, struct probe_target *t, const char *path, 
 
 	err = sites_go(path, &g, why, sizeof(why));
 	if (err) {
-		if (explicit)
-			log_err("failed to hook %s: %s", path, why);
-		else
-			log_info("not hooking %s: %s", path, why);
-		return err;
+		return target_refused(path, explicit, why, err);
 	}
 	for (int f = 0; f < SITES_GO_N && !err; f++) {
 		const struct sites_go_func_site *s = &g.f[f];
