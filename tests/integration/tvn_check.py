@@ -13,7 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from streams import tshark_fields  # noqa: E402 (the one tshark reader)
+from streams import SEGMENTS_ONLY, tshark_fields  # noqa: E402 (the one tshark reader)
 
 
 def main():
@@ -22,7 +22,8 @@ def main():
               "tcp.flags", "tcp.checksum.status", "ip.checksum.status", "tcp.payload"]
     segs = collections.defaultdict(list)  # key "src_sport_dst_dport" -> [(seq, flags, bytes)]
     problems = []
-    for p in tshark_fields(out, fields, ["-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE"]):
+    for p in tshark_fields(out, fields, ["-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+                                        *SEGMENTS_ONLY]):
         line = "\t".join(p)
         src4, src6, sport, dst4, dst6, dport, seq, ln, flags, tcs, ics, payload = p[:12]
         src, dst = src4 or src6, dst4 or dst6

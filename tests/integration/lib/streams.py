@@ -38,9 +38,15 @@ def tshark_fields(pcap, fields, options=(), check=True):
             raise subprocess.CalledProcessError(p.returncode, cmd)
 
 
+# Segment fields need no reassembly: with it, tshark collects each HTTP body whole, which
+# grows quadratically with the body (34 s for 60 000 segments of a 200 MB download, 3.5 s
+# without) whatever produced the capture.
+SEGMENTS_ONLY = ["-o", "tcp.desegment_tcp_streams:FALSE"]
+
+
 def tshark_rows(pcap, check=True):
     """(src, sport, dst, dport), seq, syn, fin, payload as hex, one per TCP segment."""
-    for v in tshark_fields(pcap, FIELDS, check=check):
+    for v in tshark_fields(pcap, FIELDS, SEGMENTS_ONLY, check=check):
         yield ((v[0] or v[1], v[4], v[2] or v[3], v[5]), int(v[6] or 0),
                v[7] in ("1", "True"), v[8] in ("1", "True"), v[9].replace(":", ""))
 
