@@ -44,25 +44,7 @@ wait "$opid" 2>/dev/null
 exec {ofd}>&-
 
 note "gnutls-cli -> openssl s_server (other namespace) on 4461: c one way, s the other"
-mkfifo "$TMP/sin" "$TMP/gin"
-exec {sfd}<>"$TMP/sin" {gfd}<>"$TMP/gin"
-bg ip netns exec "$CNS" openssl s_server -accept 4461 -cert "$TMP/cert.pem" \
-	-key "$TMP/key.pem" -quiet -naccept 1 <"$TMP/sin" >"$TMP/sout" 2>&1
-spid=$BG_PID
-wait_for 10 bash -c "ip netns exec $CNS ss -Hltn 'sport = :4461' | grep -q ." ||
-	fail "s_server did not listen"
-bg ip netns exec "$NS" gnutls-cli --insecure -p 4461 10.46.46.2 <"$TMP/gin" \
-	>"$TMP/gout" 2>&1
-gpid=$BG_PID
-cat "$TMP/c" >&$gfd
-wait_for 20 cmp -s "$TMP/c" "$TMP/sout" || fail "s_server did not receive the client's bytes"
-cat "$TMP/s" >&$sfd
-wait_for 20 grep -qF "$(tail -1 "$TMP/s")" "$TMP/gout" ||
-	fail "gnutls-cli did not receive the server's bytes"
-kill -TERM "$gpid"
-wait "$gpid" 2>/dev/null
-wait_for 10 exited "$spid" || kill -TERM "$spid"
-exec {sfd}>&- {gfd}>&-
+client_vs_s_server 4461 gnutls-cli --insecure -p 4461 10.46.46.2
 
 capture_done
 expect_pair 4462 "$TMP/c" "$TMP/c" "openssl client -> gnutls-serv"

@@ -41,24 +41,8 @@ n=$(metric 'ecv_agent_targets{kind="nss"}')
 [ "${n:-0}" -ge 2 ] || fail "ecv_agent_targets{kind=\"nss\"} is '${n:-}'"
 
 note "tstclnt -> openssl s_server (other namespace) on 4491: c one way, s the other"
-mkfifo "$TMP/sin" "$TMP/cin"
-exec {sfd}<>"$TMP/sin" {cfd}<>"$TMP/cin"
-bg ip netns exec "$CNS" openssl s_server -accept 4491 -cert "$TMP/cert.pem" \
-	-key "$TMP/key.pem" -quiet -naccept 1 <"$TMP/sin" >"$TMP/sout" 2>&1
-spid=$BG_PID
-wait_for 10 bash -c "ip netns exec $CNS ss -Hltn 'sport = :4491' | grep -q ." ||
-	fail "s_server did not listen"
-bg ip netns exec "$NS" tstclnt -h 10.47.47.2 -p 4491 -o -d "sql:$TMP/db" <"$TMP/cin" \
-	>"$TMP/cout" 2>"$TMP/cerr"
-cpid=$BG_PID
-cat "$TMP/c" >&$cfd
-wait_for 20 cmp -s "$TMP/c" "$TMP/sout" || fail "s_server did not receive the client's bytes"
-cat "$TMP/s" >&$sfd
-wait_for 20 cmp -s "$TMP/s" "$TMP/cout" || fail "tstclnt did not receive the server's bytes"
-kill -TERM "$cpid"
-wait "$cpid" 2>/dev/null
-wait_for 10 exited "$spid" || kill -TERM "$spid"
-exec {sfd}>&- {cfd}>&-
+client_vs_s_server 4491 tstclnt -h 10.47.47.2 -p 4491 -o -d "sql:$TMP/db"
+cmp -s "$TMP/s" "$TMP/cout" || fail "tstclnt printed more or less than the server's bytes"
 
 capture_done
 expect_pair 4491 "$TMP/c" "$TMP/s" "tstclnt -> openssl server"

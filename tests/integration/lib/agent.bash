@@ -189,6 +189,36 @@ expect_pair() {
 	expect_exact "$1" "$CPORT" "$3" syn
 }
 
+# client_vs_s_server PORT CLIENT...: openssl s_server in namespace $CNS (a peer the agent
+# does not see) on PORT, the client command CLIENT in $NS with a pipe as its stdin and
+# $TMP/cout as its output; the client sends $TMP/c, the server answers $TMP/s, each
+# waited for on the other side before both are stopped. The capture is then checked
+# with `expect_pair PORT "$TMP/c" "$TMP/s"`.
+client_vs_s_server() {
+	local port=$1 sfd cfd spid cpid
+	shift
+	rm -f "$TMP/sin" "$TMP/cin"
+	mkfifo "$TMP/sin" "$TMP/cin"
+	exec {sfd}<>"$TMP/sin" {cfd}<>"$TMP/cin"
+	bg ip netns exec "$CNS" openssl s_server -accept "$port" -cert "$TMP/cert.pem" \
+		-key "$TMP/key.pem" -quiet -naccept 1 <"$TMP/sin" >"$TMP/sout" 2>&1
+	spid=$BG_PID
+	wait_for 10 bash -c "ip netns exec $CNS ss -Hltn 'sport = :$port' | grep -q ." ||
+		fail "s_server did not listen on $port"
+	bg ip netns exec "$NS" "$@" <"$TMP/cin" >"$TMP/cout" 2>"$TMP/cerr"
+	cpid=$BG_PID
+	cat "$TMP/c" >&$cfd
+	wait_for 20 cmp -s "$TMP/c" "$TMP/sout" || fail "s_server did not receive the client's bytes"
+	cat "$TMP/s" >&$sfd
+	# Some clients print more than the bytes received (gnutls-cli: the handshake).
+	wait_for 20 grep -qF "$(tail -1 "$TMP/s")" "$TMP/cout" ||
+		fail "$1 did not receive the server's bytes"
+	kill -TERM "$cpid"
+	wait "$cpid" 2>/dev/null
+	wait_for 10 exited "$spid" || kill -TERM "$spid"
+	exec {sfd}>&- {cfd}>&-
+}
+
 # metric NAME: the agent's value of a Prometheus sample (first match), or empty.
 metric() {
 	curl -s --max-time 2 "http://127.0.0.1:$METRICS_PORT/metrics" |
