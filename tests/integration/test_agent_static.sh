@@ -8,18 +8,11 @@
 # does not see, so the capture is the static binary's work alone.
 . "$(dirname "$0")/lib/agent.bash"
 ecvb_init stat
-for a in /usr/lib/x86_64-linux-gnu/libssl.a /usr/lib/x86_64-linux-gnu/libcrypto.a; do
-	[ -r "$a" ] || skip "no static OpenSSL ($a; libssl-dev)"
-done
-command -v cc >/dev/null || skip "no C compiler to build the static client"
 CNS=ecvb-statc
 harness_ns $CNS
 harness_veth "$NS" ecvb-s0 10.45.45.1/24 $CNS ecvb-s1 10.45.45.2/24
 
-cc -O2 -o "$TMP/static_client" "$ECVB_ROOT/tests/integration/lib/static_tls_client.c" \
-	/usr/lib/x86_64-linux-gnu/libssl.a /usr/lib/x86_64-linux-gnu/libcrypto.a \
-	-lpthread -ldl >"$TMP/cc.log" 2>&1 || { cat "$TMP/cc.log"; skip "cannot link OpenSSL statically"; }
-if ldd "$TMP/static_client" | grep -q libssl; then fail "static client maps libssl.so"; fi
+build_static_client
 
 head -c 40000 /dev/urandom >"$TMP/msg"
 start_tvn 4480

@@ -219,6 +219,19 @@ client_vs_s_server() {
 	exec {sfd}>&- {cfd}>&-
 }
 
+# build_static_client: $TMP/static_client (lib/static_tls_client.c) linked with
+# OpenSSL's static archives, so that no libssl.so is mapped; skips where they are absent.
+build_static_client() {
+	for a in /usr/lib/x86_64-linux-gnu/libssl.a /usr/lib/x86_64-linux-gnu/libcrypto.a; do
+		[ -r "$a" ] || skip "no static OpenSSL ($a; libssl-dev)"
+	done
+	command -v cc >/dev/null || skip "no C compiler to build the static client"
+	cc -O2 -o "$TMP/static_client" "$ECVB_ROOT/tests/integration/lib/static_tls_client.c" \
+		/usr/lib/x86_64-linux-gnu/libssl.a /usr/lib/x86_64-linux-gnu/libcrypto.a \
+		-lpthread -ldl >"$TMP/cc.log" 2>&1 || { cat "$TMP/cc.log"; skip "cannot link OpenSSL statically"; }
+	if ldd "$TMP/static_client" | grep -q libssl; then fail "static client maps libssl.so"; fi
+}
+
 # metric NAME: the agent's value of a Prometheus sample (first match), or empty.
 metric() {
 	curl -s --max-time 2 "http://127.0.0.1:$METRICS_PORT/metrics" |
