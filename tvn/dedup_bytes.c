@@ -263,10 +263,9 @@ void bytes_syn(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, s
 /* A segment that takes no sequence space: a RST (one per direction reaches the tools) or
  * a bare ACK (news only if it acknowledges more than was already sent). A bare ACK goes
  * out at its direction's emitted edge, whatever its copy's sequence number said: a copy
- * that lags the one whose bytes went out has its ACKs numbered behind that edge
- * (Suricata takes a segment before what the peer acknowledged for an attack:
- * stream.est_pkt_before_last_ack), and one whose data waits behind a hole numbers them
- * past it (tshark: "previous segment not captured"). */
+ * that lags the one whose bytes went out has its ACKs numbered behind that edge (the
+ * direction's sequence numbers would go back), and one whose data waits behind a hole
+ * numbers them past it (tshark: "previous segment not captured"). */
 void bytes_ctl(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, size_t len,
 	       const struct pkt_info *info, const struct dedup_src *src, uint32_t sid, int slot,
 	       uint64_t ts)
