@@ -6,6 +6,8 @@
 #   - a connection opened before the agents started (python, keep-alive): GET /m1.bin
 #     unseen, then GET /m2.bin (200 KB) and /m3.bin seen mid-stream;
 #   - one HTTP/1.1 keep-alive connection: a 20 MB download, then a 20 MB upload;
+#   - a 2 MB upload on a fresh connection (the server says nothing until the end: the
+#     client's node sends the server's first ACK, which opens the scaled window);
 #   - one HTTP/2 connection carrying a 20 MB download and a 20 MB upload at once;
 #   - three pipelined HTTP/1.1 requests written at once (python ssl, TLS 1.2);
 #   - 20 short connections (curl, "Connection: close").
@@ -67,6 +69,12 @@ e2e_in a curl -sS -k --tlsv1.3 --http1.1 --max-time 60 -o "$E2E_TMP/got.bin" \
 	fail "curl failed"
 cmp -s "$E2E_TMP/got.bin" "$BIG" || fail "curl got a wrong file"
 
+note "a 2 MB upload on a fresh connection"
+head -c $((2 * 1024 * 1024)) "$E2E_TMP/up.bin" >"$E2E_TMP/up2.bin"
+e2e_in a curl -sS -k --tlsv1.3 --http1.1 --max-time 60 --limit-rate $RATE \
+	--data-binary "@$E2E_TMP/up2.bin" -o /dev/null "https://$B:4644/upload" ||
+	fail "the upload on a fresh connection failed"
+
 note "HTTP/2: a 20 MB download and a 20 MB upload at once on one connection"
 e2e_in a curl -sS -k --http2 --max-time 60 --parallel --limit-rate $RATE -o "$E2E_TMP/got-h2.bin" \
 	"https://$B:4645/big.bin" --next -k --http2 --limit-rate $RATE -T "$E2E_TMP/up.bin" -o /dev/null \
@@ -100,7 +108,7 @@ e2e_wait_tvn_rx "$SENT" || fail "the tvn did not receive all $SENT datagrams"
 e2e_stop_tvn
 
 e2e_streams >/dev/null
-NCONN=$((1 + 1 + 1 + 1 + 20))
+NCONN=$((1 + 1 + 1 + 1 + 1 + 20))
 e2e_clean_capture $NCONN
 P=$(e2e_client_ports "$B" 4644 | while read -r p; do
 	[ "$(stat -c %s "$(e2e_dump "$B" 4644 "$A" "$p")")" -gt "$SIZE" ] && echo "$p"; done)
@@ -116,7 +124,7 @@ note "ok: exactly one flow (the one open before the agents) is logged mid_stream
 
 EXP=(--expect "GET /m2.bin 200 204800" --expect "GET /m3.bin 200 3072"
 	--expect "GET /slow/big.bin 200 $SIZE" --expect "GET /big.bin 200 $SIZE"
-	--expect "POST /upload 200 9"
+	--expect "POST /upload 200 9x2"
 	--expect "PUT /put/up.bin 201 -"
 	--expect "GET /p1.txt 200 5120" --expect "GET /p2.txt 200 61440"
 	--expect "GET /p3.txt 200 1024")
