@@ -29,8 +29,9 @@ struct conn {
 	bool has_tuple;
 	bool started; /* start record (and handshake) sent */
 	bool from_start;
-	bool saw_start; /* an ECV_EV_START event, not just the flag */
-	bool closing;	/* ECV_EV_CLOSE seen at close_ns; ends after the grace period */
+	bool saw_start;	   /* an ECV_EV_START event, not just the flag */
+	bool closing;	   /* ECV_EV_CLOSE seen at close_ns; ends after the grace period */
+	bool server_spoke; /* a server -> client segment went out after the handshake */
 	uint64_t close_ns;
 	uint64_t close_ts;	    /* the close event's kernel timestamp */
 	enum conn_role kernel_role; /* from ECV_F_ROLE_* flags, if any */
@@ -406,9 +407,13 @@ static void conn_finish(struct conn_table *ct, struct conn *c)
 	conn_send_meta(ct, c, META_END);
 }
 
+/* Client bytes after which, if the server has said nothing yet, the client's node speaks
+ * for it (see conn_data()): well within the 65 535 bytes a SYN-ACK's window allows. */
+#define CONN_OPEN_WINDOW (32u << 10)
+
 static void conn_data(struct conn_table *ct, struct conn *c, const struct ecv_event *ev)
 {
-	int d = ev->dir, peer = !ev->dir;
+	int d = ev->dir, peer = !ev->dir, cs = c2s_dir(c);
 	uint32_t seq;
 	uint64_t end;
 
@@ -430,9 +435,24 @@ static void conn_data(struct conn_table *ct, struct conn *c, const struct ecv_ev
 	/* The reading side acknowledges what the application read, as its TCP stack would
 	 * have: without it a stateful analyser sees a download that nobody acknowledges,
 	 * and the tvn's output has no ACK for bytes that only this node's copy brings. */
-	if (d == ECV_DIR_READ && ev->len)
+	if (d == ECV_DIR_READ && ev->len) {
 		conn_send(ct, c, ECV_DIR_WRITE, PKT_TCP_ACK, conn_next_seq(c, ECV_DIR_WRITE),
 			  conn_next_seq(c, ECV_DIR_READ), NULL, 0);
+		c->server_spoke |= ECV_DIR_WRITE != cs;
+	}
+	c->server_spoke |= d != cs && ev->len;
+	/* A SYN-ACK's window is never scaled (RFC 7323 §2.2): until the server's first
+	 * segment after it, an analyser holds the client to 65 535 bytes and discards the
+	 * rest as out of window. The server's node acknowledges each read, but its copy
+	 * trails the client's (a ring buffer wakes the agent per batch), and a client that
+	 * uploads reads nothing from the server for a while. So once the client wrote
+	 * CONN_OPEN_WINDOW bytes with nothing from the server, the client's node sends the
+	 * server's ACK of them, as the server's TCP did for the client to send more. */
+	if (d == cs && !c->server_spoke && c->bytes[cs] >= CONN_OPEN_WINDOW) {
+		conn_send(ct, c, !cs, PKT_TCP_ACK, conn_next_seq(c, !cs), conn_next_seq(c, cs),
+			  NULL, 0);
+		c->server_spoke = true;
+	}
 }
 
 static int conn_set_tuple(struct conn *c, const struct ecv_event *ev)

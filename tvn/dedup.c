@@ -91,7 +91,7 @@ static void mid_reset(struct dedup *d, struct flow *f)
 	for (i = 0; i < 2; i++) {
 		dir_ranges_free(&f->dir[i]);
 		dir_ring_free(d, &f->dir[i]);
-		f->dir[i].flags &= ~(DIR_ACK | DIR_NORING);
+		f->dir[i].flags &= ~(DIR_ACK | DIR_NORING | DIR_GONE);
 		if (f->ext && (f->ext->held & HELD_FIN(i)))
 			fin_drop_held(d, f, (int)i);
 		if (f->ext && (f->ext->held & HELD_ACK(i)))

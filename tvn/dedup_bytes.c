@@ -23,8 +23,11 @@
  * The output must read as one TCP conversation, so in bytes mode no frame goes out
  * acknowledging sequence space of the other direction that was not emitted before it: a
  * frame acknowledging more than went out has its ack cut to the other direction's
- * emitted edge (ack_allowed(); checksum fixed incrementally, the frame otherwise as
- * received), unless it is the peer's last ACK of a held FIN (dedup_hold.c).
+ * gap-free emitted edge (ack_allowed(), ack_edge(); checksum fixed incrementally, the
+ * frame otherwise as received), unless it is the peer's last ACK of a held FIN
+ * (dedup_hold.c). A hole stops that edge while a copy may still fill it; once it is
+ * given up (in every copy, past skew, its direction ended: hole_give_up()) the edge
+ * passes it, as a capture that lost a segment reads.
  *
  * Overlap conflicts: each direction that carries payload gets (while the global budget
  * RING_BUDGET lasts) a RING_SIZE ring of the most recently emitted bytes, indexed by
@@ -176,22 +179,37 @@ static void csum_replace32(uint8_t *p, uint32_t old, uint32_t new)
 	p[1] = (uint8_t)sum;
 }
 
-/* The frame with its TCP ack set to ack: the frame itself when that changes nothing,
- * else a copy in d->buf with the checksum fixed. */
-const uint8_t *frame_with_ack(struct dedup *d, const uint8_t *frame, size_t len,
-			      const struct pkt_info *info, uint32_t ack)
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* The frame with its TCP seq and ack set to seq and ack: the frame itself when that
+ * changes nothing, else a copy in d->buf with the checksum fixed. */
+static const uint8_t *frame_with(struct dedup *d, const uint8_t *frame, size_t len,
+				 const struct pkt_info *info, uint32_t seq, uint32_t ack)
 {
 	uint8_t *th = d->buf + info->l4_off;
 
-	if (ack == info->ack || len > sizeof(d->buf) || (size_t)info->l4_off + 20 > len)
+	if ((seq == info->seq && ack == info->ack) || len > sizeof(d->buf) ||
+	    (size_t)info->l4_off + 20 > len)
 		return frame;
 	memcpy(d->buf, frame, len);
-	th[8] = (uint8_t)(ack >> 24);
-	th[9] = (uint8_t)(ack >> 16);
-	th[10] = (uint8_t)(ack >> 8);
-	th[11] = (uint8_t)ack;
+	put32(th + 4, seq);
+	put32(th + 8, ack);
+	csum_replace32(th + 16, info->seq, seq);
 	csum_replace32(th + 16, info->ack, ack);
 	return d->buf;
+}
+
+/* The frame with its TCP ack set to ack (see frame_with()). */
+const uint8_t *frame_with_ack(struct dedup *d, const uint8_t *frame, size_t len,
+			      const struct pkt_info *info, uint32_t ack)
+{
+	return frame_with(d, frame, len, info, info->seq, ack);
 }
 
 /* Rebuilds the part [ps, pe) (positions relative to the segment's first sequence number)
@@ -243,13 +261,17 @@ void bytes_syn(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, s
 }
 
 /* A segment that takes no sequence space: a RST (one per direction reaches the tools) or
- * a bare ACK (news only if it acknowledges more than was already sent). */
+ * a bare ACK (news only if it acknowledges more than was already sent). A bare ACK goes
+ * out at its direction's emitted edge, whatever its copy's sequence number said: a copy
+ * that lags the one whose bytes went out has its ACKs numbered behind that edge (the
+ * direction's sequence numbers would go back), and one whose data waits behind a hole
+ * numbers them past it (tshark: "previous segment not captured"). */
 void bytes_ctl(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, size_t len,
 	       const struct pkt_info *info, const struct dedup_src *src, uint32_t sid, int slot,
 	       uint64_t ts)
 {
 	struct dir_state *ds = &f->dir[dir];
-	uint32_t ack = ack_allowed(d, f, dir, info);
+	uint32_t ack = ack_allowed(d, f, dir, info), seq = info->seq;
 
 	if (info->tcp_flags & PKT_TCP_RST) {
 		if (ds->flags & DIR_RST) {
@@ -257,8 +279,10 @@ void bytes_ctl(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, s
 			return;
 		}
 		/* The connection ends here: data held behind a hole goes out before. */
-		if (f->ext && (f->ext->held & HELD_DATA(dir)))
+		if (f->ext && (f->ext->held & HELD_DATA(dir))) {
 			hold_release(d, f, dir, true);
+			holes_give_up(ds);
+		}
 		ds->flags |= DIR_RST;
 		flow_emit(d, f, frame_with_ack(d, frame, len, info, ack), len, ts, src);
 		f->pkts_out++;
@@ -279,8 +303,10 @@ void bytes_ctl(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, s
 		drop_whole(d, f, info);
 		return;
 	}
+	if (d->cfg.mode == DEDUP_BYTES && !(f->flags & FL_MID))
+		dir_edge(ds, &seq);
 	note_ack(ds, info, ack);
-	flow_emit(d, f, frame_with_ack(d, frame, len, info, ack), len, ts, src);
+	flow_emit(d, f, frame_with(d, frame, len, info, seq, ack), len, ts, src);
 	f->pkts_out++;
 }
 
@@ -344,8 +370,9 @@ __attribute__((noinline)) void bytes_merge(struct dedup *d, struct flow *f, int 
 		int64_t hp = held ? sdiff(x->fin[dir].seq, ref) : 0;
 
 		if (held && hp == e - 1 && x->fin[dir].src != sid) {
-			/* A second copy confirms it: this FIN goes out, the held one never. */
-			fin_drop_held(d, f, dir);
+			/* A second copy confirms it: this FIN goes out, the held one never
+			 * (the ACK held for it follows this one). */
+			held_drop(d, f, HELD_FIN(dir));
 		} else if (slot != -2 && fin_should_hold(d, f, slot) && flow_ext(f)) {
 			if (held && hp != e - 1)
 				fin_drop_held(d, f, dir);
@@ -457,8 +484,11 @@ __attribute__((noinline)) void bytes_merge(struct dedup *d, struct flow *f, int 
 			ds->flags |= DIR_SYN;
 			ds->syn_seq = info->seq;
 		}
-		if (fin && b == seglen)
+		if (fin && b == seglen) {
+			/* The direction ends here: its holes will not be filled. */
 			ds->flags |= DIR_FIN;
+			holes_give_up(ds);
+		}
 		da = a > syn ? a : syn;
 		db = b < seglen - fin ? b : seglen - fin;
 		if (db > da)

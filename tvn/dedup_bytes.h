@@ -64,19 +64,23 @@ static inline void note_ack(struct dir_state *ds, const struct pkt_info *info, u
 
 /* The ack a frame of direction dir goes out with. Output must read as one TCP
  * conversation: a frame must not acknowledge sequence space of the other direction that
- * has not been emitted (a held FIN, a copy's tail still to come), or analysers report an
- * "ACKed unseen segment" and then the segment itself as a retransmission. So the ack is
- * cut to the other direction's emitted edge. Only in bytes mode with absolute offsets:
+ * has not been emitted (a held FIN, a copy's tail still to come, a hole another copy
+ * is still expected to fill), or analysers report an "ACKed unseen segment" and then
+ * take the segment itself for a retransmission of acknowledged data (Suricata discards
+ * it: stream.est_pkt_before_last_ack). So the ack is cut to the other direction's
+ * gap-free emitted edge (ack_edge()). Only in bytes mode with absolute offsets:
  * elsewhere one copy's frames go out as they are. */
 HOT uint32_t ack_allowed(const struct dedup *d, const struct flow *f, int dir,
 			 const struct pkt_info *info)
 {
+	const struct dir_state *os = &f->dir[!dir];
 	uint32_t edge;
 
 	if (!(info->tcp_flags & PKT_TCP_ACK) || d->cfg.mode != DEDUP_BYTES || (f->flags & FL_MID) ||
-	    !dir_edge(&f->dir[!dir], &edge) || sdiff(info->ack, edge) <= 0)
+	    !os->n)
 		return info->ack;
-	return edge;
+	edge = ack_edge(os);
+	return sdiff(info->ack, edge) <= 0 ? info->ack : edge;
 }
 
 /* The two segments that make up most of the traffic, handled without the general range

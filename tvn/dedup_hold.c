@@ -23,7 +23,7 @@
  * not emitted before it (analysers call that "ACKed unseen segment", then flag the FIN as
  * a retransmission; the general ack cut is dedup_bytes.c's): the peer's bare ACK of a
  * held FIN (ack = FIN + 1, the last ACK of a close) is held with it and goes out right
- * after it (or, when the FIN is dropped, after the data that ran past it). Held FINs are
+ * after it, or is dropped with it (that close did not happen). Held FINs are
  * released in the order they were held, and a released segment never goes out with a
  * time earlier than what its flow already emitted.
  *
@@ -36,7 +36,11 @@
  * out, in arrival order and through the same bookkeeping, as soon as the edge reaches
  * it; all of them go out when another copy's data jumps past the edge too (the hole is
  * in both), before a RST, after skew (dedup_expire()), at the flow's end, or when the
- * bounds (HOLD_DIR_MAX per direction, HOLD_BUDGET in total) say no. The bytes still come
+ * bounds (HOLD_DIR_MAX per direction, HOLD_BUDGET in total) say no. Released for any
+ * reason but the bounds, the hole is given up (hole_give_up()): acknowledgements may
+ * pass it from then on; released for the bounds, they stay below it, so that a late
+ * filler still reads as the missing segment rather than as data already acknowledged.
+ * A hole with no other copy to wait for is given up at once. The bytes still come
  * from whichever copy brought them first; only their order changes: another copy's
  * segment that fills the hole and runs on into the held frames goes out in pieces, each
  * ending where the oldest held frame starts (hold_fill()). Latency: data past a hole
@@ -81,8 +85,18 @@ void held_drop(struct dedup *d, struct flow *f, unsigned bit)
 	held_set(d, f, bit, false);
 }
 
+/* A held FIN turned out to be no end of the connection (another copy's data ran past
+ * it, or its copy is not the one kept): it is dropped, and so is the peer's ACK held
+ * for it (ack_waits_for_fin()), which belongs to the same close that did not happen:
+ * released, its sequence number would count the dropped FIN of its own direction too,
+ * a byte beyond anything emitted there ("previous segment not captured", then every
+ * later ACK a keep-alive). */
 void fin_drop_held(struct dedup *d, struct flow *f, int dir)
 {
+	struct flow_ext *x = f->ext;
+
+	if ((x->held & HELD_ACK(!dir)) && x->ack[!dir].ack == x->fin[dir].seq + 1)
+		held_drop(d, f, HELD_ACK(!dir));
 	held_drop(d, f, HELD_FIN(dir));
 }
 
@@ -207,17 +221,24 @@ bool bytes_hold(struct dedup *d, struct flow *f, int dir, const uint8_t *frame, 
 	uint32_t edge;
 
 	if (!dir_edge(&f->dir[dir], &edge) || sdiff(info->seq, edge) <= 0 ||
-	    d->cfg.mode != DEDUP_BYTES || (f->flags & FL_MID) || slot < 0)
+	    d->cfg.mode != DEDUP_BYTES || (f->flags & FL_MID) || slot == -2 || (slot < 0 && queued))
 		return false;
 	if (queued && f->ext->qsrc[dir] != sid) {
+		/* Another copy jumps past the edge too: the hole is in both. */
 		hold_release(d, f, dir, true);
+		holes_give_up(&f->dir[dir]);
 		return false;
 	}
-	if (!queued && !fin_should_hold(d, f, slot))
+	if (!queued && (slot < 0 || !fin_should_hold(d, f, slot))) {
+		/* No other copy to wait for: the hole stays one. */
+		hole_give_up(&f->dir[dir], info->seq);
 		return false;
+	}
 	if (HOLD_COST(len) > HOLD_DIR_MAX - (queued ? f->ext->qbytes[dir] : 0) ||
 	    d->hold_bytes + HOLD_COST(len) > HOLD_BUDGET || !flow_ext(f) ||
 	    !(h = malloc(sizeof(*h) + len))) {
+		/* Out of room, not out of hope: the other copy may still fill the hole, so
+		 * acknowledgements stay below it (ack_edge()). */
 		hold_release(d, f, dir, true);
 		return false;
 	}
@@ -361,10 +382,13 @@ void held_release_due(struct dedup *d, struct flow *f, uint64_t now, bool all)
 	int i, pick;
 
 	/* Data held behind a hole first: it comes before any FIN of its direction. */
-	for (i = 0; f->ext && i < 2; i++)
+	for (i = 0; f->ext && i < 2; i++) {
 		if ((f->ext->held & HELD_DATA(i)) &&
-		    (all || sat_add(f->ext->q[i]->ts, d->cfg.skew_ns) < now))
+		    (all || sat_add(f->ext->q[i]->ts, d->cfg.skew_ns) < now)) {
 			hold_release(d, f, i, true);
+			holes_give_up(&f->dir[i]);
+		}
+	}
 	for (;;) {
 		pick = -1;
 		for (i = 0; f->ext && i < 2; i++) {

@@ -67,6 +67,7 @@ _Static_assert(MAX_RANGES <= 255, "dir_state.n holds the range count");
 #define DIR_RST 0x04	/* a RST was emitted */
 #define DIR_ACK 0x08	/* max_ack is valid */
 #define DIR_NORING 0x10 /* payload went out without a ring: never start one */
+#define DIR_GONE 0x20	/* gone is valid: holes below it will not be filled */
 
 /* flow.sflags[] per source slot */
 #define SF_PKT 0x01   /* sent packets (not only metadata) */
@@ -109,6 +110,9 @@ struct dir_state {
 	uint8_t flags;
 	uint32_t syn_seq;
 	uint32_t max_ack;
+	/* With DIR_GONE: the holes below this sequence number were given up (no copy is
+	 * waited for there any more), so acknowledgements may run past them (ack_edge()). */
+	uint32_t gone;
 	struct ring *ring;
 };
 
@@ -430,6 +434,44 @@ static inline bool dir_edge(const struct dir_state *ds, uint32_t *edge)
 	return true;
 }
 
+/* How far the other direction's frames may acknowledge direction ds: the end of its
+ * gap-free emitted prefix, where a hole counts as filled once it is given up (see
+ * hole_give_up()). A real receiver acknowledges no byte behind a hole it still waits
+ * for; past such an ACK, an analyser takes the hole's bytes for a retransmission of
+ * acknowledged data and discards them (Suricata: stream.est_pkt_before_last_ack).
+ * Holes more than STALE_SPAN behind the head count as given up (the ranges forget them
+ * too), which also keeps gone within reach of serial arithmetic. */
+static inline uint32_t ack_edge(const struct dir_state *ds)
+{
+	const struct rng *r = ds->n > INLINE_RANGES ? ds->r.ext : ds->r.in;
+	unsigned i = 0;
+
+	if (ds->n > 1 && (ds->flags & DIR_GONE) &&
+	    sdiff(r[ds->n - 1].hi, ds->gone) <= (int32_t)STALE_SPAN)
+		while (i + 1 < ds->n && sdiff(r[i + 1].lo, ds->gone) <= 0)
+			i++;
+	return r[i].hi;
+}
+
+/* The holes of direction ds below seq will not be filled (they are in every copy, or
+ * the direction ended): acknowledgements may pass them. */
+static inline void hole_give_up(struct dir_state *ds, uint32_t seq)
+{
+	if (!(ds->flags & DIR_GONE) || sdiff(seq, ds->gone) > 0) {
+		ds->gone = seq;
+		ds->flags |= DIR_GONE;
+	}
+}
+
+/* Gives up every hole below the highest sequence number emitted in direction ds. */
+static inline void holes_give_up(struct dir_state *ds)
+{
+	uint32_t edge;
+
+	if (dir_edge(ds, &edge))
+		hole_give_up(ds, edge);
+}
+
 /* --- hold (dedup_hold.c) ----------------------------------------------------- */
 
 void held_set(struct dedup *d, struct flow *f, unsigned bits, bool on);
@@ -453,10 +495,8 @@ void held_release_due(struct dedup *d, struct flow *f, uint64_t now, bool all);
  * it acknowledges has. */
 static inline void ack_release_ready(struct dedup *d, struct flow *f, int dir)
 {
-	uint32_t edge;
-
-	if (f->ext && (f->ext->held & HELD_ACK(!dir)) && dir_edge(&f->dir[dir], &edge) &&
-	    sdiff(f->ext->ack[!dir].ack, edge) <= 0)
+	if (f->ext && (f->ext->held & HELD_ACK(!dir)) && f->dir[dir].n &&
+	    sdiff(f->ext->ack[!dir].ack, ack_edge(&f->dir[dir])) <= 0)
 		held_release(d, f, !dir, HELD_ACK(!dir));
 }
 

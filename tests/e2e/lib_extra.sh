@@ -191,7 +191,9 @@ ecvx_done() {
 # counts its lost events and the holes they leave and keeps running; that each node's
 # copy alone shows the lost data as sequence holes, never shifted or duplicated data;
 # and that the live tvn fills b's holes from a's copy (holes remain only where both
-# copies lost the same bytes).
+# copies lost the same bytes); and that Suricata reads the live output as one TCP
+# conversation (both transactions whole, or where both copies lost bytes, that gap and
+# nothing else).
 ecvx_small_buffer() {
 	local SIZE LOST_B GAPS_B LOST_A r rc n
 	SIZE=$(stat -c %s "$BIG")
@@ -263,4 +265,16 @@ print(f"   lost by a: {size(a)} bytes, by b: {size(b)}, by both: {size(both)}, "
       f"missing in the output: {size(live)}")
 sys.exit(0 if live == both else 1)
 PY
+	# What an IDS reads: where a copy lost bytes the other brought, one conversation
+	# (the ACKs stay below a hole while a copy may still fill it). Bytes both copies lost
+	# are a gap no tool reads through: Suricata counts it (tcp.reassembly_gap) and
+	# must count nothing else.
+	if [ -s "$E2E_TMP/live.holes" ]; then
+		note "the live output through Suricata: the gap both copies left, no stream event"
+		e2e_suricata --sessions 1 --allow-gaps --set stream.reassembly.depth=0
+	else
+		note "the live output through Suricata: both transactions whole, no stream event"
+		e2e_suricata --only --sessions 1 --set stream.reassembly.depth=0 \
+			--expect "GET /big.bin 200 $SIZE" --expect "POST /upload 200 9"
+	fi
 }

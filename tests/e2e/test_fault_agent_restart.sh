@@ -9,6 +9,9 @@
 #     download, announced as mid-stream) and the old one exited 0;
 #   - the live tvn's output holds the whole download exactly once, every byte at its
 #     position, and no FIN before the end of the stream (a tool would stop there);
+#   - Suricata (default configuration) logs the download once, whole, with no stream
+#     event, and tshark's expert analysis is clean (the stopped agent's close, FINs and
+#     last ACK, never reaches the output);
 #   - node b's datagrams alone (before and after the restart, replayed offline through
 #     tvn --read): no byte emitted twice and none shifted: every byte present is the
 #     file's byte at that position (the restarted copy, whose offsets are relative, must
@@ -52,4 +55,7 @@ r=$(ECVX_PCAP=$E2E_TMP/b-only.pcap ecvx_check "$B" 4644 "$A" '*' --body "$BIG" -
 rc=$?
 note "$r"
 [ $rc = 0 ] || fail "b's copy across the restart is delivered wrong (see above)"
+note "the live output through Suricata: the download logged once, whole, no stream event"
+e2e_suricata --only --sessions 1 --set stream.reassembly.depth=0 \
+	--expect "GET /slow/big.bin 200 $SIZE"
 echo "test_fault_agent_restart: all passed"

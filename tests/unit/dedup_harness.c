@@ -135,6 +135,10 @@ void gen_seg(struct gen_ctx *g, const struct conn *c, const struct copy_opts *o,
 			     .vlan = o->vlan };
 	struct pkt_tcp tcp = { .seq = seq, .ack = ack, .flags = flags };
 
+	if (o->agent && (flags & PKT_TCP_SYN)) {
+		tcp.mss = (uint16_t)pkt_mss(o->mtu, c->t[dir].family);
+		tcp.wscale = 14;
+	}
 	g->dir = dir;
 	ck_assert_int_eq(pkt_segment(&l2, &c->t[dir], &tcp, ip_id, o->mtu, p, n, gen_emit, g), 0);
 }
@@ -165,6 +169,9 @@ void gen_copy(struct frl *out, const struct conn *c, const struct copy_opts *o)
 			gen_seg(&g, c, o, dir, SEQ(dir), SEQ(!dir), PKT_TCP_ACK | PKT_TCP_PSH,
 				c->data[dir] + off[dir], n, &ip_id);
 			off[dir] += n;
+			if (o->agent)
+				gen_seg(&g, c, o, !dir, SEQ(!dir), SEQ(dir), PKT_TCP_ACK, NULL, 0,
+					&ip_id);
 		}
 		dir = !dir;
 	}
@@ -430,6 +437,7 @@ void run_setup(struct run *r, uint16_t cport, size_t c2s, size_t s2c, uint32_t s
 		r->a.msg = r->b.msg = su->msg;
 	if (su->b_late)
 		r->b.t0 = (uint64_t)((int64_t)r->a.t0 + su->b_late);
+	r->a.agent = r->b.agent = su->agent;
 	sink_init_srcs(&r->s);
 	if (su->log)
 		r->s.log = &r->out;

@@ -78,6 +78,9 @@ struct copy_opts {
 	uint8_t ttl;	  /* 0 = as built (64) */
 	uint16_t vlan;	  /* 802.1Q tag on every frame, 0 = none */
 	bool rst;	  /* end with a RST from the server instead of FINs */
+	/* As the agent synthesizes: MSS and window scale 14 on SYN and SYN-ACK, and a bare
+	 * ACK from the reading side after each message. */
+	bool agent;
 };
 
 struct gen_ctx {
@@ -154,6 +157,7 @@ struct setup {
 	size_t msg;	/* both copies' message size */
 	int64_t b_late; /* b.t0 - a.t0 */
 	bool log;	/* keep every emitted frame in out */
+	bool agent;	/* both copies as the agent synthesizes (copy_opts.agent) */
 };
 
 /* A fresh engine, its sink and the connection c, and the node copies a and b of it that

@@ -286,6 +286,40 @@ START_TEST(from_start_client)
 }
 END_TEST
 
+/* A client that writes 48 KiB before anything from the server (an upload): once it wrote
+ * 32 KiB the client's node sends the server's ACK of them, so that an analyser learns
+ * the server's scaled window before the client passes the 65 535 bytes its SYN-ACK
+ * allowed; once, and never when the server spoke first. */
+START_TEST(client_upload_gets_the_server_window)
+{
+	unsigned i, acks = 0, at = 0;
+
+	for (i = 0; i < 3; i++)
+		feed_data(ECV_DIR_WRITE, i * 16384, 16384, FS_CLIENT, 1 + i);
+	for (i = 0; i < n_frames; i++) {
+		if (frames[i].kind == PKT_META || !tuple_equal(&frames[i].info.tuple, &fx.s2c) ||
+		    (frames[i].info.tcp_flags & PKT_TCP_SYN))
+			continue;
+		acks++;
+		at = i;
+	}
+	ck_assert_uint_eq(acks, 1);
+	check_tcp(&frames[at], &fx.s2c, fx.is + 1, fx.ic + 1 + 32768, PKT_TCP_ACK);
+	ck_assert_uint_eq(frames[at - 1].info.seq + frames[at - 1].info.payload_len,
+			  fx.ic + 1 + 32768);
+	/* the server's own first segment went out before: no such ACK */
+	fx_close();
+	fx_open(0);
+	feed_data(ECV_DIR_READ, 0, 100, FS_CLIENT, 1);
+	for (i = 0; i < 3; i++)
+		feed_data(ECV_DIR_WRITE, i * 16384, 16384, FS_CLIENT, 2 + i);
+	for (i = 0, acks = 0; i < n_frames; i++)
+		acks += frames[i].kind != PKT_META && tuple_equal(&frames[i].info.tuple, &fx.s2c) &&
+			!frames[i].info.payload_len && !(frames[i].info.tcp_flags & PKT_TCP_SYN);
+	ck_assert_uint_eq(acks, 0);
+}
+END_TEST
+
 /* The server's node sees the same connection from the other side: same ISNs, same
  * handshake and FIN sequence numbers, data in the opposite ecv_dir. */
 START_TEST(server_side_same_sequence_space)
@@ -693,6 +727,7 @@ static Suite *conn_suite(void)
 
 	tcase_add_test(tc, from_start_client);
 	tcase_add_test(tc, server_side_same_sequence_space);
+	tcase_add_test(tc, client_upload_gets_the_server_window);
 	tcase_add_test(tc, mid_stream_gets_a_handshake);
 	tcase_add_test(tc, gap_is_left_visible);
 	tcase_add_test(tc, truncated_call_counted_and_not_shifted);

@@ -16,6 +16,9 @@
 #include "dedup_harness.h"
 #include "isn.h"
 
+static void assert_clean_conversation(const struct run *r);
+static void assert_suricata_clean(const struct frl *out, bool gaps);
+
 START_TEST(test_gaps_filled_by_other_copy)
 {
 	struct run r;
@@ -46,7 +49,12 @@ END_TEST
 
 /* A single copy lost the server's only data segment: the client's last ACK (of the
  * server's FIN, past that hole) waits for the held FIN and goes out after it, whole,
- * instead of being cut below the hole and dropped as a duplicate ACK. */
+ * instead of being cut below the hole and dropped as a duplicate ACK. ACKs stay below a
+ * hole only while a copy may still fill it (test_acks_stay_below_hole_past_hold_bound);
+ * once the server's FIN goes out its direction has ended and nothing will: the hole is
+ * given up, as a capture that lost the segment reads. Suricata counts that gap
+ * (tcp.reassembly_gap) and no stream event; cut below the hole, the FIN would stay
+ * unacknowledged and the close incomplete. */
 START_TEST(test_last_ack_past_hole_kept)
 {
 	struct pkt_info fin, last;
@@ -71,6 +79,7 @@ START_TEST(test_last_ack_past_hole_kept)
 	ck_assert(tuple_equal(&last.tuple, &r.c.t[0]));
 	ck_assert_uint_eq(last.tcp_flags, PKT_TCP_ACK);
 	ck_assert_uint_eq(last.ack, fin.seq + 1);
+	assert_suricata_clean(&r.out, true);
 	run_end(&r);
 }
 END_TEST
@@ -238,17 +247,21 @@ START_TEST(test_hole_released_after_skew)
 }
 END_TEST
 
-/* Copy A's agent is stopped (SIGTERM) mid-transfer: it closes its view of the flow with
- * FINs at its current offsets while B's copy goes on. Those FINs must not reach the
- * tools before the end of the data (a tool stops reading there), nor take the sequence
- * byte the data needs. */
+/* Copy A's agent is stopped (SIGTERM) mid-transfer: it closes its view of the flow as
+ * it closes every connection (FIN/ACK each way at its current offsets, then the
+ * client's last ACK) while B's copy goes on. Those FINs must not reach the tools before
+ * the end of the data (a tool stops reading there), nor take the sequence byte the data
+ * needs, and the last ACK of that close must not go out either: its sequence number
+ * counts the client's FIN (tshark: "previous segment not captured", then every later
+ * client ACK a keep-alive). */
 START_TEST(test_agent_shutdown_fins_held)
 {
 	struct run r;
 	uint32_t end[2] = { 0, 0 };
 	size_t i;
 
-	run_setup(&r, 40034, 20000, 30000, 54, &(struct setup){ .mtu_a = 1040, .b_late = 50 * MS });
+	run_setup(&r, 40034, 20000, 30000, 54,
+		  &(struct setup){ .mtu_a = 1040, .b_late = 50 * MS, .log = true });
 	run_gen(&r);
 	frl_truncate(&r.la, 14);
 	for (i = 0; i < r.la.n; i++) {
@@ -271,6 +284,7 @@ START_TEST(test_agent_shutdown_fins_held)
 			&ip_id);
 		gen_seg(&g, &r.c, &o, 1, end[1], end[0] + 1, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0,
 			&ip_id);
+		gen_seg(&g, &r.c, &o, 0, end[0] + 1, end[1] + 1, PKT_TCP_ACK, NULL, 0, &ip_id);
 	}
 	run_feed(&r, true);
 	/* B's real FINs are the only ones; they wait for a confirmation that cannot come
@@ -279,6 +293,7 @@ START_TEST(test_agent_shutdown_fins_held)
 	run_expire_past_skew(&r);
 	sink_assert_exact(&r.s, 0, true);
 	ck_assert_uint_eq(r.st.overlap_conflicts, 0);
+	assert_clean_conversation(&r);
 	run_end(&r);
 }
 END_TEST
@@ -308,9 +323,11 @@ static void feed_live(struct dedup *d, struct sink *s, const struct frl *l, uint
 }
 
 /* What a TCP analyser relies on, frame by frame in output order: no frame acknowledges
- * sequence space of the other direction that was not emitted before it (tshark: "ACKed
- * unseen segment"), sequence numbers never go back within a direction (tshark:
- * retransmission / out of order), timestamps never go back within the flow. */
+ * sequence space of the other direction that was not emitted before it, nor any past a
+ * hole there (tshark: "ACKed unseen segment"; Suricata then discards the hole's filler
+ * as data before what was acknowledged), sequence numbers never go back within a
+ * direction (tshark: retransmission / out of order), timestamps never go back within
+ * the flow. */
 static void assert_tcp_order(const struct frl *out, const struct conn *c)
 {
 	uint32_t next[2] = { 0, 0 }, last_seq[2] = { 0, 0 };
@@ -333,7 +350,9 @@ static void assert_tcp_order(const struct frl *out, const struct conn *c)
 				      "frame %zu (dir %d): seq %u after seq %u", i, dir, in.seq,
 				      last_seq[dir]);
 		last_seq[dir] = in.seq;
-		if (!seen[dir] || (int32_t)(end - next[dir]) > 0)
+		/* next: the end of the gap-free prefix (frames go out in order here). */
+		if (!seen[dir] ||
+		    ((int32_t)(in.seq - next[dir]) <= 0 && (int32_t)(end - next[dir]) > 0))
 			next[dir] = end;
 		seen[dir] = true;
 		if (in.tcp_flags & PKT_TCP_ACK)
@@ -349,23 +368,14 @@ static void assert_tcp_order(const struct frl *out, const struct conn *c)
 	ck_assert(seen[0] && seen[1]);
 }
 
-/* Writes the frames to a nanosecond pcap and has tshark (Wireshark's TCP analysis, not
- * our parser) read it with checksum validation on: any bad checksum or TCP analysis flag
- * (ACKed unseen segment, retransmission, out of order, duplicate ACK, ...) is printed
- * and fails the test. Skips only when tshark is not installed. */
-static void assert_tshark_clean(const struct frl *out)
+/* Writes the frames to a nanosecond pcap at path (a mkstemp() template). */
+static void write_pcap(const struct frl *out, char *path)
 {
-	char path[] = "/tmp/ecvr-dedup-XXXXXX", cmd[512], line[512], flagged[4096] = "";
 	pcap_dumper_t *dumper;
-	size_t i, nflagged = 0;
 	pcap_t *p;
-	FILE *fp;
-	int fd, status;
+	size_t i;
+	int fd;
 
-	if (system("command -v tshark >/dev/null 2>&1") != 0) {
-		fprintf(stderr, "skip: tshark not installed, TCP analysis check not run\n");
-		return;
-	}
 	fd = mkstemp(path);
 	ck_assert_int_ge(fd, 0);
 	close(fd);
@@ -383,6 +393,24 @@ static void assert_tshark_clean(const struct frl *out)
 	}
 	pcap_dump_close(dumper);
 	pcap_close(p);
+}
+
+/* Has tshark (Wireshark's TCP analysis, not our parser) read the frames with checksum
+ * validation on: any bad checksum or TCP analysis flag (ACKed unseen segment,
+ * retransmission, out of order, duplicate ACK, ...) is printed and fails the test.
+ * Skips only when tshark is not installed. */
+static void assert_tshark_clean(const struct frl *out)
+{
+	char path[] = "/tmp/ecvr-dedup-XXXXXX", cmd[512], line[512], flagged[4096] = "";
+	size_t nflagged = 0;
+	FILE *fp;
+	int status;
+
+	if (system("command -v tshark >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "skip: tshark not installed, TCP analysis check not run\n");
+		return;
+	}
+	write_pcap(out, path);
 	snprintf(cmd, sizeof(cmd),
 		 "tshark -n -r %s -o tcp.check_checksum:TRUE -o ip.check_checksum:TRUE "
 		 "-Y 'tcp.checksum.status==0 || ip.checksum.status==0 || tcp.analysis.flags' "
@@ -400,6 +428,46 @@ static void assert_tshark_clean(const struct frl *out)
 	ck_assert_msg(status == 0, "tshark failed (status %d): %s", status, flagged);
 	ck_assert_msg(nflagged == 0, "tshark flags %zu of %zu frames:\n%s", nflagged, out->n,
 		      flagged);
+}
+
+/* Has Suricata (default configuration, stream events counted) read the frames: every
+ * stream.* counter must stay 0 (each counts a packet its TCP engine found out of window,
+ * badly acknowledged, before what was acknowledged, ...; such packets are not
+ * reassembled), and tcp.reassembly_gap too unless gaps (the output has a hole no copy
+ * filled). Skips only when Suricata is not installed. */
+static void assert_suricata_clean(const struct frl *out, bool gaps)
+{
+	char path[] = "/tmp/ecvr-dedup-XXXXXX", dir[] = "/tmp/ecvr-suri-XXXXXX", cmd[1024];
+	char line[512], bad[4096] = "";
+	FILE *fp;
+	int status;
+
+	if (system("command -v suricata >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "skip: suricata not installed, stream engine check not run\n");
+		return;
+	}
+	write_pcap(out, path);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd),
+		 "suricata -r %s -k none -S /dev/null -l %s --set stats.stream-events=true "
+		 ">/dev/null 2>&1 && python3 -c '\n"
+		 "import json, sys\n"
+		 "st = [json.loads(l) for l in open(sys.argv[1])]\n"
+		 "st = [e[\"stats\"] for e in st if e.get(\"event_type\") == \"stats\"][-1]\n"
+		 "c = {\"stream.\" + k: v for k, v in st.get(\"stream\", {}).items()}\n"
+		 "c[\"tcp.reassembly_gap\"] = st[\"tcp\"].get(\"reassembly_gap\", 0) * %d\n"
+		 "[print(k, v) for k, v in sorted(c.items()) if v]\n"
+		 "' %s/eve.json; rc=$?; rm -rf %s; exit $rc",
+		 path, dir, gaps ? 0 : 1, dir, dir);
+	fp = popen(cmd, "r");
+	ck_assert_ptr_nonnull(fp);
+	while (fgets(line, sizeof(line), fp))
+		if (strlen(bad) + strlen(line) < sizeof(bad))
+			strcat(bad, line);
+	status = pclose(fp);
+	unlink(path);
+	ck_assert_msg(status == 0, "suricata failed (status %d): %s", status, bad);
+	ck_assert_msg(!bad[0], "Suricata's stream engine objects:\n%s", bad);
 }
 
 /* Removes every nth data frame (a frame with payload) of a copy: lost perf samples. */
@@ -422,10 +490,12 @@ static void assert_clean_conversation(const struct run *r)
 {
 	assert_tcp_order(&r->out, &r->c);
 	assert_tshark_clean(&r->out);
+	assert_suricata_clean(&r->out, false);
 }
 
-/* Two node copies of one conversation as the agents synthesize it (SYN, SYN-ACK, ACK,
- * data both ways, FIN/ACK from each side, last ACK), differently segmented, the second
+/* Two node copies of one conversation as the agents synthesize it (SYN, SYN-ACK with
+ * window scale, ACK, data both ways each acknowledged by the reader, FIN/ACK from each
+ * side, last ACK), differently segmented, the second
  * `late` behind the first (late 0: one node's copy only), the first missing every
  * lose_a-th data frame (0: none) that the second brings. live: dedup_expire() every
  * 100 ms, for 10 s after the last frame; else offline: all frames, then dedup_flush().
@@ -441,7 +511,8 @@ static void conversation_case(uint64_t late, uint64_t skew, unsigned mtu_a, unsi
 				   .mtu_b = mtu_b,
 				   .msg = 2500,
 				   .b_late = (int64_t)late,
-				   .log = true });
+				   .log = true,
+				   .agent = true });
 	run_gen_a(&r);
 	lose_data(&r.la, lose_a);
 	if (late)
@@ -512,6 +583,44 @@ START_TEST(test_conversation_clean_holes_filled)
 }
 END_TEST
 
+/* Copy A lost one of the server's first data segments and brings the 18 MiB after it
+ * a second before copy B: the hold runs out of room (HOLD_DIR_MAX) and A's data past
+ * the hole goes out. B may still fill the hole (and does), so the client's ACKs must
+ * stay below it until then: acknowledged past it, the filler would read to Suricata as
+ * data before what was acknowledged and be discarded (stream.est_pkt_before_last_ack);
+ * below it, the filler is an out-of-order segment that closes the gap. */
+START_TEST(test_acks_stay_below_hole_past_hold_bound)
+{
+	struct pkt_info in;
+	struct run r;
+	size_t i, k = 0;
+
+	run_setup(&r, 41020, 3000, 18u << 20, 41020,
+		  &(struct setup){ .skew = 5 * SEC,
+				   .msg = 16384,
+				   .b_late = 1 * SEC,
+				   .log = true,
+				   .agent = true });
+	run_gen_a(&r);
+	for (i = 0; i < r.la.n; i++) {
+		fr_parse(&r.la.v[i], &in);
+		if (r.la.v[i].dir == 1 && in.payload_len && ++k == 3)
+			break;
+	}
+	ck_assert_uint_lt(i, r.la.n);
+	frl_remove(&r.la, i);
+	run_gen_b(&r);
+	run_merge(&r);
+	feed_live(r.d, &r.s, &r.all, 100 * MS, run_last_ts(&r) + 6 * SEC);
+	run_finish(&r);
+
+	sink_assert_exact(&r.s, 0, true);
+	ck_assert_uint_eq(r.st.holes_abandoned, 0);
+	assert_suricata_clean(&r.out, false);
+	run_end(&r);
+}
+END_TEST
+
 /* Half-close, one node's copy (a young flow: its FINs are held for skew): the server
  * goes on sending after the client's FIN, acknowledging it. While that FIN is held
  * those segments go out with their ack cut to what the client direction emitted
@@ -576,6 +685,7 @@ static Suite *hold_suite(void)
 	tcase_add_test(cv, test_conversation_clean_offline);
 	tcase_add_test(cv, test_conversation_clean_half_close);
 	tcase_add_test(cv, test_conversation_clean_holes_filled);
+	tcase_add_test(cv, test_acks_stay_below_hole_past_hold_bound);
 	suite_add_tcase(s, cv);
 	return s;
 }
