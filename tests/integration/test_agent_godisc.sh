@@ -164,17 +164,7 @@ for v in $variants; do
 	expect_exact "$cp" 4561 "$TMP/up-$v" syn
 	expect_exact 4561 "$cp" "$TMP/down" syn
 	# The flow's metadata names the stack: the Go program's own executable.
-	lib=$(python3 - "$FLOWS" "$cp" <<'PY'
-import json, sys
-port = int(sys.argv[2])
-for line in open(sys.argv[1]):
-    f = json.loads(line) if line.strip() else {}
-    lib = f.get("meta", {}).get("lib")
-    if port in (f.get("sport"), f.get("dport")) and lib:
-        print(lib)
-        break
-PY
-)
+	lib=$(python3 "$ECVB_ROOT/tests/integration/lib/flow_lib.py" "$FLOWS" "$cp")
 	[[ "$lib" == */"$v" ]] || fail "$v: flow metadata lib is '$lib', not its executable"
 done
 echo "PASS: stripped Go 1.19${go22:+ and 1.22 (--go-bin)}, PIE and another mount namespace's Go programs, started after the agent, captured byte-exact; bad input skipped in words"
