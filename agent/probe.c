@@ -868,6 +868,11 @@ static int go_attach(struct probe *p, struct probe_target *t, const char *path, 
 	if (g.pie) {
 		t->go_itab = g.tcpconn_itab;
 		t->go_load_vaddr = g.load_vaddr;
+		if (g.tcpconn_itab && !p->auto_discover)
+			log_warn("%s: position-independent: its net.TCPConn itab is placed per "
+				 "process by discovery, which --no-auto turns off: its "
+				 "connections have no 5-tuple",
+				 path);
 	} else if (g.tcpconn_itab &&
 		   bpf_map_update_elem(bpf_map__fd(p->skel->maps.go_tcpconn_itabs), &g.tcpconn_itab,
 				       &one, BPF_ANY)) {
