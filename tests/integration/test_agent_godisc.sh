@@ -19,10 +19,12 @@ harness_ns $PNS
 harness_veth "$NS" ecvb-d0 10.49.49.1/24 $PNS ecvb-d1 10.49.49.2/24
 
 cp -r "$ECVB_ROOT/tests/integration/lib/gotls" "$TMP/src"
-gocache=$(realpath -m "$BUILD")/go-cache
+# Build caches kept under the build tree; Go 1.22's is test_agent_go's (one std build).
 gobuild() { # gobuild GO OUT [FLAGS...]
-	local go=$1 out=$2
+	local go=$1 out=$2 gocache
 	shift 2
+	gocache=$(realpath -m "$BUILD")/go-cache
+	[ "$go" = go ] || gocache=$(realpath -m "$BUILD")/go-bpo/cache
 	(cd "$TMP/src" && GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOCACHE="$gocache" \
 		GOPATH="$TMP/gopath" "$go" build -o "$out" "$@" .) >>"$TMP/go.log" 2>&1 ||
 		{ cat "$TMP/go.log"; fail "go build $* ($go) failed"; }
