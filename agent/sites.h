@@ -4,7 +4,9 @@
  * same arguments: the exported symbol, or the internal function it calls as
  * (SSL *, void *buf, size_t num, size_t *processed) when the symbol's first instruction
  * is single-stepped by x86 uprobes and the callee's first instruction is emulated.
- * Anything not proven falls back to the exported symbol.
+ * Anything not proven falls back to the exported symbol. The same for GnuTLS's data
+ * functions and for Go's crypto/tls (symbol table, or .gopclntab/.itablink through
+ * gopclntab.h when stripped; PIE relocations applied).
  * Does not own: attaching (probe.c) or logging. Pure: a path or bytes in, a table out. */
 #ifndef AGENT_SITES_H
 #define AGENT_SITES_H
