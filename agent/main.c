@@ -50,6 +50,8 @@ struct options {
 	size_t n_libs;
 	const char *bins[MAX_LIST];
 	size_t n_bins;
+	const char *go_bins[MAX_LIST];
+	size_t n_go_bins;
 	uint32_t vni;
 	unsigned mtu;
 	enum ship_gso gso;
@@ -141,6 +143,9 @@ static void usage(FILE *f, const char *prog)
 		"statically,\n"
 		"                           or a Go program (crypto/tls)\n"
 		"                           (repeatable)\n"
+		"  --go-bin PATH            hook this Go program's crypto/tls, stripped or not,\n"
+		"                           PIE or not (repeatable); not a Go program with\n"
+		"                           crypto/tls: exit 2\n"
 		"  --no-auto                do not discover TLS stacks in running and new\n"
 		"                           processes: libssl.so*, libgnutls.so*, libssl3.so +\n"
 		"                           libnspr4.so mapped, executables defining SSL_read/\n"
@@ -197,6 +202,7 @@ enum {
 	OPT_MTU,
 	OPT_LIB,
 	OPT_BIN,
+	OPT_GO_BIN,
 	OPT_NO_AUTO,
 	OPT_PID,
 	OPT_CGROUP,
@@ -223,6 +229,7 @@ static const struct option long_opts[] = {
 	{ "mtu", required_argument, NULL, OPT_MTU },
 	{ "lib", required_argument, NULL, OPT_LIB },
 	{ "bin", required_argument, NULL, OPT_BIN },
+	{ "go-bin", required_argument, NULL, OPT_GO_BIN },
 	{ "no-auto", no_argument, NULL, OPT_NO_AUTO },
 	{ "pid", required_argument, NULL, OPT_PID },
 	{ "cgroup", required_argument, NULL, OPT_CGROUP },
@@ -316,6 +323,10 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		case OPT_BIN:
 			if (add_list(opt->bins, &opt->n_bins, optarg))
 				return bad_value(prog, "bin", optarg, "too many binaries");
+			break;
+		case OPT_GO_BIN:
+			if (add_list(opt->go_bins, &opt->n_go_bins, optarg))
+				return bad_value(prog, "go-bin", optarg, "too many binaries");
 			break;
 		case OPT_NO_AUTO:
 			opt->auto_discover = false;
@@ -427,8 +438,9 @@ static int parse_args(int argc, char **argv, struct options *opt)
 	}
 	if (!opt->n_tvns)
 		opt->tvns[opt->n_tvns++] = "127.0.0.1";
-	if (!opt->auto_discover && !opt->n_libs && !opt->n_bins) {
-		fprintf(stderr, "%s: --no-auto needs at least one --lib or --bin\n", prog);
+	if (!opt->auto_discover && !opt->n_libs && !opt->n_bins && !opt->n_go_bins) {
+		fprintf(stderr, "%s: --no-auto needs at least one --lib, --bin or --go-bin\n",
+			prog);
 		usage(stderr, prog);
 		return 2;
 	}
@@ -727,6 +739,22 @@ static int inode_of(const char *what, const char *path, uint64_t *ino)
 	return 0;
 }
 
+/* Each --go-bin must be a Go program whose crypto/tls decodes: said at once, as bad
+ * usage, before anything is loaded. */
+static int check_go_bins(const struct options *opt)
+{
+	for (size_t i = 0; i < opt->n_go_bins; i++) {
+		struct sites_go g;
+		char why[SITE_WHY_LEN];
+
+		if (sites_go(opt->go_bins[i], &g, why, sizeof(why))) {
+			log_err("--go-bin %s: %s", opt->go_bins[i], why);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int check_targets(const struct options *opt)
 {
 	for (size_t i = 0; i < opt->n_libs; i++) {
@@ -821,6 +849,10 @@ int main(int argc, char **argv)
 	}
 	log_set_ident("ecv-agent");
 	log_set_level(opt.verbose ? LOG_DEBUG : LOG_INFO);
+	if (check_go_bins(&opt)) {
+		config_argv_free(av);
+		return 2;
+	}
 	memset(&a, 0, sizeof(a));
 	a.opt = &opt;
 
@@ -829,6 +861,8 @@ int main(int argc, char **argv)
 	pcfg.n_libs = opt.n_libs;
 	pcfg.bins = opt.bins;
 	pcfg.n_bins = opt.n_bins;
+	pcfg.go_bins = opt.go_bins;
+	pcfg.n_go_bins = opt.n_go_bins;
 	pcfg.auto_discover = opt.auto_discover;
 	pcfg.rescan_ms = 1000;
 	pcfg.pid = opt.pid;

@@ -47,7 +47,9 @@ struct probe_target {
 	char *path;
 	struct bpf_link **links;
 	size_t n_links;
-	struct sites sites; /* where its data calls are probed (OpenSSL) */
+	struct sites sites;	/* where its data calls are probed (OpenSSL) */
+	uint64_t go_itab;	/* Go PIE: link-time *net.TCPConn itab, placed per process */
+	uint64_t go_load_vaddr; /* Go PIE: link-time address of its file offset 0 */
 	enum target_kind kind;
 	bool hooked; /* false: tried and refused (no symbols), or no TLS stack; not retried */
 };
@@ -818,8 +820,8 @@ static int nss_attach(struct probe *p, struct probe_target *t, const char *path,
 }
 
 /* Go crypto/tls: Read/Write at the sites sites_go() decodes, a probe on every RET, the
- * handshakes and Close; the executable's *net.TCPConn itab for the socket. On failure
- * nothing stays attached. */
+ * handshakes and Close; the executable's *net.TCPConn itab for the socket (a PIE's is
+ * placed per process, go_pie_process()). On failure nothing stays attached. */
 static int go_attach(struct probe *p, struct probe_target *t, const char *path, bool explicit)
 {
 	static const char *const names[SITES_GO_N] = { "Write", "Read" };
@@ -859,14 +861,69 @@ static int go_attach(struct probe *p, struct probe_target *t, const char *path, 
 		t->n_links = 0;
 		return err;
 	}
-	if (g.tcpconn_itab && bpf_map_update_elem(bpf_map__fd(p->skel->maps.go_tcpconn_itabs),
-						  &g.tcpconn_itab, &one, BPF_ANY))
+	log_info("%s: %s, %s%s, net.TCPConn itab %s", path, g.version,
+		 g.stripped ? "stripped (functions from .gopclntab)" : "symbols",
+		 g.pie ? ", position-independent" : "",
+		 g.tcpconn_itab ? (g.pie ? "placed per process" : "known") : "not found");
+	if (g.pie) {
+		t->go_itab = g.tcpconn_itab;
+		t->go_load_vaddr = g.load_vaddr;
+		if (g.tcpconn_itab && !p->auto_discover)
+			log_warn("%s: position-independent: its net.TCPConn itab is placed per "
+				 "process by discovery, which --no-auto turns off: its "
+				 "connections have no 5-tuple",
+				 path);
+	} else if (g.tcpconn_itab &&
+		   bpf_map_update_elem(bpf_map__fd(p->skel->maps.go_tcpconn_itabs), &g.tcpconn_itab,
+				       &one, BPF_ANY)) {
 		log_warn("%s: failed to record its net.TCPConn type: %s", path, strerror(errno));
+	}
 	if (!g.tcpconn_itab)
-		log_warn("%s: no fixed net.TCPConn type address (PIE or stripped of it): its "
-			 "connections have no 5-tuple",
+		log_warn("%s: no *net.TCPConn,net.Conn itab found: its connections have no "
+			 "5-tuple",
 			 path);
 	return 0;
+}
+
+/* A process running the Go PIE target t: its *net.TCPConn itab is where the process
+ * mapped the file (/proc/PID/maps, the mapping of offset 0 of exe) plus the link-time
+ * address. Recorded once per address; stale ones (exited processes) are harmless: the
+ * guard only ever compares a connection's own itab pointer. */
+static void go_pie_process(struct probe *p, const struct probe_target *t, const char *pid,
+			   const char *exe)
+{
+	char maps[64], *line = NULL;
+	uint64_t start, off, itab;
+	size_t cap = 0;
+	__u32 one = 1;
+	FILE *f;
+
+	if (!t->go_itab)
+		return;
+	snprintf(maps, sizeof(maps), "/proc/%s/maps", pid);
+	f = fopen(maps, "re");
+	if (!f)
+		return;
+	while (getline(&line, &cap, f) > 0) {
+		char *path = strchr(line, '/');
+
+		if (!path || sscanf(line, "%" SCNx64 "-%*x %*s %" SCNx64, &start, &off) != 2 || off)
+			continue;
+		path[strcspn(path, "\n")] = '\0';
+		if (strcmp(path, exe))
+			continue;
+		itab = start - (t->go_load_vaddr & ~0xfffull) + t->go_itab;
+		if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.go_tcpconn_itabs), &itab, &one,
+					BPF_ANY))
+			log_warn("%s: failed to record its net.TCPConn type for process %s: %s",
+				 t->path, pid, strerror(errno));
+		else
+			log_debug("%s: process %s: net.TCPConn itab @0x%" PRIx64, t->path, pid,
+				  itab);
+		break;
+	}
+	free(line);
+	fclose(f);
 }
 
 /* Places every uprobe of uprobe_specs on path, data calls at the sites chosen for it.
@@ -998,7 +1055,8 @@ static int target_add(struct probe *p, const char *path, enum target_kind kind, 
  * binaries inside containers resolve. */
 static void scan_exe(struct probe *p, const char *pid)
 {
-	char link[64], exe[PATH_MAX], full[PATH_MAX + 64], why[128];
+	char link[64], exe[PATH_MAX], full[PATH_MAX + 64], why[160];
+	const struct probe_target *t;
 	struct stat st;
 	ssize_t n;
 	int kind;
@@ -1011,14 +1069,20 @@ static void scan_exe(struct probe *p, const char *pid)
 	if (n > 10 && !strcmp(exe + n - 10, " (deleted)"))
 		return;
 	snprintf(full, sizeof(full), "/proc/%s/root%s", pid, exe);
-	if (stat(full, &st) || !S_ISREG(st.st_mode) || target_find(p, st.st_dev, st.st_ino))
+	if (stat(full, &st) || !S_ISREG(st.st_mode))
 		return;
-	kind = targets_exe_kind(full, why, sizeof(why));
-	if (kind < 0) {
-		log_debug("not hooking %s: %s", full, why);
-		kind = TARGET_NONE;
+	t = target_find(p, st.st_dev, st.st_ino);
+	if (!t) {
+		kind = targets_exe_kind(full, why, sizeof(why));
+		if (kind < 0) {
+			log_debug("not hooking %s: %s", full, why);
+			kind = TARGET_NONE;
+		}
+		target_add(p, full, (enum target_kind)kind, false);
+		t = target_find(p, st.st_dev, st.st_ino);
 	}
-	target_add(p, full, (enum target_kind)kind, false);
+	if (t && t->hooked && t->kind == TARGET_GO)
+		go_pie_process(p, t, pid, exe);
 }
 
 static void scan_maps(struct probe *p, const char *pid)
@@ -1319,6 +1383,11 @@ struct probe *probe_new(const struct probe_cfg *cfg, probe_event_fn on_event, pr
 	}
 	for (size_t i = 0; i < cfg->n_bins; i++) {
 		err = target_add(p, cfg->bins[i], bins_kind(cfg->bins[i]), true);
+		if (err)
+			goto cleanup;
+	}
+	for (size_t i = 0; i < cfg->n_go_bins; i++) {
+		err = target_add(p, cfg->go_bins[i], TARGET_GO, true);
 		if (err)
 			goto cleanup;
 	}

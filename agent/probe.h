@@ -2,7 +2,8 @@
  * Owns: the BPF skeleton, uprobes per target library/binary (deduplicated by device and
  * inode), the socket hook chosen by probing (kprobe -> fentry -> tp_btf -> syscalls),
  * automatic discovery of libssl and libgnutls in /proc/PID/maps and of executables
- * carrying OpenSSL themselves (/proc/PID/exe; containers through /proc/PID/root).
+ * carrying OpenSSL or Go's crypto/tls themselves (/proc/PID/exe; containers through
+ * /proc/PID/root), and the per-process itab address of Go PIEs.
  * The event transport itself is evbuf.h's.
  * Does not own: what events mean (conn.h) or where frames go (ship.h). */
 #ifndef AGENT_PROBE_H
@@ -43,6 +44,8 @@ struct probe_cfg {
 	size_t n_libs;
 	const char *const *bins; /* --bin paths (static OpenSSL/BoringSSL) */
 	size_t n_bins;
+	const char *const *go_bins; /* --go-bin paths (Go programs, stripped or not) */
+	size_t n_go_bins;
 	bool auto_discover; /* scan /proc for libssl.so* (rescan every rescan_ms) */
 	unsigned rescan_ms; /* default 1000 */
 	pid_t pid;	    /* 0 = all processes */

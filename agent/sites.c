@@ -6,12 +6,14 @@
 #include <libelf.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <capstone/capstone.h>
 
+#include "gopclntab.h"
 #include "sites.h"
 
 /* Instructions walked from a function's entry to its call: the known prologues are a
@@ -928,23 +930,368 @@ static uint64_t object_addr(Elf *e, const char *name)
 	return 0;
 }
 
+/* A Go executable open for reading: its ELF, build info, and (loaded on demand) its
+ * function table and relative relocations. */
+struct go_elf {
+	Elf *e;
+	int fd;
+	GElf_Ehdr eh;
+	char version[32];
+	bool have_pcln;
+	struct gopcln pcln;
+	GElf_Rela *rel; /* R_X86_64_RELATIVE, sorted by offset (PIE) */
+	size_t n_rel;
+};
+
+static void go_close(struct go_elf *g)
+{
+	free(g->rel);
+	elf_end(g->e);
+	if (g->fd >= 0)
+		close(g->fd);
+}
+
+/* The section called name, or whose name ends with it (".data.rel.ro.gopclntab" in some
+ * PIE layouts), and its header. */
+static Elf_Scn *section_named(Elf *e, const char *name, GElf_Shdr *sh)
+{
+	size_t shstrndx, n = strlen(name);
+
+	if (elf_getshdrstrndx(e, &shstrndx))
+		return NULL;
+	for (Elf_Scn *scn = elf_nextscn(e, NULL); scn; scn = elf_nextscn(e, scn)) {
+		const char *nm;
+		size_t len;
+
+		if (!gelf_getshdr(scn, sh) || sh->sh_type == SHT_NOBITS)
+			continue;
+		nm = elf_strptr(e, shstrndx, sh->sh_name);
+		len = nm ? strlen(nm) : 0;
+		if (len >= n && !strcmp(nm + len - n, name))
+			return scn;
+	}
+	return NULL;
+}
+
+/* Opens path and reads its build info. Returns 0; -ENOENT when it is no Go program
+ * (err says so); -ENOTSUP for Go before 1.18; -ENOEXEC when it is not a usable x86-64
+ * ELF executable; -errno. */
+static int go_open(const char *path, struct go_elf *g, char *err, size_t errlen)
+{
+	size_t size = 0;
+	int rc;
+	GElf_Shdr sh;
+	Elf_Scn *scn;
+	Elf_Data *d;
+
+	memset(g, 0, sizeof(*g));
+	g->fd = -1;
+	g->e = elf_open(path, &g->fd, err, errlen);
+	if (!g->e)
+		return -errno;
+	if (!gelf_getehdr(g->e, &g->eh) || g->eh.e_machine != EM_X86_64 ||
+	    (g->eh.e_type != ET_EXEC && g->eh.e_type != ET_DYN)) {
+		snprintf(err, errlen, "not an x86-64 executable");
+		return -ENOEXEC;
+	}
+	if (!elf_rawfile(g->e, &size) || g->eh.e_shoff > size ||
+	    (uint64_t)g->eh.e_shnum * g->eh.e_shentsize > size - g->eh.e_shoff) {
+		snprintf(err, errlen, "truncated ELF: section headers end past its %zu bytes",
+			 size);
+		return -ENOEXEC;
+	}
+	/* A cut file: its sections (names included) end past its end. */
+	for (scn = elf_nextscn(g->e, NULL); scn; scn = elf_nextscn(g->e, scn)) {
+		if (gelf_getshdr(scn, &sh) && sh.sh_type != SHT_NOBITS &&
+		    (sh.sh_offset > size || sh.sh_size > size - sh.sh_offset)) {
+			snprintf(err, errlen,
+				 "truncated ELF: section %zu ends at %" PRIu64
+				 ", past its %zu bytes",
+				 elf_ndxscn(scn), (uint64_t)(sh.sh_offset + sh.sh_size), size);
+			return -ENOEXEC;
+		}
+	}
+	scn = section_named(g->e, ".go.buildinfo", &sh);
+	if (!scn) {
+		snprintf(err, errlen, "not a Go program (no .go.buildinfo)");
+		return -ENOENT;
+	}
+	d = sec_data(g->e, scn, &sh);
+	if (!d || !d->d_buf) {
+		snprintf(err, errlen, "truncated: .go.buildinfo ends past the file's %zu bytes",
+			 size);
+		return -ENOEXEC;
+	}
+	rc = gopcln_buildinfo_version(d->d_buf, d->d_size, g->version, sizeof(g->version));
+	if (rc == -ENOEXEC) {
+		snprintf(err, errlen, "not a Go program (no build info in .go.buildinfo)");
+		return -ENOENT;
+	}
+	/* Before 1.18 the function table had another layout and before 1.17 arguments
+	 * were on the stack: neither is what the probes read. */
+	if (rc) {
+		snprintf(err, errlen, "Go 1.17 or older: not supported (Go 1.18+ only)");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static int rela_cmp(const void *a, const void *b)
+{
+	const GElf_Rela *x = a, *y = b;
+
+	return (x->r_offset > y->r_offset) - (x->r_offset < y->r_offset);
+}
+
+/* The R_X86_64_RELATIVE relocations of a PIE: the values of its pointers. */
+static int go_relocs(struct go_elf *g)
+{
+	for (Elf_Scn *scn = elf_nextscn(g->e, NULL); scn; scn = elf_nextscn(g->e, scn)) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+		size_t n;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA || !sh.sh_entsize)
+			continue;
+		d = sec_data(g->e, scn, &sh);
+		if (!d)
+			continue;
+		n = sh.sh_size / sh.sh_entsize;
+		for (size_t i = 0; i < n; i++) {
+			GElf_Rela r;
+			GElf_Rela *grown;
+
+			if (!gelf_getrela(d, (int)i, &r) ||
+			    GELF_R_TYPE(r.r_info) != R_X86_64_RELATIVE)
+				continue;
+			if (!(g->n_rel & (g->n_rel + 1)) || !g->rel) {
+				grown = realloc(g->rel, (2 * g->n_rel + 1) * sizeof(*g->rel));
+				if (!grown)
+					return -ENOMEM;
+				g->rel = grown;
+			}
+			g->rel[g->n_rel++] = r;
+		}
+	}
+	if (g->n_rel)
+		qsort(g->rel, g->n_rel, sizeof(*g->rel), rela_cmp);
+	return 0;
+}
+
+/* The pointer stored at link-time address addr: its relocation's addend (PIE), else
+ * the file's bytes. Returns 0 or -ENOENT (not in the file). */
+static int go_read_ptr(struct go_elf *g, uint64_t addr, uint64_t *val)
+{
+	GElf_Rela key = { .r_offset = addr }, *r;
+
+	r = g->n_rel ? bsearch(&key, g->rel, g->n_rel, sizeof(key), rela_cmp) : NULL;
+	if (r) {
+		*val = (uint64_t)r->r_addend;
+		return 0;
+	}
+	for (Elf_Scn *scn = elf_nextscn(g->e, NULL); scn; scn = elf_nextscn(g->e, scn)) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+		    !(sh.sh_flags & SHF_ALLOC) || sh.sh_size < 8 ||
+		    !in_range(addr, sh.sh_addr, sh.sh_size - 7))
+			continue;
+		d = sec_data(g->e, scn, &sh);
+		if (!d || !d->d_buf || d->d_size != sh.sh_size)
+			return -ENOENT;
+		memcpy(val, (const uint8_t *)d->d_buf + (addr - sh.sh_addr), sizeof(*val));
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Loads the function table once. Returns 0 or -ENOEXEC (err says why). */
+static int go_pcln(struct go_elf *g, char *err, size_t errlen)
+{
+	uint64_t text = 0;
+	size_t size = 0;
+	GElf_Shdr sh;
+	Elf_Scn *scn;
+	Elf_Data *d;
+	int rc;
+
+	if (g->have_pcln)
+		return 0;
+	rc = go_relocs(g);
+	if (rc) {
+		snprintf(err, errlen, "cannot read its relocations: %s", strerror(-rc));
+		return rc;
+	}
+	scn = section_named(g->e, ".gopclntab", &sh);
+	if (!scn) {
+		snprintf(err, errlen, "no .gopclntab section");
+		return -ENOEXEC;
+	}
+	d = sec_data(g->e, scn, &sh);
+	if (!d || !d->d_buf || d->d_size != sh.sh_size) {
+		elf_rawfile(g->e, &size);
+		snprintf(err, errlen, "truncated: .gopclntab ends past the file's %zu bytes", size);
+		return -ENOEXEC;
+	}
+	/* textStart is a pointer: a PIE's is its relocation's addend. */
+	if (go_read_ptr(g, sh.sh_addr + 24, &text))
+		text = 0;
+	rc = gopcln_init(&g->pcln, d->d_buf, d->d_size, text, err, errlen);
+	if (rc)
+		return rc;
+	g->have_pcln = true;
+	return 0;
+}
+
+/* The executable section holding addr, and that section's own file offset. */
+static int code_at(Elf *e, uint64_t addr, struct sites_code *sec, uint64_t *sec_offset)
+{
+	for (Elf_Scn *scn = elf_nextscn(e, NULL); scn; scn = elf_nextscn(e, scn)) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+		    !(sh.sh_flags & SHF_EXECINSTR) || !in_range(addr, sh.sh_addr, sh.sh_size))
+			continue;
+		d = sec_data(e, scn, &sh);
+		if (!d || !d->d_buf || d->d_size != sh.sh_size)
+			return -ENOEXEC;
+		sec->bytes = d->d_buf;
+		sec->len = d->d_size;
+		sec->addr = sh.sh_addr;
+		*sec_offset = sh.sh_offset;
+		return 0;
+	}
+	return -ENOEXEC;
+}
+
+/* A function by name: the symbol table's, else the function table's (stripped). Its code
+ * section and that section's file offset. Returns 0, -ENOENT (absent), -ENOEXEC (the
+ * function table cannot be read: err says why). */
+static int go_find_func(struct go_elf *g, const char *name, struct sym *sym, struct sites_code *sec,
+			uint64_t *sec_offset, bool *stripped, char *err, size_t errlen)
+{
+	uint64_t entry, end;
+	int rc;
+
+	if (find_sym(g->e, name, sym) && !sym_code(g->e, sym, sec, sec_offset)) {
+		*sec_offset -= sym->addr - sec->addr;
+		return 0;
+	}
+	rc = go_pcln(g, err, errlen);
+	if (rc)
+		return rc;
+	if (gopcln_func(&g->pcln, name, &entry, &end)) {
+		snprintf(err, errlen, "no %s", name);
+		return -ENOENT;
+	}
+	sym->addr = entry;
+	sym->size = end - entry;
+	if (code_at(g->e, entry, sec, sec_offset)) {
+		snprintf(err, errlen, "%s @0x%" PRIx64 " is not in the file's code", name, entry);
+		return -ENOEXEC;
+	}
+	if (stripped)
+		*stripped = true;
+	return 0;
+}
+
+/* The *net.TCPConn,net.Conn itab among the itabs .itablink lists: the one whose methods
+ * are net.(*TCPConn)'s Close, LocalAddr, Read, ... Write (net.Conn's, sorted by name),
+ * at least three of them, the others runtime.unreachableMethod. Returns its link-time
+ * address or 0. */
+static uint64_t go_itab_from_links(struct go_elf *g)
+{
+	static const char *const conn_methods[] = {
+		"net.(*TCPConn).Close",
+		"net.(*TCPConn).LocalAddr",
+		"net.(*TCPConn).Read",
+		"net.(*TCPConn).RemoteAddr",
+		"net.(*TCPConn).SetDeadline",
+		"net.(*TCPConn).SetReadDeadline",
+		"net.(*TCPConn).SetWriteDeadline",
+		"net.(*TCPConn).Write",
+	};
+	char why[SITE_WHY_LEN];
+	GElf_Shdr sh;
+
+	if (go_pcln(g, why, sizeof(why)) || !section_named(g->e, ".itablink", &sh))
+		return 0;
+	for (uint64_t at = sh.sh_addr; at + 8 <= sh.sh_addr + sh.sh_size; at += 8) {
+		uint64_t itab, fn;
+		int match = 0, other = 0;
+
+		if (go_read_ptr(g, at, &itab) || !itab)
+			continue;
+		/* itab: inter, _type, hash + pad, then fun[]. */
+		for (size_t k = 0; k < 8 && !other; k++) {
+			const char *nm;
+
+			if (go_read_ptr(g, itab + 24 + 8 * k, &fn) || !fn)
+				continue;
+			nm = gopcln_name_at(&g->pcln, fn);
+			/* The linker points methods no one calls at this stub. */
+			if (nm && !strcmp(nm, "runtime.unreachableMethod"))
+				continue;
+			if (nm && !strcmp(nm, conn_methods[k]))
+				match++;
+			else
+				other++;
+		}
+		if (match >= 3 && !other)
+			return itab;
+	}
+	return 0;
+}
+
+int sites_go_detect(const char *path, char *ver, size_t vcap, char *err, size_t errlen)
+{
+	struct sites_code sec;
+	struct go_elf g;
+	uint64_t off;
+	struct sym sym;
+	int rc;
+
+	snprintf(ver, vcap, "%s", "");
+	rc = go_open(path, &g, err, errlen);
+	if (rc) {
+		go_close(&g);
+		/* An old Go is reported (once) when it is hooked. */
+		return rc == -ENOENT ? 0 : rc == -ENOTSUP ? 1 : rc;
+	}
+	snprintf(ver, vcap, "%s", g.version);
+	rc = 1;
+	for (int i = 0; i < SITES_GO_N && rc == 1; i++) {
+		int r = go_find_func(&g, go_funcs[i], &sym, &sec, &off, NULL, err, errlen);
+
+		/* A table that cannot be read is reported when it is hooked. */
+		if (r == -ENOENT) {
+			snprintf(err, errlen, "a Go program without crypto/tls");
+			rc = 0;
+		}
+	}
+	go_close(&g);
+	return rc;
+}
+
 int sites_go(const char *path, struct sites_go *out, char *err, size_t errlen)
 {
-	static const char *const hs[2] = { "crypto/tls.(*Conn).clientHandshake",
-					   "crypto/tls.(*Conn).serverHandshake" };
-	int fd = -1, rc = -ENOENT;
-	GElf_Ehdr eh;
+	static const char *const others[3] = { "crypto/tls.(*Conn).clientHandshake",
+					       "crypto/tls.(*Conn).serverHandshake",
+					       "crypto/tls.(*Conn).Close" };
+	struct go_elf g;
 	csh cs = 0;
-	Elf *e;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
-	e = elf_open(path, &fd, err, errlen);
-	if (!e)
-		return -errno;
-	if (!gelf_getehdr(e, &eh) || eh.e_machine != EM_X86_64) {
-		snprintf(err, errlen, "not x86-64 code");
+	rc = go_open(path, &g, err, errlen);
+	if (rc) {
+		rc = -ENOENT;
 		goto cleanup;
 	}
+	snprintf(out->version, sizeof(out->version), "%s", g.version);
+	out->pie = g.eh.e_type == ET_DYN;
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK) {
 		rc = -ENOMEM;
 		goto cleanup;
@@ -954,12 +1301,12 @@ int sites_go(const char *path, struct sites_go *out, char *err, size_t errlen)
 		uint64_t sec_offset;
 		struct sym sym;
 
-		if (!find_sym(e, go_funcs[i], &sym) || sym_code(e, &sym, &sec, &sec_offset)) {
-			snprintf(err, errlen, "no %s with code (stripped?)", go_funcs[i]);
+		rc = go_find_func(&g, go_funcs[i], &sym, &sec, &sec_offset, &out->stripped, err,
+				  errlen);
+		if (rc) {
 			rc = -ENOENT;
 			goto cleanup;
 		}
-		sec_offset -= sym.addr - sec.addr; /* the section's own file offset */
 		rc = go_func(cs, &sec, &sym, sec_offset, &out->f[i]);
 		if (rc) {
 			snprintf(err, errlen, "%s cannot be decoded (%s)", go_funcs[i],
@@ -969,25 +1316,34 @@ int sites_go(const char *path, struct sites_go *out, char *err, size_t errlen)
 		}
 	}
 	for (int i = 0; i < 3; i++) {
+		uint64_t *to = i < 2 ? &out->handshake[i] : &out->close, sec_offset;
 		struct sites_code sec;
 		struct sym sym;
+		char why[SITE_WHY_LEN];
 
-		if (find_sym(e, i < 2 ? hs[i] : "crypto/tls.(*Conn).Close", &sym))
-			sym_code(e, &sym, &sec, i < 2 ? &out->handshake[i] : &out->close);
+		if (!go_find_func(&g, others[i], &sym, &sec, &sec_offset, NULL, why, sizeof(why)))
+			*to = sym.addr - sec.addr + sec_offset;
 	}
-	/* Absolute only in a fixed-address executable (Go's default); a PIE's is not known
-	 * before it runs, so the socket comes from the struct path only there. */
-	if (eh.e_type == ET_EXEC) {
-		/* "go:itab." from Go 1.20, "go.itab." before. */
-		out->tcpconn_itab = object_addr(e, "go:itab.*net.TCPConn,net.Conn");
-		if (!out->tcpconn_itab)
-			out->tcpconn_itab = object_addr(e, "go.itab.*net.TCPConn,net.Conn");
+	/* "go:itab." from Go 1.20, "go.itab." before; stripped: found by its methods. */
+	out->tcpconn_itab = object_addr(g.e, "go:itab.*net.TCPConn,net.Conn");
+	if (!out->tcpconn_itab)
+		out->tcpconn_itab = object_addr(g.e, "go.itab.*net.TCPConn,net.Conn");
+	if (!out->tcpconn_itab)
+		out->tcpconn_itab = go_itab_from_links(&g);
+	for (size_t i = 0; out->pie; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(g.e, (int)i, &ph))
+			break;
+		if (ph.p_type == PT_LOAD && ph.p_offset == 0) {
+			out->load_vaddr = ph.p_vaddr;
+			break;
+		}
 	}
 	rc = 0;
 cleanup:
 	if (cs)
 		cs_close(&cs);
-	elf_end(e);
-	close(fd);
+	go_close(&g);
 	return rc;
 }

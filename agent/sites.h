@@ -4,7 +4,9 @@
  * same arguments: the exported symbol, or the internal function it calls as
  * (SSL *, void *buf, size_t num, size_t *processed) when the symbol's first instruction
  * is single-stepped by x86 uprobes and the callee's first instruction is emulated.
- * Anything not proven falls back to the exported symbol.
+ * Anything not proven falls back to the exported symbol. The same for GnuTLS's data
+ * functions and for Go's crypto/tls (symbol table, or .gopclntab/.itablink through
+ * gopclntab.h when stripped; PIE relocations applied).
  * Does not own: attaching (probe.c) or logging. Pure: a path or bytes in, a table out. */
 #ifndef AGENT_SITES_H
 #define AGENT_SITES_H
@@ -123,11 +125,25 @@ struct sites_go {
 	struct sites_go_func_site f[SITES_GO_N];
 	uint64_t handshake[2]; /* file offsets of clientHandshake, serverHandshake; 0 = absent */
 	uint64_t close;	       /* file offset of (*Conn).Close; 0 = absent */
-	uint64_t tcpconn_itab; /* address of go.itab.*net.TCPConn,net.Conn; 0 = unknown */
+	uint64_t tcpconn_itab; /* link-time address of the *net.TCPConn,net.Conn itab; 0 =
+				* unknown */
+	bool pie;	       /* position-independent: a process's itab is tcpconn_itab +
+				* its load bias (where it maps file offset 0 - load_vaddr) */
+	uint64_t load_vaddr;   /* link-time address of the segment at file offset 0 */
+	bool stripped;	       /* functions found in .gopclntab, not the symbol table */
+	char version[32];      /* from the build info: "go1.22.8" */
 };
 
-/* Finds the Go sites of the ELF executable at path (its symbol table). Returns 0, -ENOENT
- * when a function is missing or cannot be decoded (err says which), or another -errno. */
+/* Finds the Go sites of the ELF executable at path: a Go program (its .go.buildinfo),
+ * functions from its symbol table or, stripped, its .gopclntab; the itab from the symbol
+ * table or .itablink. Returns 0, -ENOENT when it is not Go, a function is missing or
+ * cannot be decoded (err says which, in one line), or another -errno. */
 int sites_go(const char *path, struct sites_go *out, char *err, size_t errlen);
+
+/* Whether the ELF executable at path is a Go program (its .go.buildinfo) and one that
+ * has crypto/tls.(*Conn).Read and Write (symbol table or .gopclntab). Returns 1 (Go with
+ * crypto/tls), 0 (not Go, or Go without crypto/tls: err says which), or -errno when the
+ * file cannot be read as ELF. ver: the Go version, "" when not Go. */
+int sites_go_detect(const char *path, char *ver, size_t vcap, char *err, size_t errlen);
 
 #endif

@@ -40,7 +40,7 @@ bool targets_is_nspr(const char *path)
 int targets_exe_kind(const char *path, char *err, size_t errlen)
 {
 	static const char *const openssl[] = { "SSL_read", "SSL_write" };
-	static const char *const go[] = { "crypto/tls.(*Conn).Read", "crypto/tls.(*Conn).Write" };
+	char ver[32];
 	bool found[2];
 	int rc;
 
@@ -49,8 +49,10 @@ int targets_exe_kind(const char *path, char *err, size_t errlen)
 		return rc;
 	if (found[0] && found[1])
 		return TARGET_OPENSSL;
-	rc = sites_find_funcs(path, go, 2, found, err, errlen);
-	if (rc)
+	/* Go by its build info, never by strings: crypto/tls in its symbol table or, stripped,
+	 * in its function table. */
+	rc = sites_go_detect(path, ver, sizeof(ver), err, errlen);
+	if (rc < 0)
 		return rc;
-	return found[0] && found[1] ? TARGET_GO : TARGET_NONE;
+	return rc ? TARGET_GO : TARGET_NONE;
 }

@@ -15,7 +15,7 @@ enum target_kind {
 	TARGET_OPENSSL,	 /* OpenSSL 1.1/3.x or BoringSSL API: SSL_read/SSL_write */
 	TARGET_GNUTLS,	 /* GnuTLS 3.x: gnutls_record_send2 / _gnutls_recv_int */
 	TARGET_NSS,	 /* NSS: libssl3 (SSL_ImportFD) + libnspr4 (PR_Read/PR_Write...) */
-	TARGET_GO,	 /* Go crypto/tls: (*Conn).Read/Write, unstripped executables */
+	TARGET_GO,	 /* Go crypto/tls: (*Conn).Read/Write in a Go executable */
 	TARGET_KIND_N
 };
 
@@ -30,9 +30,10 @@ enum target_kind targets_lib_kind(const char *path);
 bool targets_is_nspr(const char *path);
 
 /* The kind of the executable at path from the functions it defines itself: SSL_read and
- * SSL_write (statically linked OpenSSL/BoringSSL), crypto/tls.(*Conn).Read and Write
- * (Go, symbol table present). Returns the kind (TARGET_NONE when
- * it defines none), or -errno when the file cannot be read as ELF (err says why). */
+ * SSL_write (statically linked OpenSSL/BoringSSL), or a Go program (.go.buildinfo) with
+ * crypto/tls.(*Conn).Read and Write (symbol table, or .gopclntab when stripped). Returns
+ * the kind (TARGET_NONE when it defines none: err says why), or -errno when the file
+ * cannot be read as ELF (err says why). */
 int targets_exe_kind(const char *path, char *err, size_t errlen);
 
 #endif

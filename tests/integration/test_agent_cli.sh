@@ -90,7 +90,7 @@ LIST
 # --- help and version -----------------------------------------------------------
 run_agent --help
 if [ "$rc" -eq 0 ]; then ok "--help exits 0"; else bad "--help exit $rc"; fi
-for flag in --tvn --vni --mtu --lib --bin --no-auto --pid --cgroup --netns --socket-hook \
+for flag in --tvn --vni --mtu --lib --bin --go-bin --no-auto --pid --cgroup --netns --socket-hook \
 	--events --ring-size --perf-pages --max-chunks --node --metrics --stats-interval --flow-timeout --verbose \
 	--version --help --config --gso --nice; do
 	grep -q -- "$flag" "$TMP/out" || bad "--help does not document $flag"

@@ -49,4 +49,6 @@ client_vs_s_server 4461 gnutls-cli --insecure -p 4461 10.46.46.2
 capture_done
 expect_pair 4462 "$TMP/c" "$TMP/c" "openssl client -> gnutls-serv"
 expect_pair 4461 "$TMP/c" "$TMP/s" "gnutls-cli -> openssl server"
+lib=$(python3 "$ECVB_ROOT/tests/integration/lib/flow_lib.py" "$FLOWS" 4461)
+[[ "$lib" == */libgnutls.so* ]] || fail "flow metadata lib is '$lib', not libgnutls.so"
 echo "PASS: GnuTLS discovered and both directions captured exactly against OpenSSL peers"

@@ -46,4 +46,6 @@ cmp -s "$TMP/s" "$TMP/cout" || fail "tstclnt printed more or less than the serve
 
 capture_done
 expect_pair 4491 "$TMP/c" "$TMP/s" "tstclnt -> openssl server"
+lib=$(python3 "$ECVB_ROOT/tests/integration/lib/flow_lib.py" "$FLOWS" 4491)
+[[ "$lib" == */libssl3.so* ]] || fail "flow metadata lib is '$lib', not NSS's libssl3.so"
 echo "PASS: NSS discovered and both directions captured exactly against an OpenSSL server"

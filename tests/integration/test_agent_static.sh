@@ -38,4 +38,6 @@ wait "$cpid" || fail "static client failed"
 wait "$spid" || fail "python server failed"
 capture_done
 expect_pair 4481 "$TMP/rec.c2s" "$TMP/rec.s2c" "the static binary's flow"
+lib=$(python3 "$ECVB_ROOT/tests/integration/lib/flow_lib.py" "$FLOWS" 4481)
+[[ "$lib" == */static_client ]] || fail "flow metadata lib is '$lib', not the static binary"
 echo "PASS: statically linked OpenSSL client found without --bin and captured exactly"

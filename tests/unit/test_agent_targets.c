@@ -1,7 +1,7 @@
 /* tests/unit/test_agent_targets.c - telling a file's TLS stack (targets.c) and the GnuTLS
  * site decoders (sites.c): file names, real executables and libraries of this system,
- * libgnutls30 3.7.9's own bytes placed at their addresses in a section of int3, and Go
- * bad input. */
+ * libgnutls30 3.7.9's own bytes placed at their addresses in a section of int3, Go
+ * bad input and Debian's stripped go command. */
 #include <check.h>
 #include <errno.h>
 #include <stdint.h>
@@ -130,12 +130,48 @@ START_TEST(go_bad_input_is_refused_in_words)
 	struct sites_go g;
 	char err[160];
 
-	/* This test program holds "crypto/tls.(*Conn).Read" as a string, not as a
-	 * function: not Go. */
+	char ver[32];
+
+	/* This test program holds "crypto/tls.(*Conn).Read" as a string (sites.c's), not
+	 * as a function, and has no Go build info: not Go. */
 	ck_assert_int_eq(targets_exe_kind("/proc/self/exe", err, sizeof(err)), TARGET_NONE);
+	ck_assert_int_eq(sites_go_detect("/proc/self/exe", ver, sizeof(ver), err, sizeof(err)), 0);
+	ck_assert_str_eq(ver, "");
+	ck_assert_ptr_nonnull(strstr(err, "not a Go program"));
 	ck_assert_int_eq(sites_go("/proc/self/exe", &g, err, sizeof(err)), -ENOENT);
-	ck_assert_ptr_nonnull(strstr(err, "crypto/tls.(*Conn).Write"));
+	ck_assert_ptr_nonnull(strstr(err, "not a Go program (no .go.buildinfo)"));
 	ck_assert_int_eq(sites_go("/nonexistent/go", &g, err, sizeof(err)), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err, "No such file"));
+}
+END_TEST
+
+/* Debian's go command (golang-1.19-go) is itself a stripped Go program that links
+ * crypto/tls (externally linked, with cgo): found by its build info, its functions from
+ * .gopclntab, its *net.TCPConn itab from .itablink. */
+#define GO119 "/usr/lib/go-1.19/bin/go"
+
+START_TEST(stripped_go_command)
+{
+	struct sites_go g;
+	char err[160], ver[32];
+
+	if (access(GO119, R_OK)) {
+		printf("agent_targets: %s absent (golang-go), stripped_go_command not run\n",
+		       GO119);
+		return;
+	}
+	ck_assert_int_eq(sites_go_detect(GO119, ver, sizeof(ver), err, sizeof(err)), 1);
+	ck_assert_int_eq(strncmp(ver, "go1.19", 6), 0);
+	ck_assert_int_eq(targets_exe_kind(GO119, err, sizeof(err)), TARGET_GO);
+	ck_assert_int_eq(sites_go(GO119, &g, err, sizeof(err)), 0);
+	ck_assert(g.stripped);
+	ck_assert(!g.pie);
+	ck_assert_uint_ne(g.tcpconn_itab, 0);
+	for (int f = 0; f < SITES_GO_N; f++) {
+		ck_assert(g.f[f].entry_jbe); /* Go 1.19: the stack check's jbe */
+		ck_assert_uint_gt(g.f[f].n_rets, 0);
+	}
+	ck_assert_uint_ne(g.close, 0);
 }
 END_TEST
 
@@ -149,6 +185,7 @@ int main(void)
 	tcase_add_test(tc, gnutls_bytes_decode);
 	tcase_add_test(tc, system_libgnutls_sites);
 	tcase_add_test(tc, go_bad_input_is_refused_in_words);
+	tcase_add_test(tc, stripped_go_command);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
