@@ -2,15 +2,17 @@
 // HTTP/2 over Go's own TLS, no external module):
 //
 //	https-server CERT KEY ADDR...   serves on every ADDR (ALPN h2 and http/1.1, TLS 1.2
-//	                                and 1.3) until SIGTERM: POST /xfer/ANY reads the
-//	                                body and answers X-Up-Sha256 (the body's hash) with
+//	                                and 1.3) until SIGTERM: POST (or GET) /xfer/ANY
+//	                                reads the body and answers X-Up-Sha256 (the body's hash) with
 //	                                the bytes of the file named in X-Down-File, or else
 //	                                X-Down-Len bytes seeded by X-Down-Seed. With
 //	                                GOTLS_ROOT=DIR, GET /files/NAME sends DIR/NAME.
 //	https-client URL UPFILE OUT     POSTs UPFILE's bytes to URL (UPFILE "-": GETs URL),
 //	                                asking for the file GOTLS_DOWNFILE, and writes the
 //	                                response body to OUT; fails on a status other than
-//	                                200 or when the server saw other bytes.
+//	                                200 or when the server saw other bytes. With
+//	                                GOTLS_WARMUP=1 it first GETs URL asking for 16
+//	                                bytes, on the same connection.
 //
 // Client environment: GOTLS_H2=1 speaks HTTP/2 (ALPN h2, ForceAttemptHTTP2; an answer
 // over HTTP/1.1 fails), otherwise HTTP/1.1 only; GOTLS_TLS12=1 caps TLS at 1.2;
@@ -56,10 +58,6 @@ func seeded(seed int64, n int) []byte {
 }
 
 func xfer(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		http.Error(w, "POST only", http.StatusMethodNotAllowed)
-		return
-	}
 	up, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -175,6 +173,10 @@ func httpsClient(url, upfile, out string) {
 			must(err)
 		}
 		c := &http.Client{Transport: transport(1)}
+		if os.Getenv("GOTLS_WARMUP") == "1" {
+			_, err := exchange1(c, url, nil, map[string]string{"X-Down-Len": "16"})
+			must(err)
+		}
 		down, err := exchange1(c, url, up, map[string]string{"X-Down-File": os.Getenv("GOTLS_DOWNFILE")})
 		must(err)
 		must(os.WriteFile(out, down, 0o644))
