@@ -193,14 +193,26 @@ EOF
 			-v f="$(usreq "${M[floor]}")" -v a="$(usreq "${M[agent]}")" -v he="$fe_hits" \
 			-v hf="$fl_hits" 'BEGIN { printf "the entry probes add %.1f µs per request (%.2f hits, %.1f µs each), the RET probes %.1f µs (%.2f hits, %.1f µs each), the agent beyond its probes (BPF work, perf/ring output, user space, tvn) %.1f µs", e - n, he, (he > 0 ? (e - n) / he : 0), f - e, hf - he, (hf > he ? (f - e) / (hf - he) : 0), a - f }')
 	done
-	echo
+	cat <<EOF
+
+Reading it: a request costs the server one \`Read\` of the request, one \`Write\` of the
+response and one \`Read\` that waits for the next request (3 entries, 3 \`RET\`s). The entry
+sites are emulated by the kernel (the 1.19 \`jbe\`, the 1.21+ \`push\`); a \`RET\` is not
+(x86 uprobes emulate nop, push and relative jumps/calls only), so each RET probe is
+single-stepped out of line, and the RET probes are most of the cost. The agent's other
+programs (the socket hook's tracepoints, libssl's probes) run for every process of the
+host and filter on the namespace: on a shared machine they count other work too.
+
+EOF
 	for v in "${VERSIONS[@]}"; do
 		echo "Go $v, the agent's sites: ${SITES[$v]}."
+		echo
 		echo "Where the time goes (medians, wall µs per request at 16 connections): ${WHERE[$v]}."
+		echo
 		echo "Per round, req/s: $(for c in "${CONFIGS[@]}"; do printf '%s%s; ' "$c" "${RATES["$v $c"]}"; done)"
 		echo "Agent CPU ms per 1000 requests, per round:${CPU_KREQ["$v agent"]}."
 		echo "BPF programs of the agent (runs per request, ns per run): $(bpf "$v" agent | tail -n +2 |
-			sort | awk '{ printf "%s%s %s × %s ns", (NR > 1 ? "; " : ""), $1, $2, $3 }')."
+			sort | awk '$2 > 0 { printf "%s%s %s × %s ns", (k++ ? "; " : ""), $1, $2, $3 }')."
 		echo
 	done
 } >"$DOC.new"
