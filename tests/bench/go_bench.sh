@@ -54,7 +54,7 @@ for v in ${BENCH_GO_VERSIONS:-1.19 1.22}; do
 		continue
 	fi
 	(cd "$E2E_TMP/src" && GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod \
-		GOCACHE="$BUILD/go-cache" GOPATH="$E2E_TMP/gopath" \
+		GOCACHE="$BUILD/go-bpo/cache" GOPATH="$E2E_TMP/gopath" \
 		"$gobin" build -o "$E2E_TMP/goserver-$v" .) >"$E2E_TMP/go.log" 2>&1 ||
 		{ cat "$E2E_TMP/go.log"; e2e_fail "go $v build failed"; }
 	VERSIONS+=("$v")

@@ -35,12 +35,12 @@ e2e_random "$E2E_TMP/down.bin" 1M
 chmod 644 "$E2E_TMP/down.bin"
 
 # Build: the client with Debian's Go, the server with 1.22 when it can be unpacked; the
-# GOCACHE lives in the build tree, so a second run only links.
+# GOCACHE is the build tree's (shared with test_agent_go.sh), so a later run only links.
 GOSRC=$E2E_TMP/src
 cp -r "$E2E_ROOT/tests/integration/lib/gotls" "$GOSRC"
 go_build() { # GO OUT
 	(cd "$GOSRC" && GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod \
-		GOCACHE="$BUILD/go-cache" \
+		GOCACHE="$BUILD/go-bpo/cache" \
 		GOPATH="$E2E_TMP/gopath" "$1" build -o "$2" .) >>"$E2E_TMP/go.log" 2>&1 ||
 		{ cat "$E2E_TMP/go.log"; fail "go build with $1 failed"; }
 }
