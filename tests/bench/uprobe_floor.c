@@ -4,8 +4,13 @@
  * request rate with this attached is the floor a uprobe capture pays on this kernel.
  * --sites exported (default): the exported symbols, as every tool that probes them;
  * --sites auto: the data calls at the sites the agent picks (agent/sites.c).
- * Usage: uprobe_floor [--sites exported|auto] LIBSSL_PATH */
+ * --go: a Go executable's crypto/tls instead, at the agent's Go sites (agent/sites.c
+ * sites_go: (*Conn).Write and Read at their entry site and every RET, the handshakes,
+ * Close), all plain uprobes as the agent's; --go-entries: the same without the RETs.
+ * Usage: uprobe_floor [--sites exported|auto] LIBSSL_PATH
+ *        uprobe_floor --go|--go-entries GO_EXE */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,6 +55,78 @@ static void on_signal(int sig)
 	(void)sig; /* only interrupts pause() */
 }
 
+/* Attaches floor_enter at every Go site of exe (with rets, the RETs too) into links
+ * (room for max); *n counts them. Returns 0 or -errno (the links made so far stay in
+ * links for the caller). */
+static int attach_go(struct floor_bpf *skel, const char *exe, bool rets, struct bpf_link **links,
+		     size_t max, size_t *n)
+{
+	uint64_t offs[2 * (1 + SITES_GO_MAX_RETS) + 3];
+	struct sites_go g;
+	size_t k = 0;
+	char err[160];
+	int rc;
+
+	rc = sites_go(exe, &g, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "uprobe_floor: %s: %s\n", exe, err);
+		return rc;
+	}
+	for (int f = 0; f < SITES_GO_N; f++) {
+		offs[k++] = g.f[f].entry_offset;
+		for (size_t i = 0; rets && i < g.f[f].n_rets; i++)
+			offs[k++] = g.f[f].rets[i];
+		printf("uprobe_floor: %s @0x%" PRIx64 " (%s), %zu RETs\n",
+		       f == SITES_GO_WRITE ? "Write" : "Read", g.f[f].entry_offset, g.f[f].why,
+		       g.f[f].n_rets);
+	}
+	for (int i = 0; i < 2; i++)
+		if (g.handshake[i])
+			offs[k++] = g.handshake[i];
+	if (g.close)
+		offs[k++] = g.close;
+	for (size_t i = 0; i < k && *n < max; i++) {
+		links[*n] = bpf_program__attach_uprobe(skel->progs.floor_enter, false, -1, exe,
+						       offs[i]);
+		if (!links[*n]) {
+			rc = -errno;
+			fprintf(stderr, "uprobe_floor: failed to attach at 0x%" PRIx64 ": %s\n",
+				offs[i], strerror(errno));
+			return rc;
+		}
+		(*n)++;
+	}
+	return 0;
+}
+
+/* The Go floor: floor_enter at the Go sites of exe until SIGINT/SIGTERM. */
+static int floor_go(const char *exe, bool rets)
+{
+	struct bpf_link *links[2 * (1 + SITES_GO_MAX_RETS) + 3] = { 0 };
+	struct floor_bpf *skel;
+	size_t n = 0;
+	int rc = 1;
+
+	skel = floor_bpf__open_and_load();
+	if (!skel) {
+		fprintf(stderr, "uprobe_floor: failed to load floor.bpf.o: %s\n", strerror(errno));
+		return 1;
+	}
+	if (attach_go(skel, exe, rets, links, sizeof(links) / sizeof(links[0]), &n))
+		goto cleanup;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	printf("uprobe_floor: %zu probes on %s (Go sites%s)\n", n, exe, rets ? "" : ", no RETs");
+	fflush(stdout);
+	pause();
+	rc = 0;
+cleanup:
+	for (size_t i = 0; i < n; i++)
+		bpf_link__destroy(links[i]);
+	floor_bpf__destroy(skel);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct bpf_link *links[FLOOR_N_SPECS] = { 0 };
@@ -65,8 +142,15 @@ int main(int argc, char **argv)
 		lib = argv[3];
 	else if (argc == 2)
 		lib = argv[1];
+	else if (argc == 3 && !strcmp(argv[1], "--go"))
+		return floor_go(argv[2], true);
+	else if (argc == 3 && !strcmp(argv[1], "--go-entries"))
+		return floor_go(argv[2], false);
 	else {
-		fprintf(stderr, "usage: %s [--sites exported|auto] LIBSSL_PATH\n", argv[0]);
+		fprintf(stderr,
+			"usage: %s [--sites exported|auto] LIBSSL_PATH | %s --go|--go-entries "
+			"GO_EXE\n",
+			argv[0], argv[0]);
 		return 2;
 	}
 	if (sites_choose(lib, mode, &sites, err, sizeof(err)))

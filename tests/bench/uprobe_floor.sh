@@ -72,33 +72,13 @@ stop() { # CONFIG
 	case $1 in
 	floor | floor_auto) floor_stop ;;
 	agent | base)
-		[ "$BPF_STATS" = 0 ] || bpf_stats "$1" "${E2E_AGENT_PID[b]}"
+		[ "$BPF_STATS" = 0 ] || bench_bpf_stats "$1" "${E2E_AGENT_PID[b]}"
 		LOST[$1]=$((${LOST[$1]:-0} + $(ecvx_agent_sum b ecv_agent_lost_events_total)))
 		EVENTS[$1]=$((${EVENTS[$1]:-0} + $(ecvx_agent_sum b ecv_agent_events_total)))
 		e2e_stop_agent b
 		e2e_stop "${E2E_TVNS_PID[tvn]}" || e2e_fail "tvn did not exit 0"
 		;;
 	esac
-}
-
-# bpf_stats CONFIG PID: appends "CONFIG PROGRAM RUNS NS" for each BPF program PID holds
-# (its fds' /proc fdinfo carries the program id and the counters; bpftool the name).
-bpf_stats() {
-	python3 - "$1" "$2" >>"$E2E_TMP/bpf-stats" <<'PY'
-import json, os, subprocess, sys
-cfg, pid = sys.argv[1], sys.argv[2]
-for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-    try:
-        info = dict(l.split(":", 1) for l in open(f"/proc/{pid}/fdinfo/{fd}") if ":" in l)
-    except OSError:
-        continue
-    if "prog_id" not in info or "run_cnt" not in info:
-        continue
-    out = subprocess.run(["bpftool", "prog", "show", "id", info["prog_id"].strip(), "--json"],
-                         capture_output=True, text=True).stdout
-    name = json.loads(out).get("name", "?") if out else "?"
-    print(cfg, name, info["run_cnt"].strip(), info["run_time_ns"].strip())
-PY
 }
 
 # budget CONFIG REQUESTS: CPU microseconds per request by who spends it (see

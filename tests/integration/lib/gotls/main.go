@@ -1,4 +1,5 @@
-// tests/integration/lib/gotls - a TLS peer on Go's crypto/tls for test_agent_go.sh.
+// tests/integration/lib/gotls - a TLS peer on Go's crypto/tls for test_agent_go.sh (and,
+// in http.go, the net/http peers of tests/e2e/test_go_nodes.sh and the Go benchmark).
 //
 //	client ADDR SENDFILE RECVLEN OUTFILE   dials, writes SENDFILE in one Write, reads
 //	                                       RECVLEN bytes into OUTFILE, closes
@@ -113,8 +114,13 @@ func main() {
 			}()
 		}
 		wg.Wait()
+	case len(os.Args) >= 5 && os.Args[1] == "https-server":
+		httpsServer(os.Args[2], os.Args[3], os.Args[4:])
+	case len(os.Args) == 5 && os.Args[1] == "https-client":
+		httpsClient(os.Args[2], os.Args[3], os.Args[4])
 	default:
 		fmt.Fprintln(os.Stderr, "usage: client ADDR SENDFILE RECVLEN OUTFILE | server ADDR CERT KEY RECVLEN SENDFILE")
+		fmt.Fprintln(os.Stderr, "       https-server CERT KEY ADDR... | https-client URL UPFILE OUT (see http.go)")
 		os.Exit(2)
 	}
 }
