@@ -107,8 +107,8 @@ struct agent {
 	unsigned n_kind[TARGET_KIND_N]; /* hooked targets per stack */
 	unsigned n_sites[SITE_N][2];	/* hooked targets per data function, [1]: internal */
 	uint64_t n_truncated;
-	struct mirror events, bytes_w, bytes_r, lost_m, truncated, gaps, tx_packets, tx_bytes,
-		tx_errors, flows, backlog_dropped, invalid;
+	struct mirror events, bytes_w, bytes_r, lost_m, truncated, gaps, gap_bytes, tx_packets,
+		tx_bytes, tx_errors, flows, backlog_dropped, invalid;
 	struct metric *flows_active, *targets[TARGET_KIND_N], *sites[SITE_N][2];
 };
 
@@ -588,6 +588,9 @@ static int metrics_setup(struct agent *a)
 			      "SSL calls longer than the capture limit", NULL);
 	err |= mirror_counter(a, &a->gaps, "ecv_agent_gaps_total",
 			      "holes left in a stream's sequence space", NULL);
+	err |= mirror_counter(a, &a->gap_bytes, "ecv_agent_gap_bytes_total",
+			      "bytes of sequence space in those holes (not captured, not shipped)",
+			      NULL);
 	err |= mirror_counter(a, &a->flows, "ecv_agent_flows_total", "flows started", NULL);
 	err |= mirror_counter(a, &a->backlog_dropped, "ecv_agent_backlog_dropped_total",
 			      "events dropped before their connection's tuple was known", NULL);
@@ -664,6 +667,7 @@ static void metrics_sync(struct agent *a)
 	probe_sync(a);
 	mirror(&a->truncated, a->n_truncated);
 	mirror(&a->gaps, cs->gaps);
+	mirror(&a->gap_bytes, cs->gap_bytes);
 	mirror(&a->flows, cs->flows_started);
 	mirror(&a->backlog_dropped, cs->backlog_dropped);
 	mirror(&a->invalid, cs->invalid);
@@ -690,18 +694,18 @@ static void print_stats(struct agent *a)
 	for (int f = 0; f < SITE_N; f++)
 		for (int in = 0; in < 2; in++)
 			sites[in] += a->n_sites[f][in];
-	o = json_pack("{s:s, s:I, s:s, s:I, s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		      "s:I, s:I, s:I, s:{s:I, s:I}}",
-		      "type", "stats", "ts", (json_int_t)time(NULL), "node", a->opt->node, "events",
-		      (json_int_t)cs->events, "bytes", "write",
-		      (json_int_t)cs->bytes[ECV_DIR_WRITE], "read",
-		      (json_int_t)cs->bytes[ECV_DIR_READ], "lost", (json_int_t)a->lost, "truncated",
-		      (json_int_t)a->n_truncated, "gaps", (json_int_t)cs->gaps, "flows_active",
-		      (json_int_t)cs->flows_active, "flows", (json_int_t)cs->flows_started,
-		      "backlog_dropped", (json_int_t)cs->backlog_dropped, "tx_packets",
-		      (json_int_t)ss->tx_packets, "tx_bytes", (json_int_t)ss->tx_bytes, "tx_errors",
-		      (json_int_t)ss->tx_errors, "targets", (json_int_t)a->n_targets, "probe_sites",
-		      "internal", sites[1], "exported", sites[0]);
+	o = json_pack(
+		"{s:s, s:I, s:s, s:I, s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+		"s:I, s:I, s:I, s:I, s:{s:I, s:I}}",
+		"type", "stats", "ts", (json_int_t)time(NULL), "node", a->opt->node, "events",
+		(json_int_t)cs->events, "bytes", "write", (json_int_t)cs->bytes[ECV_DIR_WRITE],
+		"read", (json_int_t)cs->bytes[ECV_DIR_READ], "lost", (json_int_t)a->lost,
+		"truncated", (json_int_t)a->n_truncated, "gaps", (json_int_t)cs->gaps, "gap_bytes",
+		(json_int_t)cs->gap_bytes, "flows_active", (json_int_t)cs->flows_active, "flows",
+		(json_int_t)cs->flows_started, "backlog_dropped", (json_int_t)cs->backlog_dropped,
+		"tx_packets", (json_int_t)ss->tx_packets, "tx_bytes", (json_int_t)ss->tx_bytes,
+		"tx_errors", (json_int_t)ss->tx_errors, "targets", (json_int_t)a->n_targets,
+		"probe_sites", "internal", sites[1], "exported", sites[0]);
 	if (!o)
 		return;
 	line = json_dumps(o, JSON_COMPACT);
