@@ -4,10 +4,13 @@
  * request rate with this attached is the floor a uprobe capture pays on this kernel.
  * --sites exported (default): the exported symbols, as every tool that probes them;
  * --sites auto: the data calls at the sites the agent picks (agent/sites.c).
- * Usage: uprobe_floor [--sites exported|auto] LIBSSL_PATH */
+ * --pid PID: the probes trap in that process only (the kernel puts the breakpoints in its
+ * memory alone) instead of in every process mapping the library.
+ * Usage: uprobe_floor [--sites exported|auto] [--pid PID] LIBSSL_PATH */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -56,17 +59,25 @@ int main(int argc, char **argv)
 	enum sites_mode mode = SITES_EXPORTED;
 	struct floor_bpf *skel;
 	struct sites sites;
-	const char *lib;
+	const char *lib = NULL;
 	char err[128];
 	size_t n = 0;
-	int rc = 1;
+	int rc = 1, pid = -1, a;
 
-	if (argc == 4 && !strcmp(argv[1], "--sites") && !sites_mode_parse(argv[2], &mode))
-		lib = argv[3];
-	else if (argc == 2)
-		lib = argv[1];
-	else {
-		fprintf(stderr, "usage: %s [--sites exported|auto] LIBSSL_PATH\n", argv[0]);
+	for (a = 1; a + 1 < argc; a += 2) {
+		if (!strcmp(argv[a], "--sites") && !sites_mode_parse(argv[a + 1], &mode))
+			continue;
+		if (!strcmp(argv[a], "--pid") && atoi(argv[a + 1]) > 0) {
+			pid = atoi(argv[a + 1]);
+			continue;
+		}
+		break;
+	}
+	if (a == argc - 1)
+		lib = argv[a];
+	if (!lib) {
+		fprintf(stderr, "usage: %s [--sites exported|auto] [--pid PID] LIBSSL_PATH\n",
+			argv[0]);
 		return 2;
 	}
 	if (sites_choose(lib, mode, &sites, err, sizeof(err)))
@@ -93,7 +104,7 @@ int main(int argc, char **argv)
 			printf("uprobe_floor: %s -> @0x%zx (%s)\n", floor_specs[i].func, offset,
 			       sites.f[f].why);
 		}
-		links[n] = bpf_program__attach_uprobe_opts(prog, -1, lib, offset, &opts);
+		links[n] = bpf_program__attach_uprobe_opts(prog, pid, lib, offset, &opts);
 		if (!links[n]) {
 			fprintf(stderr, "uprobe_floor: failed to attach %s: %s\n",
 				floor_specs[i].func, strerror(errno));
@@ -106,6 +117,8 @@ int main(int argc, char **argv)
 	printf("uprobe_floor: %zu probes on %s (sites %s)\n", n, lib, sites_mode_name(mode));
 	fflush(stdout);
 	pause();
+	printf("uprobe_floor: %llu entry hits, %llu return hits\n",
+	       (unsigned long long)skel->bss->enter_hits, (unsigned long long)skel->bss->exit_hits);
 	rc = 0;
 cleanup:
 	for (size_t i = 0; i < n; i++)
