@@ -162,7 +162,7 @@ static void usage(FILE *f, const char *prog)
 		"                           ring buffer, or the perf buffer on kernels before\n"
 		"                           5.8), ringbuf, or perf\n"
 		"  --ring-size SIZE         ring buffer size, shared by all CPUs: a power of\n"
-		"                           two with an optional k/m/g suffix (default 16m;\n"
+		"                           two with an optional k/m/g suffix (default 64m;\n"
 		"                           raised to hold one whole SSL call)\n"
 		"  --perf-pages N           perf buffer pages per CPU, a power of two (default\n"
 		"                           512: one 1 MiB SSL call fits without loss)\n"
