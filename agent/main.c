@@ -97,6 +97,7 @@ struct agent {
 	struct conn_table *conns;
 	struct reorder *reorder;
 	struct ecv_event *scratch; /* aligned copy of a sample the reorder buffer refused */
+	bool in_order; /* events come in call order, aligned (the ring buffer): no reorder */
 	struct ship *ship;
 	struct netinfo *ni;
 	struct metrics *metrics;
@@ -525,12 +526,20 @@ static void handle_event(void *ctx, const struct ecv_event *ev, size_t size)
 	conn_handle(a->conns, ev, size, mono_ns());
 }
 
-/* Events are sorted per poll round (reorder.h) before they reach the table; the copy
- * into the reorder buffer is the one copy a sample gets before its frames are built. */
+/* Perf samples are sorted per poll round (reorder.h) before they reach the table; the
+ * copy into the reorder buffer is the one copy a sample gets before its frames are built.
+ * The ring buffer's records need neither: one ring holds them in the order they were
+ * reserved, which for one SSL object is the order of its calls (OpenSSL forbids
+ * concurrent calls on an object), and 8-byte aligned; they are handled where they sit
+ * (the 16 KiB copy was a quarter of the agent's CPU time in a bulk download). */
 static void on_event(void *ctx, const void *sample, size_t size)
 {
 	struct agent *a = ctx;
 
+	if (a->in_order && !((uintptr_t)sample & 7)) {
+		handle_event(a, sample, size);
+		return;
+	}
 	if (reorder_add(a->reorder, sample, size) == 0)
 		return;
 	/* Out of memory: unsorted beats lost. */
@@ -922,6 +931,7 @@ int main(int argc, char **argv)
 		err = errno ? -errno : -EINVAL;
 		goto cleanup; /* probe_new() logged the cause */
 	}
+	a.in_order = !strcmp(probe_events_name(a.probe), "ringbuf");
 	/* Before any thread starts (capabilities are per thread): the HTTP server's thread
 	 * must not keep what the agent gave up. */
 	err = drop_caps(&opt);

@@ -66,9 +66,10 @@ struct probe_cfg {
 };
 
 /* One event record of size bytes (>= ECV_EVENT_HDR_LEN, and its len field fits: checked),
- * pointing into the ring: NOT aligned (perf samples are 4 bytes off) and valid during the
- * call only, so it is copied before its fields are read (reorder_add() does). Handing it
- * on uncopied saves one 16 KiB copy per event. Called from probe_poll(). */
+ * pointing into the ring and valid during the call only: a ring buffer record is 8-byte
+ * aligned, a perf sample is NOT (4 bytes off) and must be copied before its fields are
+ * read (reorder_add() does). Handing it on uncopied saves one 16 KiB copy per event.
+ * Called from probe_poll(). */
 typedef void (*probe_event_fn)(void *ctx, const void *sample, size_t size);
 /* Records lost on cpu (-1: the shared ring buffer). */
 typedef void (*probe_lost_fn)(void *ctx, int cpu, uint64_t count);
