@@ -230,7 +230,7 @@ Where the time goes per request: docs/bench-agent-consumer.md (tests/bench/uprob
 Medians of $ROUNDS rounds. Per round, req/s: none${RATES[none]}; floor${RATES[floor]}; floor_auto${RATES[floor_auto]}; one${RATES[one]}; both${RATES[both]}.
 MB/s: none${BULKS[none]}; floor${BULKS[floor]}; floor_auto${BULKS[floor_auto]}; one${BULKS[one]}; both${BULKS[both]}.
 Agent CPU ms per 1000 requests: one${CPU_KREQ[one]:-}; both${CPU_KREQ[both]:-}. Per MiB: one${CPU_MIB[one]:-}; both${CPU_MIB[both]:-}.
-Bulk body bytes missing from the tvn's output per round: one${MISSING[one]:-}; both${MISSING[both]:-}.
+Bulk body bytes missing from the tvn's output per round: $([ "$CHECK" = 0 ] && echo "not checked (BENCH_CHECK=0)" || echo "one${MISSING[one]:-}; both${MISSING[both]:-}").
 Load average on the machine when the run ended (other work shares it): $LOAD.
 EOF
 cat "$DOC"
