@@ -21,8 +21,9 @@ struct evbuf {
 	int handled;
 };
 
-/* Hands the record on where it sits in the ring (no copy: the consumer copies it once,
- * to an aligned place, see probe_event_fn); only its length fields are checked. */
+/* Hands the record on where it sits in the ring (no copy: the consumer reads a ring
+ * buffer record in place and copies a perf sample once, to an aligned place, see
+ * probe_event_fn); only its length fields are checked. */
 static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 {
 	struct evbuf *e = ctx;

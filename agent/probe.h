@@ -21,8 +21,11 @@
  * are written in a single BPF run, so one CPU's buffer must hold them all: 2 MiB. */
 #define PROBE_PERF_PAGES_DEFAULT 512
 /* The ring buffer, shared by all CPUs: room for the bursts of the benchmark workloads
- * (tests/bench/agent_bench.sh) without loss. */
-#define PROBE_RING_BYTES_DEFAULT (16u << 20)
+ * (tests/bench/agent_bench.sh) without loss. Loss comes when the agent waits for a CPU
+ * longer than the ring lasts: 64 MiB is ~0.3 s of a 200 MB/s download (16 MiB lost
+ * ~1,400 events per 200 MB download on a busy 2-CPU node; 32 and 64 MiB none:
+ * docs/bench-agent.md). */
+#define PROBE_RING_BYTES_DEFAULT (64u << 20)
 /* Ring wake-ups: once a sixteenth of the ring waits, or the last wake-up is this old. */
 #define PROBE_RING_WAKE_DIV 16
 #define PROBE_RING_WAKE_MS 20
@@ -66,9 +69,10 @@ struct probe_cfg {
 };
 
 /* One event record of size bytes (>= ECV_EVENT_HDR_LEN, and its len field fits: checked),
- * pointing into the ring: NOT aligned (perf samples are 4 bytes off) and valid during the
- * call only, so it is copied before its fields are read (reorder_add() does). Handing it
- * on uncopied saves one 16 KiB copy per event. Called from probe_poll(). */
+ * pointing into the ring and valid during the call only: a ring buffer record is 8-byte
+ * aligned, a perf sample is NOT (4 bytes off) and must be copied before its fields are
+ * read (reorder_add() does). Handing it on uncopied saves one 16 KiB copy per event.
+ * Called from probe_poll(). */
 typedef void (*probe_event_fn)(void *ctx, const void *sample, size_t size);
 /* Records lost on cpu (-1: the shared ring buffer). */
 typedef void (*probe_lost_fn)(void *ctx, int cpu, uint64_t count);

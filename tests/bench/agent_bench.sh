@@ -10,12 +10,15 @@
 # server node's agent + the tvn; both agents + the tvn:
 #   - request rate: wrk -t1 -c16 -d${BENCH_SECONDS}s on a 1 KiB file;
 #   - bulk rate:    curl of a ${BENCH_BULK_MB} MB file to /dev/null (speed_download);
-# plus the agents' lost perf events, their CPU (utime + stime from /proc/PID/stat, summed
+# plus the agents' lost events, their CPU (utime + stime from /proc/PID/stat, summed
 # over the configuration's agents) per captured MiB during the bulk download and per 1000
 # requests during wrk, and whether the tvn's pcap holds every byte of the bulk body the
 # client received (tests/e2e/streamcheck.py --body; BENCH_CHECK=0 writes /dev/null and
-# skips it). Reports the medians and the ratios to "no ECV"; writes docs/bench-agent.md
-# (BENCH_AGENT_DOC).
+# skips it), and every counter of a byte or datagram lost on the way: the agents' lost
+# events, hole bytes, send errors and events dropped before their socket was known; the
+# datagrams the agents sent that the tvn did not receive; the tvn's dropped socket buffers,
+# shard-queue drops and output drops. Reports the medians and the ratios to "no ECV";
+# writes docs/bench-agent.md (BENCH_AGENT_DOC).
 # Targets (issue 16): both agents + tvn >= 70 % of the request rate and >= 50 % of the
 # bulk rate, one agent >= 80 % / >= 70 %, 0 lost events at the default buffer, tvn output
 # complete. A benchmark reports; it fails only if a run breaks.
@@ -47,7 +50,8 @@ bulk() { # curl MB/s
 # ECV process on the same CPUs as the client and the server).
 CONFIGS=(none floor floor_auto one both)
 declare -A RATES=() BULKS=() LOST=() CAPTURED=() MR=() MB=() CPU_MIB=() CPU_KREQ=() \
-	COMPLETE=() CM=() CK=() CC=()
+	COMPLETE=() CM=() CK=() CC=() GAPB=() TXERR=() BACKLOG=() SENT=() TVNRX=() TVN_SOCK=() \
+	TVN_QUEUE=() TVN_OUT=() MISSING=()
 # agents_cpu_ms CONFIG: utime + stime of the configuration's agents so far, in ms.
 agents_cpu_ms() {
 	local n nodes=b t=0 hz
@@ -71,6 +75,13 @@ tvn_start() { # OUT: the tvn writing pcap:OUT
 	E2E_TVNS_HTTP[tvn]=4680
 	e2e_wait_for 10 e2e_in c curl -sf http://127.0.0.1:4680/healthz || e2e_fail "tvn did not start"
 }
+# tvn_count CONFIG: adds the running tvn's receive and drop counters to CONFIG's.
+tvn_count() {
+	TVNRX[$1]=$((${TVNRX[$1]:-0} + $(e2e_tvn_metric tvn_rx_packets_total)))
+	TVN_SOCK[$1]=$((${TVN_SOCK[$1]:-0} + $(e2e_tvn_metric tvn_rx_dropped_buffers_total)))
+	TVN_QUEUE[$1]=$((${TVN_QUEUE[$1]:-0} + $(e2e_tvn_metric tvn_rx_dropped_total)))
+	TVN_OUT[$1]=$((${TVN_OUT[$1]:-0} + $(e2e_tvn_metric tvn_egress_dropped_total)))
+}
 tvn_stop() { e2e_stop "${E2E_TVNS_PID[tvn]}" || e2e_fail "tvn did not exit 0"; }
 start_ecv() { # CONFIG
 	case $1 in
@@ -87,6 +98,8 @@ start_ecv() { # CONFIG
 before_bulk() {
 	case $1 in one | both) ;; *) return 0 ;; esac
 	[ "$CHECK" = 0 ] && return 0
+	sleep 1 # the last datagrams of the wrk run reach the tvn
+	tvn_count "$1"
 	tvn_stop
 	PCAP_OUT=$E2E_TMP/tvn-$1.pcap
 	tvn_start "$PCAP_OUT"
@@ -98,13 +111,20 @@ stop_ecv() { # CONFIG
 	for n in $nodes; do
 		LOST[$1]=$((${LOST[$1]:-0} + $(ecvx_agent_sum $n ecv_agent_lost_events_total)))
 		CAPTURED[$1]=$((${CAPTURED[$1]:-0} + $(ecvx_agent_sum $n ecv_agent_bytes_total)))
+		GAPB[$1]=$((${GAPB[$1]:-0} + $(ecvx_agent_sum $n ecv_agent_gap_bytes_total)))
+		TXERR[$1]=$((${TXERR[$1]:-0} + $(ecvx_agent_sum $n ecv_agent_tx_errors_total)))
+		BACKLOG[$1]=$((${BACKLOG[$1]:-0} + $(ecvx_agent_sum $n ecv_agent_backlog_dropped_total)))
 		e2e_stop_agent $n
+		SENT[$1]=$((${SENT[$1]:-0} + E2E_SENT))
 	done
+	sleep 1 # the agents' last datagrams reach the tvn
+	tvn_count "$1"
 	tvn_stop
 	[ "$CHECK" = 0 ] && return 0
 	# The bulk body, server -> client: the direction with the most bytes from port 4644.
 	r=$(python3 "$E2E_ROOT/tests/e2e/streamcheck.py" "$PCAP_OUT" "$B" 4644 "$A" '*' \
 		--body "$WWW/bulk.bin" --allow-holes 2>&1 | grep -m1 'body_missing=')
+	MISSING[$1]="${MISSING[$1]:-} $(echo "$r" | tr ' ' '\n' | sed -n 's/^body_missing=//p')"
 	if [[ " $r " == *" body_missing=0 "* && " $r " == *" body_wrong=0 "* ]]; then
 		COMPLETE[$1]="${COMPLETE[$1]:-} yes"
 	else
@@ -139,7 +159,8 @@ for ((i = 1; i <= ROUNDS; i++)); do
 		BULKS[$c]="${BULKS[$c]:-} $b"
 		line="$line $c $r req/s $b MB/s;"
 	done
-	e2e_note "$line lost events so far: one ${LOST[one]:-0}, both ${LOST[both]:-0}"
+	e2e_note "$line lost events so far: one ${LOST[one]:-0}, both ${LOST[both]:-0};" \
+		"tvn output drops so far: one ${TVN_OUT[one]:-0}, both ${TVN_OUT[both]:-0}"
 done
 [ "${CAPTURED[one]:-0}" -gt $((BULK_MB * 1048576)) ] ||
 	e2e_fail "the agent did not capture the traffic (${CAPTURED[one]} bytes)"
@@ -163,6 +184,8 @@ for c in one both; do
 	fi
 done
 HOOK=$(grep -o 'capturing with socket hook [a-z]*' "$E2E_TMP/agent-b.log" | head -1 | awk '{print $5}')
+EVENTS=$(grep -o 'events: .*' "$E2E_TMP/agent-b.log" | head -1 | sed 's/^events: //')
+NPROBES=$(grep -o '[0-9]* probes on' "$E2E_TMP/floor.log" | head -1 | awk '{print $1}')
 SITES=$(grep -o 'SSL_[a-z_]* -> [^(]*\|SSL_[a-z_]* at the exported symbol' "$E2E_TMP/agent-b.log" |
 	sort -u | paste -sd ';' | sed 's/;/; /g')
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -174,17 +197,17 @@ Command: \`sudo make bench\` (runs tests/bench/agent_bench.sh; alone:
 \`sudo BUILD=build bash tests/bench/agent_bench.sh\`), with BENCH_SECONDS=$SECS,
 BENCH_BULK_MB=$BULK_MB, BENCH_ROUNDS=$ROUNDS, BENCH_CHECK=$CHECK. Run $(date -u '+%Y-%m-%d %H:%M UTC') on
 $(nproc) CPUs ($(awk -F: '/model name/ { print $2; exit }' /proc/cpuinfo | sed 's/^ *//')),
-kernel $(uname -r), agent socket hook "$HOOK", default perf buffer (512 pages per CPU),
+kernel $(uname -r), agent socket hook "$HOOK", default event path (${EVENTS:-unknown}),
 probe sites (libssl.so.3, --probe-sites auto): $SITES.
 
 Two network namespaces: wrk / curl on node a, nginx (TLS 1.3, keep-alive, \`sendfile off\`
 so the body goes through \`SSL_write\`) on node b, all on the same $(nproc) CPUs as the agents
 and the tvn. Each round measures, in turn: no ECV; the uprobe floor at the exported
-symbols (the agent's 19 libssl uprobes/uretprobes with BPF programs that return at once,
+symbols (the agent's 19 libssl uprobes/uretprobes at the exported symbols, with BPF programs that return at once,
 tests/bench/uprobe_floor.c: what any tool probing \`SSL_read\`/\`SSL_write\` — ecapture,
 Pixie, Beyla, bcc's sslsniff — pays on this kernel before doing any work: their bound);
 the floor at the sites the agent picks (\`--probe-sites auto\`: the internal functions,
-one pair per direction); the server node's agent + the tvn; both agents + the tvn (both
+one pair per direction, ${NPROBES:-15} probes in all); the server node's agent + the tvn; both agents + the tvn (both
 ends captured). Agent CPU is utime + stime of the agents (/proc/PID/stat) during the
 wrk run per 1000 requests and during the bulk download per MiB the agents captured
 (both agents count their own copy). "tvn output complete": the tvn's pcap of the bulk
@@ -195,7 +218,11 @@ Where the time goes per request: docs/bench-agent-consumer.md (tests/bench/uprob
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 | requests/s, \`wrk -t1 -c16 -d${SECS}s\`, 1 KiB responses | ${MR[none]} | ${MR[floor]} | $(pct "${MR[floor]}" "${MR[none]}") % | ${MR[floor_auto]} | $(pct "${MR[floor_auto]}" "${MR[none]}") % | ${MR[one]} | $(pct "${MR[one]}" "${MR[none]}") % | ${MR[both]} | $(pct "${MR[both]}" "${MR[none]}") % | ≥ 80 % / ≥ 70 % |
 | bulk download MB/s, curl of $BULK_MB MB | ${MB[none]} | ${MB[floor]} | $(pct "${MB[floor]}" "${MB[none]}") % | ${MB[floor_auto]} | $(pct "${MB[floor_auto]}" "${MB[none]}") % | ${MB[one]} | $(pct "${MB[one]}" "${MB[none]}") % | ${MB[both]} | $(pct "${MB[both]}" "${MB[none]}") % | ≥ 70 % / ≥ 50 % |
-| lost perf events (all rounds) | – | – | | – | | ${LOST[one]} | | ${LOST[both]} | | 0 |
+| lost events, ring buffer full (all rounds) | – | – | | – | | ${LOST[one]} | | ${LOST[both]} | | 0 |
+| agents' hole bytes, \`ecv_agent_gap_bytes_total\` (all rounds) | – | – | | – | | ${GAPB[one]} | | ${GAPB[both]} | | 0 |
+| agents' send errors / events dropped before their socket was known | – | – | | – | | ${TXERR[one]} / ${BACKLOG[one]} | | ${TXERR[both]} / ${BACKLOG[both]} | | 0 |
+| datagrams the agents sent that the tvn did not receive | – | – | | – | | $((${SENT[one]:-0} - ${TVNRX[one]:-0})) | | $((${SENT[both]:-0} - ${TVNRX[both]:-0})) | | 0 |
+| tvn drops: socket buffers / shard queue / output frames | – | – | | – | | ${TVN_SOCK[one]:-0} / ${TVN_QUEUE[one]:-0} / ${TVN_OUT[one]:-0} | | ${TVN_SOCK[both]:-0} / ${TVN_QUEUE[both]:-0} / ${TVN_OUT[both]:-0} | | 0 |
 | agent CPU per 1000 requests (ms) | – | – | | – | | ${CK[one]} | | ${CK[both]} | | |
 | agent CPU per captured MiB, bulk (ms) | – | – | | – | | ${CM[one]} | | ${CM[both]} | | ≤ 1 |
 | tvn output complete (bulk body) | – | – | | – | | ${CC[one]} | | ${CC[both]} | | yes |
@@ -203,6 +230,7 @@ Where the time goes per request: docs/bench-agent-consumer.md (tests/bench/uprob
 Medians of $ROUNDS rounds. Per round, req/s: none${RATES[none]}; floor${RATES[floor]}; floor_auto${RATES[floor_auto]}; one${RATES[one]}; both${RATES[both]}.
 MB/s: none${BULKS[none]}; floor${BULKS[floor]}; floor_auto${BULKS[floor_auto]}; one${BULKS[one]}; both${BULKS[both]}.
 Agent CPU ms per 1000 requests: one${CPU_KREQ[one]:-}; both${CPU_KREQ[both]:-}. Per MiB: one${CPU_MIB[one]:-}; both${CPU_MIB[both]:-}.
+Bulk body bytes missing from the tvn's output per round: $([ "$CHECK" = 0 ] && echo "not checked (BENCH_CHECK=0)" || echo "one${MISSING[one]:-}; both${MISSING[both]:-}").
 Load average on the machine when the run ended (other work shares it): $LOAD.
 EOF
 cat "$DOC"

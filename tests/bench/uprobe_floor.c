@@ -7,12 +7,15 @@
  * --go: a Go executable's crypto/tls instead, at the agent's Go sites (agent/sites.c
  * sites_go: (*Conn).Write and Read at their entry site and every RET, the handshakes,
  * Close), all plain uprobes as the agent's; --go-entries: the same without the RETs.
- * Usage: uprobe_floor [--sites exported|auto] LIBSSL_PATH
+ * --pid PID: the probes trap in that process only (the kernel puts the breakpoints in its
+ * memory alone) instead of in every process mapping the library.
+ * Usage: uprobe_floor [--sites exported|auto] [--pid PID] LIBSSL_PATH
  *        uprobe_floor --go|--go-entries GO_EXE */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -133,23 +136,30 @@ int main(int argc, char **argv)
 	enum sites_mode mode = SITES_EXPORTED;
 	struct floor_bpf *skel;
 	struct sites sites;
-	const char *lib;
+	const char *lib = NULL;
 	char err[128];
 	size_t n = 0;
-	int rc = 1;
+	int rc = 1, pid = -1, a;
 
-	if (argc == 4 && !strcmp(argv[1], "--sites") && !sites_mode_parse(argv[2], &mode))
-		lib = argv[3];
-	else if (argc == 2)
-		lib = argv[1];
-	else if (argc == 3 && !strcmp(argv[1], "--go"))
+	if (argc == 3 && !strcmp(argv[1], "--go"))
 		return floor_go(argv[2], true);
-	else if (argc == 3 && !strcmp(argv[1], "--go-entries"))
+	if (argc == 3 && !strcmp(argv[1], "--go-entries"))
 		return floor_go(argv[2], false);
-	else {
+	for (a = 1; a + 1 < argc; a += 2) {
+		if (!strcmp(argv[a], "--sites") && !sites_mode_parse(argv[a + 1], &mode))
+			continue;
+		if (!strcmp(argv[a], "--pid") && atoi(argv[a + 1]) > 0) {
+			pid = atoi(argv[a + 1]);
+			continue;
+		}
+		break;
+	}
+	if (a == argc - 1)
+		lib = argv[a];
+	if (!lib) {
 		fprintf(stderr,
-			"usage: %s [--sites exported|auto] LIBSSL_PATH | %s --go|--go-entries "
-			"GO_EXE\n",
+			"usage: %s [--sites exported|auto] [--pid PID] LIBSSL_PATH | %s "
+			"--go|--go-entries GO_EXE\n",
 			argv[0], argv[0]);
 		return 2;
 	}
@@ -177,7 +187,7 @@ int main(int argc, char **argv)
 			printf("uprobe_floor: %s -> @0x%zx (%s)\n", floor_specs[i].func, offset,
 			       sites.f[f].why);
 		}
-		links[n] = bpf_program__attach_uprobe_opts(prog, -1, lib, offset, &opts);
+		links[n] = bpf_program__attach_uprobe_opts(prog, pid, lib, offset, &opts);
 		if (!links[n]) {
 			fprintf(stderr, "uprobe_floor: failed to attach %s: %s\n",
 				floor_specs[i].func, strerror(errno));
@@ -190,6 +200,8 @@ int main(int argc, char **argv)
 	printf("uprobe_floor: %zu probes on %s (sites %s)\n", n, lib, sites_mode_name(mode));
 	fflush(stdout);
 	pause();
+	printf("uprobe_floor: %llu entry hits, %llu return hits\n",
+	       (unsigned long long)skel->bss->enter_hits, (unsigned long long)skel->bss->exit_hits);
 	rc = 0;
 cleanup:
 	for (size_t i = 0; i < n; i++)

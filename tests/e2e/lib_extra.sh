@@ -195,7 +195,7 @@ ecvx_done() {
 # conversation (both transactions whole, or where both copies lost bytes, that gap and
 # nothing else).
 ecvx_small_buffer() {
-	local SIZE LOST_B GAPS_B LOST_A r rc n
+	local SIZE LOST_B GAPS_B GAPB_B LOST_A r rc n
 	SIZE=$(stat -c %s "$BIG")
 	e2e_random "$E2E_TMP/up.bin" 2M
 	ecvx_fault_start "$@"
@@ -209,8 +209,9 @@ ecvx_small_buffer() {
 		note "agent a captured $(e2e_agent_metric a 'ecv_agent_bytes_total{dir="read"}') of $SIZE bytes"
 	LOST_B=$(ecvx_agent_sum b ecv_agent_lost_events_total)
 	GAPS_B=$(ecvx_agent_sum b ecv_agent_gaps_total)
+	GAPB_B=$(ecvx_agent_sum b ecv_agent_gap_bytes_total)
 	LOST_A=$(ecvx_agent_sum a ecv_agent_lost_events_total)
-	note "agent b (small buffer): $LOST_B lost events, $GAPS_B holes; agent a: $LOST_A lost"
+	note "agent b (small buffer): $LOST_B lost events, $GAPS_B holes of $GAPB_B bytes; agent a: $LOST_A lost"
 	[ "$LOST_B" -gt 0 ] || fail "agent b counted no lost events with a buffer of one captured call"
 	[ "$GAPS_B" -gt 0 ] || fail "agent b lost events but counted no hole (ecv_agent_gaps_total)"
 	kill -0 "${E2E_AGENT_PID[b]}" || fail "agent b died"
@@ -227,6 +228,10 @@ ecvx_small_buffer() {
 	done
 	# r is b's report (the loop's last): a gap, not just a missing tail, is what proves it.
 	[ "$(ecvx_field "$r" holes)" -gt 0 ] || fail "b lost events but its copy shows no sequence hole"
+	# Every byte missing inside b's copy of the download is one b counted (the upload's
+	# holes and the stream's tail may add to the counter, never the other way round).
+	[ "$(ecvx_field "$r" hole_bytes)" -le "$GAPB_B" ] ||
+		fail "b's copy lacks $(ecvx_field "$r" hole_bytes) bytes, agent b counted $GAPB_B (ecv_agent_gap_bytes_total)"
 
 	note "live tvn, both copies: holes only where both copies lost the same bytes"
 	r=$(ecvx_check "$B" 4644 "$A" '*' --body "$BIG" --allow-holes --allow-extra --holes "$E2E_TMP/live.holes")

@@ -166,7 +166,7 @@ if [ "$up" -eq 1 ]; then
 	for m in ecv_agent_events_total 'ecv_agent_bytes_total{dir="write"}' \
 		'ecv_agent_bytes_total{dir="read"}' ecv_agent_lost_events_total \
 		ecv_agent_truncated_total ecv_agent_flows_active ecv_agent_tx_packets_total \
-		ecv_agent_tx_errors_total ecv_agent_gaps_total 'ecv_agent_targets{kind="openssl"}'; do
+		ecv_agent_tx_errors_total ecv_agent_gaps_total ecv_agent_gap_bytes_total 'ecv_agent_targets{kind="openssl"}'; do
 		grep -q -F "$m " "$TMP/metrics" || bad "/metrics lacks $m"
 	done
 	if grep -q '^ecv_agent_targets{kind="openssl"} 1$' "$TMP/metrics"; then
@@ -191,7 +191,7 @@ if [ "$up" -eq 1 ]; then
 	if grep '"type":"stats"' "$TMP/run.log" | tail -1 | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
-need = ["events", "bytes", "lost", "truncated", "gaps", "flows_active", "tx_packets",
+need = ["events", "bytes", "lost", "truncated", "gaps", "gap_bytes", "flows_active", "tx_packets",
         "tx_bytes", "tx_errors", "targets"]
 missing = [k for k in need if k not in s]
 sys.exit(1 if missing or s["targets"] != 1 else 0)'; then
