@@ -11,6 +11,7 @@ floor_build() {
 	# shellcheck disable=SC2046 # pkg-config prints several words
 	gcc -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$BUILD" -I"$E2E_ROOT/agent" -o "$FLOOR" \
 		"$E2E_ROOT/tests/bench/uprobe_floor.c" "$E2E_ROOT/agent/sites.c" \
+		"$E2E_ROOT/agent/gopclntab.c" \
 		$(pkg-config --cflags --libs libbpf libelf capstone) ||
 		e2e_fail "cannot build uprobe_floor (make BUILD=$BUILD first)"
 }
