@@ -360,12 +360,59 @@ struct sym {
 	size_t shndx;
 };
 
+/* The sizes of the files opened here (elf_read()). elf_rawfile() would tell them, but in
+ * read(2) mode it reads the whole file to do so: every new executable, twice, in
+ * discovery (a quarter of the agent's CPU while processes start). Images from
+ * elf_memory() are not listed: their elf_rawfile() costs nothing. */
+static __thread struct {
+	Elf *e;
+	size_t size;
+} opened[4];
+
+/* libelf over fd in read(2) mode, not mmap: a private executable mapping of a probed file
+ * shows the breakpoints the kernel put there (int3), not the code. */
+static Elf *elf_read(int fd)
+{
+	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+	struct stat st;
+
+	if (!e || fstat(fd, &st))
+		return e;
+	for (size_t i = 0; i < sizeof(opened) / sizeof(opened[0]); i++)
+		if (!opened[i].e) {
+			opened[i].e = e;
+			opened[i].size = (size_t)st.st_size;
+			break;
+		}
+	return e;
+}
+
+/* elf_end(), forgetting e's size. */
+static void elf_done(Elf *e)
+{
+	for (size_t i = 0; e && i < sizeof(opened) / sizeof(opened[0]); i++)
+		if (opened[i].e == e)
+			opened[i].e = NULL;
+	elf_end(e);
+}
+
+/* The size of e's file (or image); false when libelf cannot tell. */
+static bool elf_size(Elf *e, size_t *size)
+{
+	for (size_t i = 0; i < sizeof(opened) / sizeof(opened[0]); i++)
+		if (opened[i].e == e) {
+			*size = opened[i].size;
+			return true;
+		}
+	return elf_rawfile(e, size) != NULL;
+}
+
 /* A section's bytes, only when the file holds all of them (a cut file is bad input). */
 static Elf_Data *sec_data(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh)
 {
 	size_t size = 0;
 
-	if (!elf_rawfile(e, &size) || sh->sh_offset > size || sh->sh_size > size - sh->sh_offset)
+	if (!elf_size(e, &size) || sh->sh_offset > size || sh->sh_size > size - sh->sh_offset)
 		return NULL;
 	return elf_getdata(scn, NULL);
 }
@@ -483,7 +530,7 @@ static int choose(Elf *e, enum sites_mode mode, struct sites *out, char *err, si
 		snprintf(err, errlen, "not an ELF object (%s)", elf_errmsg(-1));
 		return -ENOEXEC;
 	}
-	if (!elf_rawfile(e, &size) || eh.e_shoff > size ||
+	if (!elf_size(e, &size) || eh.e_shoff > size ||
 	    (uint64_t)eh.e_shnum * eh.e_shentsize > size - eh.e_shoff) {
 		snprintf(err, errlen, "truncated ELF: section headers end past its %zu bytes",
 			 size);
@@ -562,7 +609,7 @@ int sites_choose_mem(const void *image, size_t size, enum sites_mode mode, struc
 		return -ENOEXEC;
 	}
 	rc = choose(e, mode, out, err, errlen);
-	elf_end(e);
+	elf_done(e);
 	if (rc)
 		exported_why(out, err);
 	return rc;
@@ -586,9 +633,7 @@ int sites_choose(const char *path, enum sites_mode mode, struct sites *out, char
 		snprintf(err, errlen, "%s", strerror(-rc));
 		return rc;
 	}
-	/* read(2), not mmap: a private executable mapping of a probed file shows the
-	 * breakpoints the kernel put there (int3), not the code. */
-	e = elf_begin(fd, ELF_C_READ, NULL);
+	e = elf_read(fd);
 	if (!e) {
 		snprintf(err, errlen, "cannot read ELF (%s)", elf_errmsg(-1));
 		rc = -ENOEXEC;
@@ -596,7 +641,7 @@ int sites_choose(const char *path, enum sites_mode mode, struct sites *out, char
 	}
 	rc = choose(e, mode, out, err, errlen);
 cleanup:
-	elf_end(e);
+	elf_done(e);
 	close(fd);
 	if (rc)
 		exported_why(out, err);
@@ -605,7 +650,7 @@ cleanup:
 
 /* --- other stacks: symbol presence, GnuTLS --------------------------------------------- */
 
-/* Opens path for libelf (read(2), as sites_choose(): probed pages show int3). */
+/* Opens path for libelf (elf_read(): probed pages show int3). */
 static Elf *elf_open(const char *path, int *fd, char *err, size_t errlen)
 {
 	Elf *e;
@@ -623,10 +668,10 @@ static Elf *elf_open(const char *path, int *fd, char *err, size_t errlen)
 		errno = saved;
 		return NULL;
 	}
-	e = elf_begin(*fd, ELF_C_READ, NULL);
+	e = elf_read(*fd);
 	if (!e || elf_kind(e) != ELF_K_ELF) {
 		snprintf(err, errlen, "not an ELF object (%s)", elf_errmsg(-1));
-		elf_end(e);
+		elf_done(e);
 		close(*fd);
 		*fd = -1;
 		errno = ENOEXEC;
@@ -649,7 +694,7 @@ int sites_find_funcs(const char *path, const char *const *names, size_t n, bool 
 		return -errno;
 	for (size_t i = 0; i < n; i++)
 		found[i] = find_sym(e, names[i], &sym);
-	elf_end(e);
+	elf_done(e);
 	close(fd);
 	return 0;
 }
@@ -832,7 +877,7 @@ int sites_gnutls(const char *path, struct sites_gnutls *out, char *err, size_t e
 		out->fd_known = true;
 	rc = 0;
 cleanup:
-	elf_end(e);
+	elf_done(e);
 	close(fd);
 	return rc;
 }
@@ -946,7 +991,7 @@ struct go_elf {
 static void go_close(struct go_elf *g)
 {
 	free(g->rel);
-	elf_end(g->e);
+	elf_done(g->e);
 	if (g->fd >= 0)
 		close(g->fd);
 }
@@ -994,7 +1039,7 @@ static int go_open(const char *path, struct go_elf *g, char *err, size_t errlen)
 		snprintf(err, errlen, "not an x86-64 executable");
 		return -ENOEXEC;
 	}
-	if (!elf_rawfile(g->e, &size) || g->eh.e_shoff > size ||
+	if (!elf_size(g->e, &size) || g->eh.e_shoff > size ||
 	    (uint64_t)g->eh.e_shnum * g->eh.e_shentsize > size - g->eh.e_shoff) {
 		snprintf(err, errlen, "truncated ELF: section headers end past its %zu bytes",
 			 size);
@@ -1130,7 +1175,7 @@ static int go_pcln(struct go_elf *g, char *err, size_t errlen)
 	}
 	d = sec_data(g->e, scn, &sh);
 	if (!d || !d->d_buf || d->d_size != sh.sh_size) {
-		elf_rawfile(g->e, &size);
+		elf_size(g->e, &size);
 		snprintf(err, errlen, "truncated: .gopclntab ends past the file's %zu bytes", size);
 		return -ENOEXEC;
 	}
