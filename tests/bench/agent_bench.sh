@@ -2,7 +2,8 @@
 # tests/bench/agent_bench.sh - agent overhead on TLS, side by side in one run (make bench).
 #
 # Two nodes as network namespaces (tests/e2e/lib.sh: ecvx-bench-{a,b,c}, 10.78.8.0/24):
-# wrk/curl on a, nginx (TLS 1.3, keep-alive, sendfile off) on b. Each round measures
+# wrk/curl on a (with their own copy of libssl, as on another machine), nginx (TLS 1.3,
+# keep-alive, sendfile off) on b. Each round measures
 # five configurations in turn, so drift (noisy neighbours) hits them alike: no ECV; the
 # uprobe floor at the exported symbols (tests/bench/uprobe_floor.c: the agent's libssl
 # uprobes with BPF programs that return at once: what every tool probing SSL_read/
@@ -36,12 +37,25 @@ ecvx_init ecvx-bench agent
 e2e_web_nodes "4643 4644 4645" 1k.bin=1K bulk.bin="${BULK_MB}M"
 floor_build
 
+# Node a's programs load their own copy of libssl (another file, as on another machine):
+# uprobes sit on a file, so on one kernel the server node's probes would otherwise trap
+# in the client's calls too (2 of the 5 data calls per request are wrk's), a cost no
+# real node pays for another's agent. Node a's agent hooks that copy alone (--no-auto:
+# the system libssl its metrics curl maps would put its probes back into nginx).
+A_LIBDIR=$E2E_TMP/node-a-lib
+mkdir -p "$A_LIBDIR"
+cp "$E2E_LIBSSL" "$A_LIBDIR/"
+A_LIBSSL=$A_LIBDIR/$(basename "$E2E_LIBSSL")
+in_a() { e2e_in a env LD_LIBRARY_PATH="$A_LIBDIR" "$@"; }
+in_a ldd "$(command -v wrk)" | grep -q "$A_LIBSSL" || e2e_fail "wrk does not load $A_LIBSSL"
+in_a ldd "$(command -v curl)" | grep -q "$A_LIBSSL" || e2e_fail "curl does not load $A_LIBSSL"
+
 rate() { # wrk requests/s
-	e2e_in a wrk -t1 -c16 -d"${SECS}s" "https://$B:4644/1k.bin" 2>&1 |
+	in_a wrk -t1 -c16 -d"${SECS}s" "https://$B:4644/1k.bin" 2>&1 |
 		awk '/^Requests\/sec/ { print $2 }'
 }
 bulk() { # curl MB/s
-	e2e_in a curl -sk --tlsv1.3 -o /dev/null -w '%{speed_download}\n' --max-time 120 \
+	in_a curl -sk --tlsv1.3 -o /dev/null -w '%{speed_download}\n' --max-time 120 \
 		"https://$B:4644/bulk.bin" | awk '{ printf "%.1f\n", $1 / 1048576 }'
 }
 # Configurations: none; "floor"/"floor_auto": the uprobe floor at the exported symbols /
@@ -90,7 +104,7 @@ start_ecv() { # CONFIG
 	esac
 	tvn_start /dev/null
 	e2e_agent b 4682 >/dev/null
-	[ "$1" = both ] && e2e_agent a 4681 >/dev/null
+	[ "$1" = both ] && E2E_AGENT_LIB=$A_LIBSSL e2e_agent a 4681 --no-auto >/dev/null
 	return 0
 }
 # before_bulk CONFIG: with BENCH_CHECK, a fresh tvn writes the bulk download's capture
@@ -202,7 +216,10 @@ probe sites (libssl.so.3, --probe-sites auto): $SITES.
 
 Two network namespaces: wrk / curl on node a, nginx (TLS 1.3, keep-alive, \`sendfile off\`
 so the body goes through \`SSL_write\`) on node b, all on the same $(nproc) CPUs as the agents
-and the tvn. Each round measures, in turn: no ECV; the uprobe floor at the exported
+and the tvn. Node a's programs load their own copy of libssl.so.3 (\`LD_LIBRARY_PATH\`), as
+the client of another machine would: uprobes sit on a file, so with one shared file the
+server node's probes (and the floors) would trap in wrk's calls too (2 of the 5 data
+calls per request); node a's agent hooks that copy (\`--no-auto --lib\`). Each round measures, in turn: no ECV; the uprobe floor at the exported
 symbols (the agent's 19 libssl uprobes/uretprobes at the exported symbols, with BPF programs that return at once,
 tests/bench/uprobe_floor.c: what any tool probing \`SSL_read\`/\`SSL_write\` — ecapture,
 Pixie, Beyla, bcc's sslsniff — pays on this kernel before doing any work: their bound);

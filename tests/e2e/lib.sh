@@ -229,7 +229,7 @@ e2e_tvn_metric() {
 }
 
 # e2e_agent NODE METRICS_PORT [ARGS...]: ecv-agent inside NODE, scoped to it with
-# --netns, hooking the system libssl, shipping to the tvn; returns once /healthz
+# --netns, hooking the system libssl (E2E_AGENT_LIB: another), shipping to the tvn; returns once /healthz
 # answers (the agent serves it only after its probes are attached). Pid in
 # E2E_AGENT_PID[NODE], log in $E2E_TMP/agent-NODE.log.
 declare -A E2E_AGENT_PID=() E2E_AGENT_METRICS=()
@@ -237,7 +237,7 @@ e2e_agent() {
 	local node=$1 port=$2
 	shift 2
 	e2e_bg_in "$node" "agent-$node" "$E2E_AGENT" --netns "/var/run/netns/$E2E_PREFIX-$node" \
-		--tvn "$E2E_TVN_IP:$E2E_TVN_PORT" --node "$node" --lib "$E2E_LIBSSL" \
+		--tvn "$E2E_TVN_IP:$E2E_TVN_PORT" --node "$node" --lib "${E2E_AGENT_LIB:-$E2E_LIBSSL}" \
 		--metrics "127.0.0.1:$port" --stats-interval 1h ${ECV_EVENTS:+--events "$ECV_EVENTS"} ${ECV_GSO:+--gso "$ECV_GSO"} "$@"
 	E2E_AGENT_PID[$node]=$E2E_PID
 	E2E_AGENT_METRICS[$node]=$port
