@@ -1051,9 +1051,9 @@ static int target_add(struct probe *p, const char *path, enum target_kind kind, 
 }
 
 /* The process's main executable, when it carries a TLS stack of its own (statically
- * linked OpenSSL/BoringSSL): read once per file, through the process's root so that
- * binaries inside containers resolve. */
-static void scan_exe(struct probe *p, const char *pid)
+ * linked OpenSSL/BoringSSL, Go): read once per file, through the process's root so that
+ * binaries inside containers resolve. Returns whether that executable is hooked. */
+static bool scan_exe(struct probe *p, const char *pid)
 {
 	char link[64], exe[PATH_MAX], full[PATH_MAX + 64], why[160];
 	const struct probe_target *t;
@@ -1064,13 +1064,13 @@ static void scan_exe(struct probe *p, const char *pid)
 	snprintf(link, sizeof(link), "/proc/%s/exe", pid);
 	n = readlink(link, exe, sizeof(exe) - 1);
 	if (n <= 0)
-		return; /* a kernel thread, or exited meanwhile */
+		return false; /* a kernel thread, or exited meanwhile */
 	exe[n] = '\0';
 	if (n > 10 && !strcmp(exe + n - 10, " (deleted)"))
-		return;
+		return false;
 	snprintf(full, sizeof(full), "/proc/%s/root%s", pid, exe);
 	if (stat(full, &st) || !S_ISREG(st.st_mode))
-		return;
+		return false;
 	t = target_find(p, st.st_dev, st.st_ino);
 	if (!t) {
 		kind = targets_exe_kind(full, why, sizeof(why));
@@ -1081,8 +1081,11 @@ static void scan_exe(struct probe *p, const char *pid)
 		target_add(p, full, (enum target_kind)kind, false);
 		t = target_find(p, st.st_dev, st.st_ino);
 	}
-	if (t && t->hooked && t->kind == TARGET_GO)
+	if (!t || !t->hooked)
+		return false;
+	if (t->kind == TARGET_GO)
 		go_pie_process(p, t, pid, exe);
+	return true;
 }
 
 static void scan_maps(struct probe *p, const char *pid)
@@ -1095,7 +1098,12 @@ static void scan_maps(struct probe *p, const char *pid)
 	f = fopen(maps, "re");
 	if (!f)
 		return; /* exited meanwhile, or a kernel thread */
-	scan_exe(p, pid);
+	/* Who a hooked process is (comm, container, lib) is read now, while it exists: a
+	 * short-lived client may be gone when its flow's first event is handled. */
+	if (scan_exe(p, pid) && p->on_ssl_process) {
+		p->on_ssl_process(p->sink.ctx, (pid_t)atoi(pid));
+		told = true;
+	}
 	while (fgets(line, sizeof(line), f)) {
 		char *path = strchr(line, '/');
 		enum target_kind kind;
